@@ -1,0 +1,137 @@
+"""``foresight reference train`` and ``foresight reference eval``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from server.config import DEFAULT_MODEL
+
+# acceptance of a trained checkpoint (DESIGN §8); `train` fails loudly below these
+MIN_FORMAT_VALIDITY = 0.99
+MAX_BRIER_GAP = 0.01
+MIN_BEST_OF_N_GAIN = 0.25
+
+
+def add_reference(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    ref = sub.add_parser("reference", help="train or evaluate the reference foresight model",
+                         description="The NumberReach reference environment and its small foresight model.")
+    rsub = ref.add_subparsers(dest="reference_command", metavar="ACTION")
+
+    t = rsub.add_parser("train", help="train the reference model from a seed (~15 min on 2 CPU cores)",
+                        description="Three stages (world-model mid-training, format SFT, calibration), then "
+                                    "an acceptance evaluation on the real engine that fails loudly.")
+    t.add_argument("--out", default="runs/reference", help="output directory (default runs/reference)")
+    t.add_argument("--seed", type=int, default=0, help="training seed (the shipped model used 0)")
+    t.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    t.add_argument("--skip-check", action="store_true", help="skip the acceptance evaluation")
+    t.add_argument("--check-episodes", type=int, default=150, help="episodes in the acceptance check")
+    t.set_defaults(func=_train)
+
+    e = rsub.add_parser("eval", help="evaluate a checkpoint against the simulator through vLLM",
+                        description="Held-out turns (format, rollout accuracy, Brier, ECE) and held-out "
+                                    "episodes for every policy. Progress goes to stderr.")
+    e.add_argument("--model", default=str(DEFAULT_MODEL), help="checkpoint directory (default: shipped model)")
+    e.add_argument("--episodes", type=int, default=200, help="held-out episodes per policy (default 200)")
+    e.add_argument("--states", type=int, default=300, help="held-out states for turn metrics (default 300)")
+    e.add_argument("--best-of", type=int, default=8, help="N for the model's best-of-N policy (default 8)")
+    e.add_argument("--seed", type=int, default=0, help="evaluation seed")
+    e.add_argument("--dtype", default="float32", help="engine dtype (default float32)")
+    e.add_argument("--json", action="store_true", help="print the results as one JSON object on stdout")
+    e.set_defaults(func=_eval)
+    ref.set_defaults(func=lambda _a: (ref.print_help(), 2)[1])
+
+
+def _check_model_dir(path: str) -> Path:
+    p = Path(path)
+    if not (p / "config.json").is_file():
+        raise SystemExit(f"foresight: {path!r} is not a checkpoint directory (no config.json)")
+    return p
+
+
+async def _run_eval(model: Path, dtype: str, **kwargs: Any) -> Any:
+    from reference.evaluate import evaluate
+    from server.engine.vllm_engine import VllmEngine, VllmEngineConfig
+
+    engine = VllmEngine(VllmEngineConfig(model=str(model), served_model_name=model.name, dtype=dtype,
+                                         log_stats=False))
+    await engine.start()
+    try:
+        return await evaluate(engine, **kwargs)
+    finally:
+        await engine.close()
+
+
+def print_table(result: Any, out: Any = sys.stdout) -> None:
+    t = result.turns
+    rows = [
+        ("format validity", f"{t.format_validity:.3f}"),
+        ("next-state accuracy", f"{t.next_state_accuracy:.3f}"),
+        ("rollout accuracy", f"{t.rollout_accuracy:.3f}"),
+        ("confidence Brier", f"{t.confidence_brier:.4f}"),
+        ("exact-probability Brier", f"{t.exact_brier:.4f}"),
+        ("Brier gap", f"{t.brier_gap:+.4f}"),
+        ("confidence ECE", f"{t.confidence_ece:.4f}"),
+    ]
+    print(f"model {result.model}  seed {result.seed}  held-out states {t.states}", file=out)
+    for k, v in rows:
+        print(f"  {k:<26}{v:>10}", file=out)
+    print(f"episode success over {result.episodes} held-out episodes:", file=out)
+    for policy, rate in result.success.items():
+        label = f"model best-of-{result.best_of_n}" if policy == "model_best_of_n" else policy
+        print(f"  {label:<26}{rate:>10.3f}", file=out)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    model = _check_model_dir(args.model)
+    result = asyncio.run(_run_eval(model, args.dtype, episodes=args.episodes, states=args.states,
+                                   seed=args.seed, best_of_n=args.best_of))
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        print_table(result)
+    return 0
+
+
+def acceptance_failures(result: Any) -> list[str]:
+    t, s = result.turns, result.success
+    failures = []
+    if t.format_validity < MIN_FORMAT_VALIDITY:
+        failures.append(f"format validity {t.format_validity:.3f} < {MIN_FORMAT_VALIDITY}")
+    if t.brier_gap > MAX_BRIER_GAP:
+        failures.append(f"confidence Brier {t.confidence_brier:.4f} is {t.brier_gap:.4f} above the exact "
+                        f"probabilities' {t.exact_brier:.4f} (allowed {MAX_BRIER_GAP})")
+    gain = s.get("model_best_of_n", 0.0) - s.get("model_greedy", 0.0)
+    if gain < MIN_BEST_OF_N_GAIN:
+        failures.append(f"best-of-N gains {gain:+.3f} over greedy (< {MIN_BEST_OF_N_GAIN}): confidence is "
+                        "not informative yet (train longer)")
+    return failures
+
+
+def _train(args: argparse.Namespace) -> int:
+    from reference.train import TrainConfig, train
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        if not args.force:
+            print(f"foresight: {out} exists; pass --force to overwrite it", file=sys.stderr)
+            return 2
+        shutil.rmtree(out)
+    train(TrainConfig(seed=args.seed), out)
+    print(f"saved {out}", file=sys.stderr)
+    if args.skip_check:
+        return 0
+    result = asyncio.run(_run_eval(out, "float32", episodes=args.check_episodes, states=300, seed=1))
+    print_table(result, sys.stderr)
+    (out / "acceptance.json").write_text(json.dumps(result.to_dict(), indent=2))
+    failures = acceptance_failures(result)
+    if failures:
+        print("ACCEPTANCE FAILED:\n  " + "\n  ".join(failures), file=sys.stderr)
+        return 1
+    print("acceptance passed", file=sys.stderr)
+    return 0

@@ -1,0 +1,222 @@
+"""Evaluate a reference checkpoint against the simulator, through the real engine.
+
+Two parts:
+
+* **turns** on held-out states (one sample each, temperature 1): format validity,
+  next-state and whole-rollout accuracy, and the confidence's Brier score and
+  ECE against the true outcome of the plan it wrote — next to the Brier score of
+  the exact probabilities of the same plans (the floor a perfect model reaches);
+* **episodes** from held-out starts: success rate of random, reactive heuristic,
+  model greedy, model best-of-N (highest confidence), exact one-step rollout
+  planner, exact optimum.
+
+Brier scores are computed in expectation over the plan's exact success
+probability p: E[(c - Y)^2] = p(1-c)^2 + (1-p)c^2, so they carry no sampling
+noise from the outcomes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from tqdm import tqdm
+
+from planner.calibration_math import expected_calibration_error
+from planner.format import Turn, parse_turn
+from reference import data, env
+from reference.env import OPS, State
+from server.engine.base import Engine, GenerationRequest
+
+TURN_STOP = ("</tool_call>", "</answer>", "</search>")
+TURN_MAX_TOKENS = 96
+
+
+@dataclass
+class TurnMetrics:
+    """Quality of single turns on held-out states."""
+
+    states: int = 0
+    format_validity: float = 0.0
+    next_state_accuracy: float = 0.0
+    rollout_accuracy: float = 0.0
+    confidence_brier: float = 0.0
+    exact_brier: float = 0.0
+    brier_gap: float = 0.0
+    confidence_ece: float = 0.0
+
+
+@dataclass
+class EvalResult:
+    """Everything ``foresight reference eval`` reports."""
+
+    model: str
+    seed: int
+    turns: TurnMetrics
+    episodes: int
+    best_of_n: int
+    success: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _progress(total: int, desc: str, show: bool) -> tqdm:
+    return tqdm(total=total, desc=desc, file=sys.stderr, disable=not show, leave=False)
+
+
+async def sample_turns(engine: Engine, state: State, n: int, temperature: float,
+                       seed: int | None = None) -> list[str]:
+    """``n`` generated turns for one state (one engine call)."""
+    ids = engine.encode(data.prompt_for(state))
+    req = GenerationRequest(ids, n=n, max_tokens=TURN_MAX_TOKENS, temperature=temperature,
+                            stop=TURN_STOP, include_stop_str_in_output=True, seed=seed)
+    texts = [""] * n
+    async for chunk in engine.generate(req, f"eval-{uuid.uuid4().hex}"):
+        for d in chunk.deltas:
+            texts[d.index] += d.text
+    return texts
+
+
+def plan_of(turn: Turn) -> tuple[str, ...]:
+    """The operations of the plan a turn imagined (its action first if no rollout parses)."""
+    ops = tuple(op for op, _ in data.parse_rollout(turn.imaginary or "") if op in OPS)
+    if ops:
+        return ops
+    op = data.op_of_action(turn.action.arguments) if turn.action else None
+    return (op,) if op else ()
+
+
+def action_op(turn: Turn) -> str | None:
+    return data.op_of_action(turn.action.arguments) if turn.action else None
+
+
+def score_turn(state: State, turn: Turn) -> dict[str, float]:
+    """Per-turn scores against the simulator."""
+    steps = data.parse_rollout(turn.imaginary or "")
+    x, correct = state.x, []
+    for op, value in steps:
+        x = env.apply_op(x, op) if op in OPS else -10**6
+        correct.append(value == x)
+        if not env.in_bounds(x) or x == state.t:
+            break
+    ops = plan_of(turn)
+    ro = env.rollout_plan(state.x, state.t, ops)
+    p = env.plan_success_prob(len(ro.ops), state.n, ro.reaches)
+    c = turn.confidence if turn.confidence is not None else 0.5
+    return {
+        "valid": float(turn.is_valid),
+        "next_state": float(bool(correct) and correct[0]),
+        "rollout": float(bool(correct) and all(correct)),
+        "brier": p * (1 - c) ** 2 + (1 - p) * c**2,
+        "exact_brier": p * (1 - p),
+        "p": p,
+        "c": c,
+    }
+
+
+async def evaluate_turns(engine: Engine, count: int, seed: int, show: bool = True,
+                         concurrency: int = 32) -> TurnMetrics:
+    rng = random.Random(seed)
+    states = data.visited_states(rng, heldout=True)
+    picked = [next(states) for _ in range(count)]
+    sem = asyncio.Semaphore(concurrency)
+    scores: list[dict[str, float]] = []
+    bar = _progress(count, "turns", show)
+
+    async def one(i: int, s: State) -> None:
+        async with sem:
+            (text,) = await sample_turns(engine, s, 1, 1.0, seed=seed * 100_000 + i)
+        scores.append(score_turn(s, parse_turn(text)))
+        bar.update(1)
+
+    await asyncio.gather(*(one(i, s) for i, s in enumerate(picked)))
+    bar.close()
+    n = max(len(scores), 1)
+
+    def mean(k: str) -> float:
+        return sum(s[k] for s in scores) / n
+
+    outcome_rng = random.Random(seed + 1)
+    outcomes = [outcome_rng.random() < s["p"] for s in scores]
+    return TurnMetrics(
+        states=len(scores),
+        format_validity=mean("valid"),
+        next_state_accuracy=mean("next_state"),
+        rollout_accuracy=mean("rollout"),
+        confidence_brier=mean("brier"),
+        exact_brier=mean("exact_brier"),
+        brier_gap=mean("brier") - mean("exact_brier"),
+        confidence_ece=expected_calibration_error([s["c"] for s in scores], outcomes),
+    )
+
+
+Chooser = Callable[[State, random.Random], "asyncio.Future[str | None] | Any"]
+
+
+async def _model_op(engine: Engine, state: State, n: int, rng: random.Random) -> str | None:
+    if n == 1:
+        (text,) = await sample_turns(engine, state, 1, 0.0)
+        return action_op(parse_turn(text))
+    texts = await sample_turns(engine, state, n, 1.0, seed=rng.randrange(2**31))
+    turns = [parse_turn(t) for t in texts]
+    usable = [t for t in turns if action_op(t) is not None]
+    if not usable:
+        return None
+    best = max(usable, key=lambda t: -1.0 if t.confidence is None else t.confidence)
+    return action_op(best)
+
+
+async def run_episodes(engine: Engine | None, policy: str, starts: list[State], seed: int,
+                       best_of_n: int = 8, show: bool = True, concurrency: int = 32) -> float:
+    """Success rate of one policy over ``starts`` (one episode each)."""
+    sem = asyncio.Semaphore(concurrency)
+    bar = _progress(len(starts), policy, show)
+
+    async def choose(state: State, rng: random.Random) -> str | None:
+        if policy == "random":
+            return rng.choice(OPS)
+        if policy == "reactive":
+            return env.reactive_op(state.x, state.t)
+        if policy == "one_step":
+            return env.one_step_op(state.x, state.t, state.n)
+        if policy == "optimal":
+            return env.optimal_op(state.x, state.t, state.n)
+        assert engine is not None
+        async with sem:
+            return await _model_op(engine, state, 1 if policy == "model_greedy" else best_of_n, rng)
+
+    async def episode(i: int, start: State) -> bool:
+        rng = random.Random(seed * 7919 + i)
+        state = start
+        while not state.done:
+            op = await choose(state, rng)
+            if op is None:
+                return False
+            state = env.step(state, op, rng).state
+        bar.update(1)
+        return state.success
+
+    results = await asyncio.gather(*(episode(i, s) for i, s in enumerate(starts)))
+    bar.close()
+    return sum(results) / max(len(results), 1)
+
+
+POLICIES = ("random", "reactive", "model_greedy", "model_best_of_n", "one_step", "optimal")
+
+
+async def evaluate(engine: Engine, *, episodes: int = 200, states: int = 300, seed: int = 0,
+                   best_of_n: int = 8, show: bool = True, policies: tuple[str, ...] = POLICIES) -> EvalResult:
+    rng = random.Random(seed)
+    pool = env.start_states(heldout=True)
+    starts = [rng.choice(pool) for _ in range(episodes)]
+    turns = await evaluate_turns(engine, states, seed, show) if states else TurnMetrics()
+    result = EvalResult(model=engine.info.name, seed=seed, turns=turns, episodes=episodes, best_of_n=best_of_n)
+    for policy in policies:
+        result.success[policy] = await run_episodes(engine, policy, starts, seed, best_of_n, show)
+    return result

@@ -1,0 +1,73 @@
+"""A small byte-level BPE tokenizer for the reference model, built locally.
+
+Tags of the foresight format are whole tokens (not special: they must survive
+detokenisation), digits are split one by one so arithmetic stays learnable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+BOS, EOS, PAD = "<s>", "</s>", "<pad>"
+FORMAT_TAGS = tuple(
+    f"<{c}{t}>"
+    for t in (
+        "information",
+        "imaginary",
+        "keyword",
+        "analysis",
+        "confidence",
+        "think",
+        "search",
+        "answer",
+        "tool_call",
+    )
+    for c in ("", "/")
+)
+# A documented default chat template: user/system/tool messages are observations,
+# written as they are and followed by a newline; assistant messages are turns.
+CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}"
+    "{% if message['role'] == 'assistant' %}{{ message['content'] }}{{ eos_token }}"
+    "{% else %}{{ message['content'] }}\n{% endif %}{% endfor %}"
+)
+
+
+def build_tokenizer(texts: Iterable[str], vocab_size: int = 384) -> Tokenizer:
+    tok = Tokenizer(models.BPE(unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[PAD, BOS, EOS],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    tok.add_tokens([AddedToken(t, normalized=False, special=False) for t in FORMAT_TAGS])
+    bos_id = tok.token_to_id(BOS)
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{BOS} $A", pair=f"{BOS} $A $B", special_tokens=[(BOS, bos_id)]
+    )
+    return tok
+
+
+def save_hf_tokenizer(tok: Tokenizer, out: Path, max_length: int) -> None:
+    """Save as a Hugging Face fast tokenizer (tokenizer.json + config)."""
+    from transformers import PreTrainedTokenizerFast
+
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=BOS,
+        eos_token=EOS,
+        pad_token=PAD,
+        model_max_length=max_length,
+        clean_up_tokenization_spaces=False,
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    fast.save_pretrained(str(out))

@@ -1,0 +1,161 @@
+"""Train the reference foresight model: three stages scaled down from the paper.
+
+1. world-model mid-training: predict the trajectory of random plans;
+2. format-eliciting SFT: whole turns (rollout, confidence, think, action);
+3. calibration: whole turns again, with the confidence tokens' loss up-weighted
+   so the verbalized probability matches the simulator's exact one.
+
+Budgeted in optimizer steps, not minutes (this machine's speed drifts). The
+result is saved in Hugging Face format; ``foresight reference train`` then runs
+the acceptance evaluation on the real engine and fails loudly if it misses.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from reference import data
+from reference.tokenizer import build_tokenizer, save_hf_tokenizer
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """The tiny Llama's dimensions."""
+
+    hidden_size: int = 192
+    intermediate_size: int = 512
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 3
+    num_key_value_heads: int = 1
+    max_position_embeddings: int = 256
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines the trained checkpoint."""
+
+    seed: int = 0
+    stage_steps: tuple[int, int, int] = (150, 500, 200)
+    batch_size: int = 96
+    lr: float = 2e-3
+    warmup: int = 50
+    confidence_weight: float = 4.0
+    vocab_size: int = 384
+    threads: int = 2
+    shape: ModelShape = field(default_factory=ModelShape)
+
+
+def _encode(tok, ex: data.Example, conf_weight: float) -> tuple[list[int], list[float]]:
+    prompt = tok.encode(ex.prompt).ids  # with BOS
+    comp_enc = tok.encode(ex.completion, add_special_tokens=False)
+    comp = comp_enc.ids + [tok.token_to_id(data_eos())]
+    weights = [0.0] * len(prompt) + [1.0] * len(comp)
+    if conf_weight != 1.0:
+        start = ex.completion.find("<confidence>")
+        end = ex.completion.find("</confidence>")
+        for i, (s, _e) in enumerate(comp_enc.offsets):
+            if start <= s < end + len("</confidence>"):
+                weights[len(prompt) + i] = conf_weight
+    return prompt + comp, weights
+
+
+def data_eos() -> str:
+    from reference.tokenizer import EOS
+
+    return EOS
+
+
+def _batch(rows: list[tuple[list[int], list[float]]], pad: int) -> tuple[torch.Tensor, ...]:
+    width = max(len(ids) for ids, _ in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    w = torch.zeros((len(rows), width))
+    for i, (r, wt) in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r)
+        w[i, : len(wt)] = torch.tensor(wt)
+    return ids, w
+
+
+def _lr(step: int, total: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, total - cfg.warmup)
+    return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def train(cfg: TrainConfig, out: Path, log_path: Path | None = None) -> Path:
+    """Train from scratch and save a Hugging Face checkpoint in ``out``."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    out.mkdir(parents=True, exist_ok=True)
+    log_path = log_path or out / "train_log.jsonl"
+
+    corpus = data.stage_examples(2, 4000, cfg.seed + 99)
+    tok = build_tokenizer((e.prompt + e.completion for e in corpus), cfg.vocab_size)
+    s = cfg.shape
+    config = LlamaConfig(
+        vocab_size=tok.get_vocab_size(),
+        hidden_size=s.hidden_size,
+        intermediate_size=s.intermediate_size,
+        num_hidden_layers=s.num_hidden_layers,
+        num_attention_heads=s.num_attention_heads,
+        num_key_value_heads=s.num_key_value_heads,
+        max_position_embeddings=s.max_position_embeddings,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=True,
+        bos_token_id=tok.token_to_id("<s>"),
+        eos_token_id=tok.token_to_id("</s>"),
+        pad_token_id=tok.token_to_id("<pad>"),
+    )
+    model = LlamaForCausalLM(config)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=0.01)
+    total = sum(cfg.stage_steps)
+    pad = tok.token_to_id("<pad>")
+    step = 0
+    started = time.monotonic()
+    with log_path.open("w") as log, tqdm(total=total, desc="train", file=sys.stderr) as bar:
+        log.write(json.dumps({"event": "config", **asdict(cfg), "params": model.num_parameters()}) + "\n")
+        for stage, n_steps in enumerate(cfg.stage_steps, start=1):
+            examples = data.stage_examples(stage, n_steps * cfg.batch_size, cfg.seed)
+            weight = cfg.confidence_weight if stage == 3 else 1.0
+            rows = [_encode(tok, e, weight) for e in examples]
+            model.train()
+            for i in range(n_steps):
+                ids, w = _batch(rows[i * cfg.batch_size : (i + 1) * cfg.batch_size], pad)
+                logits = model(input_ids=ids).logits[:, :-1]
+                target, tw = ids[:, 1:], w[:, 1:]
+                nll = torch.nn.functional.cross_entropy(
+                    logits.reshape(-1, logits.size(-1)), target.reshape(-1), reduction="none"
+                )
+                loss = (nll * tw.reshape(-1)).sum() / tw.sum()
+                for group in opt.param_groups:
+                    group["lr"] = _lr(step, total, cfg)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step()
+                step += 1
+                bar.set_postfix(stage=stage, loss=f"{loss.item():.4f}")
+                bar.update(1)
+                if step % 10 == 0 or i == n_steps - 1:
+                    rec = {"step": step, "stage": stage, "loss": round(loss.item(), 5),
+                           "lr": _lr(step, total, cfg), "elapsed_s": round(time.monotonic() - started, 1)}
+                    log.write(json.dumps(rec) + "\n")
+                    log.flush()
+    model.config.torch_dtype = torch.float32
+    model.save_pretrained(str(out), safe_serialization=True)
+    save_hf_tokenizer(tok, out, s.max_position_embeddings)
+    (out / "training.json").write_text(json.dumps({"config": asdict(cfg), "steps": step,
+                                                    "seconds": round(time.monotonic() - started, 1)}, indent=2))
+    return out

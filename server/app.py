@@ -1,0 +1,109 @@
+"""The application factory: ``create_app(settings, engine=None)``.
+
+No import-time singletons: tests build apps with a scripted engine; the CLI
+builds one with the vLLM engine. The engine loads in the background so that
+``/health`` and ``/ready`` answer (503 on ``/ready``) while the model loads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from fastapi import FastAPI
+
+from server.config import Settings
+from server.engine.base import Engine
+from server.errors import install_error_handlers
+from server.lifecycle import Lifecycle, Phase
+from server.metrics import Metrics, MetricsMiddleware
+from server.routes import health, openai
+from server.services.generation import GenerationService
+
+log = logging.getLogger("foresight.app")
+EXIT_LOAD_FAILED = 1
+EXIT_ENGINE_DEAD = 3
+
+
+def build_engine(settings: Settings) -> Engine:
+    """The production engine: vLLM (CPU build on CPU machines)."""
+    from server.engine.vllm_engine import VllmEngine, VllmEngineConfig
+
+    return VllmEngine(
+        VllmEngineConfig(
+            model=settings.model,
+            served_model_name=settings.model_name,
+            dtype=settings.dtype,
+            max_model_len=settings.max_model_len,
+            gpu_memory_utilization=settings.gpu_memory_utilization,
+            tensor_parallel_size=settings.tensor_parallel_size,
+            cpu_kvcache_space_gib=settings.cpu_kvcache_space_gib,
+            max_num_seqs=settings.max_num_seqs,
+            enforce_eager=settings.enforce_eager,
+            seed=settings.seed,
+        )
+    )
+
+
+def create_app(
+    settings: Settings,
+    engine: Engine | None = None,
+    *,
+    request_exit: Callable[[int], None] | None = None,
+) -> FastAPI:
+    """Build the FastAPI app. ``request_exit(code)`` asks the process runner to stop."""
+    the_engine = engine if engine is not None else build_engine(settings)
+    lifecycle = Lifecycle()
+    metrics = Metrics()
+    exit_cb = request_exit or (lambda _code: None)
+
+    def on_engine_dead(detail: str) -> None:
+        if lifecycle.phase is not Phase.DEAD:
+            log.error("engine died: %s; exiting so the supervisor restarts the server", detail)
+            lifecycle.set(Phase.DEAD, detail)
+            exit_cb(EXIT_ENGINE_DEAD)
+
+    async def load() -> None:
+        try:
+            await the_engine.start()
+        except Exception as exc:
+            log.error("the model could not be loaded from %s: %s", settings.model, exc)
+            lifecycle.set(Phase.FAILED, f"model load failed: {exc}")
+            exit_cb(EXIT_LOAD_FAILED)
+            return
+        lifecycle.set(Phase.READY)
+        log.info("ready: serving %s", the_engine.info.name)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loader = asyncio.create_task(load())
+        app.state.loader = loader
+        try:
+            yield
+        finally:
+            lifecycle.set(Phase.DRAINING)
+            if not loader.done():
+                loader.cancel()
+                await asyncio.gather(loader, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await the_engine.close()
+
+    app = FastAPI(
+        title="Foresight Serve",
+        version="0.1.0",
+        description="OpenAI-compatible serving of foresight agent models, with planning and calibration.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = the_engine
+    app.state.lifecycle = lifecycle
+    app.state.metrics = metrics
+    app.state.on_engine_dead = on_engine_dead
+    app.state.generation = GenerationService(the_engine, settings, metrics, on_engine_dead)
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(openai.router)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app

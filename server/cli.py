@@ -1,0 +1,72 @@
+"""The ``foresight`` command line.
+
+    foresight serve [--model PATH] [--host H] [--port P] [--config FILE]
+    foresight reference train|eval ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from server.errors import SettingsError
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "serve",
+        help="serve a model over an OpenAI-compatible REST API",
+        description=(
+            "Serve a foresight model with vLLM embedded in-process. With no flags it serves the shipped "
+            "reference model on http://127.0.0.1:8000 (CPU, nothing downloaded). Every setting can also "
+            "be given as an environment variable FORESIGHT_<NAME> or in a YAML/JSON/TOML file (--config); "
+            "flags win over the environment, which wins over the file."
+        ),
+        epilog="example: foresight serve --model ./my-checkpoint --port 9000",
+    )
+    p.add_argument("--model", help="path of a Hugging Face checkpoint directory (default: the reference model)")
+    p.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to bind (default 8000)")
+    p.add_argument("--config", help="YAML, JSON or TOML file of settings (see README for names)")
+    p.add_argument("--served-model-name", help="the model name clients use (default: the directory name)")
+    p.set_defaults(func=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from server.config import load_settings
+    from server.runner import serve
+
+    settings = load_settings(args.config, model=args.model, host=args.host, port=args.port,
+                             served_model_name=args.served_model_name)
+    return serve(settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="foresight",
+        description="Foresight Serve: serve foresight agent models, plan with their foresight, prove the cost.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_serve(sub)
+    from reference.cli import add_reference
+
+    add_reference(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except SettingsError as exc:
+        print(f"foresight: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""Server settings: environment (prefix ``FORESIGHT_``), an optional config file, CLI flags.
+
+Precedence, highest first: CLI flags, environment variables, config file, defaults.
+An invalid value stops start-up with a message naming the setting and what is allowed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from server.errors import SettingsError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL = REPO_ROOT / "models" / "foresight-numberreach"
+ENV_PREFIX = "FORESIGHT_"
+
+
+class Settings(BaseSettings):
+    """Every setting of the server; see the README's table."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
+
+    # what to serve
+    model: str = Field(default=str(DEFAULT_MODEL), description="Path of a Hugging Face checkpoint directory.")
+    served_model_name: str | None = Field(default=None, description="Name clients use; default: the directory name.")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        default="auto", description="Weights and activations dtype (quantized models on CPU want float16)."
+    )
+    max_model_len: int | None = Field(default=None, gt=0, description="Context length; default: the model's.")
+    gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1, description="Share of GPU memory vLLM may use.")
+    tensor_parallel_size: int = Field(default=1, ge=1, description="GPUs per model replica.")
+    cpu_kvcache_space_gib: int = Field(default=1, ge=1, description="KV cache size on CPU (GiB).")
+    max_num_seqs: int = Field(default=64, ge=1, description="Most sequences the engine runs at once.")
+    enforce_eager: bool = Field(default=True, description="Skip graph capture/compilation (faster start-up).")
+    seed: int = Field(default=0, description="Engine seed.")
+
+    # HTTP
+    host: str = Field(default="127.0.0.1", description="Address to bind.")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port to bind.")
+    drain_timeout_s: float = Field(default=30.0, ge=0, description="On SIGTERM, wait this long for in-flight work.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="Log level.")
+    metrics_enabled: bool = Field(default=True, description="Serve Prometheus metrics at /metrics.")
+    max_n: int = Field(default=16, ge=1, description="Largest n a request may ask for.")
+
+    @field_validator("model")
+    @classmethod
+    def _model_exists(cls, v: str) -> str:
+        path = Path(v).expanduser()
+        if not path.exists():
+            raise ValueError(f"no checkpoint at {v!r}: give a directory with config.json")
+        if path.is_dir() and not (path / "config.json").exists():
+            raise ValueError(f"{v!r} has no config.json: is it a Hugging Face checkpoint directory?")
+        return str(path.resolve())
+
+    @property
+    def model_name(self) -> str:
+        return self.served_model_name or Path(self.model).name
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Settings from a YAML, JSON or TOML file (keys are the setting names)."""
+    p = Path(path)
+    if not p.is_file():
+        raise SettingsError(f"config file {str(p)!r} does not exist")
+    text = p.read_text()
+    try:
+        if p.suffix == ".toml":
+            import tomllib
+
+            data: Any = tomllib.loads(text)
+        elif p.suffix == ".json":
+            data = json.loads(text)
+        else:
+            data = yaml.safe_load(text) or {}
+    except Exception as exc:
+        raise SettingsError(f"config file {str(p)!r} cannot be parsed: {exc}") from exc
+    if not isinstance(data, dict):
+        raise SettingsError(f"config file {str(p)!r} must hold a mapping of setting names to values")
+    return data
+
+
+def _describe(err: dict[str, Any]) -> str:
+    name = ".".join(str(x) for x in err.get("loc", ())) or "settings"
+    msg = str(err.get("msg", "invalid"))
+    if err.get("type") == "extra_forbidden":
+        allowed = ", ".join(sorted(Settings.model_fields))
+        return f"unknown setting {name!r} (known settings: {allowed})"
+    return f"{name} (env {ENV_PREFIX}{name.upper()}): {msg}; got {err.get('input')!r}"
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from flags (``overrides``), the environment and a config file."""
+    file_values = read_config_file(config_file) if config_file else {}
+    from_env = {name for name in Settings.model_fields if f"{ENV_PREFIX}{name.upper()}" in os.environ}
+    merged = {k: v for k, v in file_values.items() if k not in from_env}
+    merged.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings(**merged)
+    except ValidationError as exc:
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(_describe(e) for e in exc.errors())) from exc

@@ -1,0 +1,94 @@
+"""The narrow engine interface the server and planner run on.
+
+Generate (with n, stop strings, max_tokens, temperature, top_p, seed, logprobs),
+stream deltas, abort, check health, describe the model, and the two tokenizer
+operations the API needs. One real adapter (``vllm_engine``) and one scripted
+engine for unit tests implement it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """What to generate from one tokenized prompt."""
+
+    prompt_token_ids: list[int]
+    n: int = 1
+    max_tokens: int = 16
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    logprobs: int | None = None
+    include_stop_str_in_output: bool = False
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token's log probability and its top alternatives."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass
+class SequenceDelta:
+    """New output of one of the n sequences since the previous chunk."""
+
+    index: int
+    text: str
+    num_tokens: int
+    finish_reason: str | None = None
+    stop_reason: str | int | None = None
+    logprobs: list[TokenLogprob] | None = None
+
+
+@dataclass
+class GenerationChunk:
+    """One step of a streamed generation."""
+
+    prompt_tokens: int
+    deltas: list[SequenceDelta] = field(default_factory=list)
+    finished: bool = False
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What is being served."""
+
+    name: str
+    path: str
+    max_model_len: int
+    dtype: str
+    quantization: str | None = None
+    device: str = "cpu"
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """An inference engine: one per process."""
+
+    @property
+    def info(self) -> ModelInfo: ...
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def render_chat(self, messages: Sequence[dict[str, Any]]) -> list[int]: ...
+
+    def generate(self, request: GenerationRequest, request_id: str) -> AsyncIterator[GenerationChunk]: ...
+
+    async def abort(self, request_id: str) -> None: ...
+
+    async def check_health(self) -> None: ...
+
+    def num_unfinished(self) -> int: ...

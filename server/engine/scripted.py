@@ -1,0 +1,128 @@
+"""A scripted engine for unit tests only (never the default).
+
+Tokens are characters. A ``script`` maps the prompt text (and the sample's
+index) to the completion; stop strings, max_tokens and n behave as in vLLM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+from server.engine.base import GenerationChunk, GenerationRequest, ModelInfo, SequenceDelta, TokenLogprob
+from server.engine.errors import EngineDeadError
+
+Script = Callable[[str, int, GenerationRequest], str]
+
+
+def echo_script(prompt: str, index: int, request: GenerationRequest) -> str:
+    return f"echo {index}: {prompt[-20:]}"
+
+
+class ScriptedEngine:
+    """Deterministic, in-process engine for tests; tokens are characters."""
+
+    def __init__(
+        self,
+        script: Script = echo_script,
+        *,
+        name: str = "scripted",
+        max_model_len: int = 512,
+        delay_s: float = 0.0,
+        start_delay_s: float = 0.0,
+    ) -> None:
+        self.script = script
+        self.delay_s = delay_s
+        self.start_delay_s = start_delay_s
+        self._info = ModelInfo(name=name, path=f"/scripted/{name}", max_model_len=max_model_len, dtype="none")
+        self.running: set[str] = set()
+        self.aborted: list[str] = []
+        self.requests: list[GenerationRequest] = []
+        self.dead = False
+        self.started = False
+
+    @property
+    def info(self) -> ModelInfo:
+        return self._info
+
+    async def start(self) -> None:
+        await asyncio.sleep(self.start_delay_s)
+        self.started = True
+
+    async def close(self) -> None:
+        self.started = False
+
+    def encode(self, text: str) -> list[int]:
+        return [ord(c) for c in text]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return "".join(chr(i) for i in ids)
+
+    def render_chat(self, messages: Sequence[dict[str, Any]]) -> list[int]:
+        parts = []
+        for m in messages:
+            content = m.get("content") or ""
+            if not isinstance(content, str):
+                content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+            parts.append(f"{m['role']}: {content}\n")
+        return self.encode("".join(parts) + "assistant: ")
+
+    def _complete(self, prompt: str, index: int, request: GenerationRequest) -> tuple[str, str, str | None]:
+        text = self.script(prompt, index, request)
+        finish, stop_reason = "length", None
+        cut = len(text)
+        for s in request.stop:
+            pos = text.find(s)
+            if 0 <= pos < cut:
+                cut, stop_reason = pos + (len(s) if request.include_stop_str_in_output else 0), s
+        if stop_reason is not None:
+            text, finish = text[:cut], "stop"
+        elif len(text) <= request.max_tokens:
+            finish = "stop"
+        text = text[: request.max_tokens] if stop_reason is None else text
+        return text, finish, stop_reason
+
+    async def generate(self, request: GenerationRequest, request_id: str) -> AsyncIterator[GenerationChunk]:
+        if self.dead:
+            raise EngineDeadError("scripted engine is dead")
+        self.requests.append(request)
+        self.running.add(request_id)
+        prompt = self.decode(request.prompt_token_ids)
+        outs = [self._complete(prompt, i, request) for i in range(request.n)]
+        try:
+            longest = max((len(t) for t, _, _ in outs), default=0)
+            for pos in range(max(longest, 1)):
+                if self.delay_s:
+                    await asyncio.sleep(self.delay_s)
+                else:
+                    await asyncio.sleep(0)
+                if self.dead:
+                    raise EngineDeadError("scripted engine died")
+                deltas = []
+                for i, (text, finish, stop_reason) in enumerate(outs):
+                    if pos >= len(text) and not (pos == 0 and not text):
+                        continue
+                    piece = text[pos : pos + 1]
+                    last = pos >= len(text) - 1
+                    lp = None
+                    if request.logprobs is not None:
+                        lp = [TokenLogprob(piece, -0.5, ((piece, -0.5),) * max(request.logprobs, 1))]
+                    deltas.append(
+                        SequenceDelta(i, piece, len(piece), finish if last else None,
+                                      stop_reason if last else None, lp)
+                    )
+                yield GenerationChunk(len(request.prompt_token_ids), deltas, finished=pos >= longest - 1)
+        finally:
+            self.running.discard(request_id)
+
+    async def abort(self, request_id: str) -> None:
+        self.aborted.append(request_id)
+        self.running.discard(request_id)
+
+    async def check_health(self) -> None:
+        if self.dead:
+            raise EngineDeadError("scripted engine is dead")
+
+    def num_unfinished(self) -> int:
+        return len(self.running)

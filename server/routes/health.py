@@ -1,0 +1,42 @@
+"""Liveness, readiness and metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from server.deps import LifecycleDep, MetricsDep, SettingsDep
+from server.engine.errors import EngineDeadError
+from server.lifecycle import Phase
+
+router = APIRouter()
+
+
+@router.get("/health", summary="Process alive and engine not dead")
+async def health(request: Request, life: LifecycleDep) -> JSONResponse:
+    if life.phase in (Phase.DEAD, Phase.FAILED):
+        return JSONResponse({"status": "dead", "detail": life.detail}, status_code=503)
+    if life.phase in (Phase.READY, Phase.DRAINING):
+        try:
+            await request.app.state.engine.check_health()
+        except EngineDeadError as exc:
+            request.app.state.on_engine_dead(str(exc))
+            return JSONResponse({"status": "dead", "detail": str(exc)}, status_code=503)
+    return JSONResponse({"status": "ok", "phase": life.phase.value})
+
+
+@router.get("/ready", summary="Model loaded and accepting work")
+async def ready(life: LifecycleDep) -> JSONResponse:
+    code = 200 if life.phase is Phase.READY else 503
+    headers = None if code == 200 else {"Retry-After": "5"}
+    return JSONResponse({"ready": code == 200, "phase": life.phase.value, "detail": life.detail},
+                        status_code=code, headers=headers)
+
+
+@router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+async def metrics(metrics: MetricsDep, settings: SettingsDep) -> Response:
+    if not settings.metrics_enabled:
+        return JSONResponse({"error": {"message": "metrics are disabled", "type": "not_found_error",
+                                       "code": 404, "param": None}}, status_code=404)
+    return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,58 @@
+"""Run the app under uvicorn with a draining shutdown.
+
+SIGTERM/SIGINT: ``/ready`` turns 503, the listening socket closes, in-flight
+requests (streams included) get up to ``drain_timeout_s`` to finish, the engine
+shuts down, and the process exits 0. A dead engine or a failed load exits non-zero.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import uvicorn
+
+from server.app import create_app
+from server.config import Settings
+from server.lifecycle import Lifecycle, Phase
+
+log = logging.getLogger("foresight.runner")
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn.Server that marks the app as draining as soon as a stop signal arrives."""
+
+    lifecycle: Lifecycle | None = None
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        if self.lifecycle is not None:
+            self.lifecycle.set(Phase.DRAINING, f"signal {sig}")
+        super().handle_exit(sig, frame)
+
+
+def serve(settings: Settings) -> int:
+    """Serve until stopped; return the process exit code."""
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    exit_code = {"code": 0}
+    server: DrainingServer | None = None
+
+    def request_exit(code: int) -> None:
+        exit_code["code"] = code
+        if server is not None:
+            server.should_exit = True
+
+    app = create_app(settings, request_exit=request_exit)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=int(settings.drain_timeout_s) or None,
+        lifespan="on",
+        access_log=False,
+    )
+    server = DrainingServer(config)
+    server.lifecycle = app.state.lifecycle
+    log.info("serving %s on http://%s:%d", settings.model, settings.host, settings.port)
+    server.run()
+    return exit_code["code"]

@@ -1,0 +1,188 @@
+"""Turning OpenAI requests into engine requests, and engine output into results.
+
+Validation that needs the model (its name, its context length, the prompt's
+token count) lives here; the routes stay thin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+from server.config import Settings
+from server.engine.base import Engine, GenerationChunk, GenerationRequest, TokenLogprob
+from server.engine.errors import EngineDeadError, EngineRequestError
+from server.errors import BadRequest, EngineUnavailable, ModelNotFound
+from server.metrics import Metrics
+from server.protocol.openai import ChatCompletionRequest, CompletionRequest, _Sampling
+
+log = logging.getLogger("foresight.generation")
+DisconnectCheck = Callable[[], Awaitable[bool]]
+DISCONNECT_POLL_S = 0.25
+
+
+class ClientDisconnected(Exception):
+    """The client went away; its generation was aborted."""
+
+
+@dataclass
+class SequenceResult:
+    """One finished sequence of a non-streamed generation."""
+
+    text: str = ""
+    num_tokens: int = 0
+    finish_reason: str | None = None
+    logprobs: list[TokenLogprob] = field(default_factory=list)
+
+
+@dataclass
+class GenerationResult:
+    """All n sequences of one prompt."""
+
+    prompt_tokens: int
+    sequences: list[SequenceResult]
+
+    @property
+    def completion_tokens(self) -> int:
+        return sum(s.num_tokens for s in self.sequences)
+
+
+class GenerationService:
+    """Validates sampling requests against the served model and runs them."""
+
+    def __init__(self, engine: Engine, settings: Settings, metrics: Metrics | None = None,
+                 on_engine_dead: Callable[[str], None] | None = None) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.metrics = metrics
+        self.on_engine_dead = on_engine_dead or (lambda _msg: None)
+
+    # ------------------------------------------------------------------ validation
+
+    def check_model(self, name: str | None) -> None:
+        info = self.engine.info
+        if name is not None and name not in (info.name, info.path, self.settings.model):
+            raise ModelNotFound(f"model {name!r} is not served here; this server serves {info.name!r}",
+                                param="model")
+
+    def _sampling(self, req: _Sampling, prompt_ids: list[int], max_tokens: int | None,
+                  default_max: int | None, logprobs: int | None) -> GenerationRequest:
+        self.check_model(req.model)
+        if req.unknown_fields:
+            log.debug("ignoring unknown request fields: %s", ", ".join(req.unknown_fields))
+        if req.n > self.settings.max_n:
+            raise BadRequest(f"n is {req.n}, above this server's limit of {self.settings.max_n}", param="n")
+        limit = self.engine.info.max_model_len
+        if len(prompt_ids) >= limit:
+            raise BadRequest(
+                f"the prompt has {len(prompt_ids)} tokens; this model's context is {limit} tokens",
+                param="messages" if isinstance(req, ChatCompletionRequest) else "prompt",
+                code="context_length_exceeded",
+            )
+        room = limit - len(prompt_ids)
+        wanted = max_tokens if max_tokens is not None else (default_max or room)
+        if wanted > room:
+            raise BadRequest(
+                f"max_tokens is {wanted} but the prompt ({len(prompt_ids)} tokens) leaves room for {room} "
+                f"in this model's {limit}-token context",
+                param="max_tokens", code="context_length_exceeded",
+            )
+        return GenerationRequest(
+            prompt_token_ids=prompt_ids,
+            n=req.n,
+            max_tokens=min(wanted, room),
+            temperature=1.0 if req.temperature is None else req.temperature,
+            top_p=1.0 if req.top_p is None else req.top_p,
+            seed=req.seed,
+            stop=req.stop_list,
+            logprobs=logprobs,
+        )
+
+    def prepare_chat(self, req: ChatCompletionRequest) -> GenerationRequest:
+        self.check_model(req.model)
+        try:
+            ids = self.engine.render_chat([m.as_template_dict() for m in req.messages])
+        except EngineRequestError as exc:
+            raise BadRequest(str(exc), param="messages") from exc
+        logprobs = (req.top_logprobs or 0) if req.logprobs else None
+        if req.top_logprobs and not req.logprobs:
+            raise BadRequest("top_logprobs needs logprobs: true", param="top_logprobs")
+        return self._sampling(req, ids, req.wanted_max_tokens, None, logprobs)
+
+    def prepare_completion(self, req: CompletionRequest) -> list[GenerationRequest]:
+        self.check_model(req.model)
+        prompts: list[list[int]]
+        if isinstance(req.prompt, str):
+            prompts = [self.engine.encode(req.prompt)]
+        elif all(isinstance(p, int) for p in req.prompt):
+            vocab_ok = all(isinstance(p, int) and p >= 0 for p in req.prompt)
+            if not vocab_ok:
+                raise BadRequest("token ids must be non-negative integers", param="prompt")
+            prompts = [list(req.prompt)]  # type: ignore[arg-type]
+        else:
+            prompts = [self.engine.encode(str(p)) for p in req.prompt]
+        return [self._sampling(req, ids, req.max_tokens, 16, req.logprobs) for ids in prompts]
+
+    # ------------------------------------------------------------------ running
+
+    async def stream(self, greq: GenerationRequest, request_id: str) -> AsyncIterator[GenerationChunk]:
+        """Engine chunks; the generation is aborted if the consumer stops early."""
+        started = time.perf_counter()
+        first = True
+        finished = False
+        try:
+            async for chunk in self.engine.generate(greq, request_id):
+                if first and any(d.num_tokens for d in chunk.deltas):
+                    first = False
+                    if self.metrics:
+                        self.metrics.ttft.observe(time.perf_counter() - started)
+                if self.metrics:
+                    self.metrics.tokens.labels("completion").inc(sum(d.num_tokens for d in chunk.deltas))
+                finished = chunk.finished
+                yield chunk
+        except EngineDeadError as exc:
+            self.on_engine_dead(str(exc))
+            raise EngineUnavailable(f"the engine is not available: {exc}") from exc
+        except EngineRequestError as exc:
+            raise BadRequest(str(exc)) from exc
+        finally:
+            if self.metrics:
+                self.metrics.tokens.labels("prompt").inc(len(greq.prompt_token_ids))
+            if not finished:
+                await asyncio.shield(self.engine.abort(request_id))
+
+    async def collect(self, greq: GenerationRequest, request_id: str,
+                      is_disconnected: DisconnectCheck | None = None) -> GenerationResult:
+        """Run to the end; abort and raise :class:`ClientDisconnected` if the client leaves."""
+        result = GenerationResult(len(greq.prompt_token_ids), [SequenceResult() for _ in range(greq.n)])
+
+        async def consume() -> None:
+            async for chunk in self.stream(greq, request_id):
+                result.prompt_tokens = chunk.prompt_tokens
+                for d in chunk.deltas:
+                    seq = result.sequences[d.index]
+                    seq.text += d.text
+                    seq.num_tokens += d.num_tokens
+                    if d.logprobs:
+                        seq.logprobs.extend(d.logprobs)
+                    if d.finish_reason is not None:
+                        seq.finish_reason = d.finish_reason
+
+        task = asyncio.create_task(consume())
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=DISCONNECT_POLL_S)
+                if done:
+                    task.result()
+                    return result
+                if is_disconnected is not None and await is_disconnected():
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+                    raise ClientDisconnected(request_id)
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
