@@ -36,6 +36,8 @@ _STEP_RE = re.compile(r"([+*\-]\d)\s+(-?\d+)")
 
 # how often each plan source appears in stage-2/3 turns (the model's policy prior)
 PLAN_MIX = {"reactive": 0.5, "shortest": 0.25, "random": 0.25}
+# share of stage-2/3 turns followed by the observation the model imagines its action leads to
+OBSERVATION_SHARE = 0.3
 
 
 def prompt_for(state: State) -> str:
@@ -101,6 +103,17 @@ def make_turn(state: State, plan: tuple[str, ...]) -> Example:
     return Example(prompt_for(state), text, state, ro.ops, round(p, 2))
 
 
+def imagined_observation(state: State, op: str) -> str:
+    """The observation a turn's action leads to if it does not stall (what lookahead imagines)."""
+    return f"<information>x={env.apply_op(state.x, op)} target={state.t} steps={state.n - 1}</information>"
+
+
+def with_observation(ex: Example) -> Example:
+    """A turn followed by its imagined next observation (teaches the model to imagine it)."""
+    text = ex.completion + "\n" + imagined_observation(ex.state, ex.plan[0])
+    return Example(ex.prompt, text, ex.state, ex.plan, ex.confidence)
+
+
 def make_rollout_only(state: State, plan: tuple[str, ...]) -> Example:
     """Stage 1 (world-model mid-training): the predicted trajectory of a plan only."""
     ro = env.rollout_plan(state.x, state.t, plan)
@@ -153,5 +166,6 @@ def stage_examples(stage: int, count: int, seed: int, heldout: bool = False) -> 
         if stage == 1:
             out.append(make_rollout_only(state, random_plan(state, rng)))
         else:
-            out.append(make_turn(state, sample_plan(state, rng)))
+            ex = make_turn(state, sample_plan(state, rng))
+            out.append(with_observation(ex) if rng.random() < OBSERVATION_SHARE else ex)
     return out

@@ -8,6 +8,7 @@ shuts down, and the process exits 0. A dead engine or a failed load exits non-ze
 from __future__ import annotations
 
 import logging
+import signal
 from typing import Any
 
 import uvicorn
@@ -28,6 +29,10 @@ class DrainingServer(uvicorn.Server):
         if self.lifecycle is not None:
             self.lifecycle.set(Phase.DRAINING, f"signal {sig}")
         super().handle_exit(sig, frame)
+        # uvicorn re-raises captured signals on the way out; a drained SIGTERM is a clean exit (0)
+        captured = getattr(self, "_captured_signals", None)
+        if isinstance(captured, list) and sig == signal.SIGTERM:
+            captured[:] = [s for s in captured if s != signal.SIGTERM]
 
 
 def serve(settings: Settings) -> int:

@@ -26,6 +26,8 @@ class GenerationRequest:
     stop: tuple[str, ...] = ()
     logprobs: int | None = None
     include_stop_str_in_output: bool = False
+    ignore_eos: bool = False
+    min_tokens: int = 0
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,7 @@ class VllmEngine:
 
     async def start(self) -> None:
         cfg = self._config
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(cfg.cpu_kvcache_space_gib))
+        os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(cfg.cpu_kvcache_space_gib)
         args = AsyncEngineArgs(
             model=cfg.model,
             served_model_name=cfg.served_model_name,
@@ -129,6 +129,8 @@ class VllmEngine:
             stop=list(request.stop) or None,
             logprobs=request.logprobs,
             include_stop_str_in_output=request.include_stop_str_in_output,
+            ignore_eos=request.ignore_eos,
+            min_tokens=request.min_tokens,
             output_kind=RequestOutputKind.DELTA,
         )
         prompt = {"prompt_token_ids": list(request.prompt_token_ids)}

@@ -23,7 +23,9 @@ async def health(request: Request, life: LifecycleDep) -> JSONResponse:
         except EngineDeadError as exc:
             request.app.state.on_engine_dead(str(exc))
             return JSONResponse({"status": "dead", "detail": str(exc)}, status_code=503)
-    return JSONResponse({"status": "ok", "phase": life.phase.value})
+    engine = request.app.state.engine
+    unfinished = engine.num_unfinished() if life.phase in (Phase.READY, Phase.DRAINING) else 0
+    return JSONResponse({"status": "ok", "phase": life.phase.value, "unfinished_requests": unfinished})
 
 
 @router.get("/ready", summary="Model loaded and accepting work")

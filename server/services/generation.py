@@ -99,6 +99,8 @@ class GenerationService:
             seed=req.seed,
             stop=req.stop_list,
             logprobs=logprobs,
+            ignore_eos=req.ignore_eos,
+            min_tokens=min(req.min_tokens, wanted),
         )
 
     def prepare_chat(self, req: ChatCompletionRequest) -> GenerationRequest:

@@ -1,0 +1,60 @@
+"""Planning algorithms behind one entry point, :func:`plan`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from planner.search.base import (
+    Algorithm,
+    Budget,
+    Calibrator,
+    Candidate,
+    Decision,
+    IdentityCalibrator,
+    LookaheadContext,
+    PlanConfig,
+    PlanResult,
+    Sample,
+    SampleBatch,
+    Sampler,
+    SearchState,
+    Usage,
+)
+from planner.search.best_of_n import best_of_n
+from planner.search.branch_commit import branch_commit
+from planner.search.greedy import greedy
+from planner.search.lookahead import lookahead
+
+ALGORITHMS: dict[Algorithm, Callable[[SearchState, str], Awaitable[PlanResult]]] = {
+    Algorithm.GREEDY: greedy,
+    Algorithm.BEST_OF_N: best_of_n,
+    Algorithm.BRANCH_COMMIT: branch_commit,
+    Algorithm.LOOKAHEAD: lookahead,
+}
+
+
+async def plan(sampler: Sampler, prompt: str, config: PlanConfig,
+               calibrator: Calibrator | None = None) -> PlanResult:
+    """Run one plan; every call has its own state, so calls may run concurrently."""
+    state = SearchState(sampler, calibrator or IdentityCalibrator(), config)
+    return await ALGORITHMS[config.algorithm](state, prompt)
+
+
+__all__ = [
+    "ALGORITHMS",
+    "Algorithm",
+    "Budget",
+    "Calibrator",
+    "Candidate",
+    "Decision",
+    "IdentityCalibrator",
+    "LookaheadContext",
+    "PlanConfig",
+    "PlanResult",
+    "Sample",
+    "SampleBatch",
+    "Sampler",
+    "SearchState",
+    "Usage",
+    "plan",
+]

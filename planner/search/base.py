@@ -1,0 +1,293 @@
+"""The contracts of planning: sampler, calibrator, budget, candidates, results.
+
+The planner needs one thing from an engine — :class:`Sampler` — and declares it
+here, so planner/ never imports server/ or vllm. All search state lives in one
+:class:`SearchState` per call: concurrent plans cannot interfere.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from planner.errors import InvalidPlanRequest
+from planner.format import ACTION_STOPS, CONFIDENCE_STOP, Turn, parse_turn
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One generated text and what it cost."""
+
+    text: str
+    tokens: int
+    finish_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class SampleBatch:
+    """The n samples of one engine call."""
+
+    samples: list[Sample]
+    prompt_tokens: int
+
+
+class Sampler(Protocol):
+    """What the planner needs from an engine: n samples of one prompt in one call."""
+
+    async def sample(
+        self,
+        prompt: str,
+        n: int,
+        *,
+        stop: Sequence[str],
+        max_tokens: int,
+        temperature: float,
+        top_p: float = 1.0,
+        seed: int | None = None,
+    ) -> SampleBatch: ...
+
+
+class Calibrator(Protocol):
+    """Maps a raw verbalized confidence to a calibrated probability for a domain."""
+
+    def calibrate(self, raw: float | None, domain: str) -> float | None: ...
+
+
+class IdentityCalibrator:
+    """Calibration before any outcome is known: the raw confidence as it is."""
+
+    def calibrate(self, raw: float | None, domain: str) -> float | None:
+        return raw
+
+
+class Algorithm(enum.StrEnum):
+    """The planning algorithms."""
+
+    GREEDY = "greedy"
+    BEST_OF_N = "best_of_n"
+    BRANCH_COMMIT = "branch_commit"
+    LOOKAHEAD = "lookahead"
+
+
+class Decision(enum.StrEnum):
+    """How a plan ended."""
+
+    COMMIT = "commit"
+    BUDGET_EXHAUSTED = "budget_exhausted"
+
+
+class LookaheadContext(enum.StrEnum):
+    """What the next level of a lookahead is prompted with."""
+
+    HISTORY = "history"  # the prompt, the turn and the imagined observation
+    OBSERVATION = "observation"  # the imagined observation alone (Markov models)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Limits of one plan: generated tokens, candidates, depth, wall time."""
+
+    max_tokens: int = 4096
+    max_candidates: int = 16
+    max_depth: int = 2
+    deadline_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.max_tokens < 1:
+            raise InvalidPlanRequest("budget.max_tokens", "must be at least 1")
+        if self.max_candidates < 1:
+            raise InvalidPlanRequest("budget.max_candidates", "must be at least 1")
+        if self.max_depth < 1:
+            raise InvalidPlanRequest("budget.max_depth", "must be at least 1")
+        if not self.deadline_s > 0:
+            raise InvalidPlanRequest("budget.deadline_s", "must be positive")
+
+
+@dataclass(frozen=True)
+class PlanConfig:
+    """Everything one plan call is asked to do."""
+
+    algorithm: Algorithm = Algorithm.BRANCH_COMMIT
+    budget: Budget = field(default_factory=Budget)
+    commit_threshold: float = 0.8
+    margin: float = 0.0
+    width: int = 4  # samples per proposal round (K) and N of best_of_n
+    branch: int = 2  # candidates deepened by lookahead (b)
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+    domain: str = "default"
+    turn_max_tokens: int = 256
+    lookahead_context: LookaheadContext = LookaheadContext.HISTORY
+
+    def __post_init__(self) -> None:
+        for name in ("commit_threshold", "margin", "top_p"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise InvalidPlanRequest(name, f"must be within [0, 1], got {v}")
+        if not 0.0 <= self.temperature <= 2.0:
+            raise InvalidPlanRequest("temperature", f"must be within [0, 2], got {self.temperature}")
+        if self.width < 1:
+            raise InvalidPlanRequest("width", "must be at least 1")
+        if self.branch < 1:
+            raise InvalidPlanRequest("branch", "must be at least 1")
+        if self.turn_max_tokens < 1:
+            raise InvalidPlanRequest("turn_max_tokens", "must be at least 1")
+
+
+@dataclass
+class Candidate:
+    """One sampled turn (or world-model span) and how it was judged."""
+
+    id: int
+    text: str
+    turn: Turn
+    raw_confidence: float | None
+    calibrated_confidence: float | None
+    tokens: int
+    depth: int = 1
+    parent: int | None = None
+    complete: bool = False  # has its action (not only the world-model span)
+    value: float | None = None  # backed-up value (lookahead); else the calibrated confidence
+    children: list[int] = field(default_factory=list)
+
+    @property
+    def score(self) -> float:
+        v = self.value if self.value is not None else self.calibrated_confidence
+        return -1.0 if v is None else v
+
+
+@dataclass
+class Usage:
+    """What a plan cost."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    candidates: int = 0
+    depth: int = 0
+    engine_calls: int = 0
+
+
+@dataclass
+class PlanResult:
+    """The outcome of one plan call."""
+
+    decision: Decision
+    chosen: Candidate | None
+    candidates: list[Candidate]
+    usage: Usage
+    algorithm: Algorithm
+    latency_s: float = 0.0
+
+
+class SearchState:
+    """All mutable state of one plan call: budget left, candidates, usage."""
+
+    def __init__(self, sampler: Sampler, calibrator: Calibrator, config: PlanConfig) -> None:
+        self.sampler = sampler
+        self.calibrator = calibrator
+        self.config = config
+        self.candidates: list[Candidate] = []
+        self.usage = Usage()
+        self.started = time.monotonic()
+
+    # ------------------------------------------------------------------ budget
+
+    @property
+    def tokens_left(self) -> int:
+        return self.config.budget.max_tokens - self.usage.completion_tokens
+
+    @property
+    def candidates_left(self) -> int:
+        return self.config.budget.max_candidates - self.usage.candidates
+
+    def time_left(self) -> float:
+        return self.config.budget.deadline_s - (time.monotonic() - self.started)
+
+    def affordable(self, n: int, per_sample: int, min_per_sample: int = 8) -> tuple[int, int]:
+        """How many samples (≤ n) and tokens each the budget allows now; (0, 0) if none."""
+        n = min(n, self.candidates_left)
+        if n <= 0 or self.time_left() <= 0:
+            return 0, 0
+        per = min(per_sample, self.tokens_left // n)
+        while n > 1 and per < min_per_sample:
+            n -= 1
+            per = min(per_sample, self.tokens_left // n)
+        if per < 1:
+            return 0, 0
+        return n, per
+
+    # ------------------------------------------------------------------ sampling
+
+    async def sample(self, prompt: str, n: int, stop: Sequence[str], max_tokens: int,
+                     temperature: float | None = None, count_candidates: bool = True) -> list[Sample]:
+        cfg = self.config
+        seed = None if cfg.seed is None else cfg.seed + self.usage.engine_calls
+        batch = await self.sampler.sample(
+            prompt, n, stop=stop, max_tokens=max_tokens,
+            temperature=cfg.temperature if temperature is None else temperature, top_p=cfg.top_p, seed=seed,
+        )
+        self.usage.engine_calls += 1
+        self.usage.prompt_tokens += batch.prompt_tokens
+        self.usage.completion_tokens += sum(s.tokens for s in batch.samples)
+        if count_candidates:
+            self.usage.candidates += len(batch.samples)
+        return batch.samples
+
+    def judge(self, text: str, tokens: int, *, depth: int = 1, parent: int | None = None,
+              complete: bool = True) -> Candidate:
+        turn = parse_turn(text)
+        calibrated = self.calibrator.calibrate(turn.confidence, self.config.domain)
+        cand = Candidate(
+            id=len(self.candidates), text=text, turn=turn, raw_confidence=turn.confidence,
+            calibrated_confidence=calibrated, tokens=tokens, depth=depth, parent=parent, complete=complete,
+        )
+        self.candidates.append(cand)
+        if parent is not None:
+            self.candidates[parent].children.append(cand.id)
+        self.usage.depth = max(self.usage.depth, depth)
+        return cand
+
+    async def propose_turns(self, prompt: str, n: int, *, depth: int = 1, parent: int | None = None,
+                            temperature: float | None = None) -> list[Candidate]:
+        """n whole turns (world model, think, action) in one engine call."""
+        n, per = self.affordable(n, self.config.turn_max_tokens)
+        if n == 0:
+            return []
+        samples = await self.sample(prompt, n, ACTION_STOPS, per, temperature)
+        return [self.judge(s.text, s.tokens, depth=depth, parent=parent) for s in samples]
+
+    async def propose_spans(self, prompt: str, n: int, *, depth: int = 1,
+                            parent: int | None = None) -> list[Candidate]:
+        """n world-model spans (up to ``</confidence>``) in one engine call."""
+        n, per = self.affordable(n, self.config.turn_max_tokens)
+        if n == 0:
+            return []
+        samples = await self.sample(prompt, n, (CONFIDENCE_STOP,), per)
+        return [self.judge(s.text, s.tokens, depth=depth, parent=parent, complete=False) for s in samples]
+
+    async def complete(self, prompt: str, cand: Candidate) -> Candidate:
+        """Continue a world-model span through think and action (greedy, one sample)."""
+        if cand.complete:
+            return cand
+        per = min(self.config.turn_max_tokens, max(self.tokens_left, 0))
+        if per < 1:
+            return cand
+        (s,) = await self.sample(prompt + cand.text, 1, ACTION_STOPS, per, temperature=0.0,
+                                 count_candidates=False)
+        text = cand.text + s.text
+        turn = parse_turn(text)
+        cand.text, cand.turn, cand.tokens, cand.complete = text, turn, cand.tokens + s.tokens, True
+        return cand
+
+    def result(self, decision: Decision, chosen: Candidate | None) -> PlanResult:
+        return PlanResult(decision, chosen, self.candidates, self.usage, self.config.algorithm,
+                          latency_s=time.monotonic() - self.started)
+
+
+def ranked(cands: Sequence[Candidate]) -> list[Candidate]:
+    """Best first: by score, then usable action, then fewer problems, then id (stable)."""
+    return sorted(cands, key=lambda c: (-c.score, c.turn.action is None, len(c.turn.problems), c.id))

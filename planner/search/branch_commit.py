@@ -1,0 +1,44 @@
+"""branch_commit (DESIGN §3): propose world-model spans, commit when confident, else widen.
+
+1. Propose K world-model spans in one call (stop at ``</confidence>``; the shared
+   prompt is prefix-cached by the engine).
+2. Judge each by its calibrated confidence.
+3. Commit when the best reaches ``commit_threshold`` and beats the runner-up by
+   ``margin``: only that candidate is continued through think and action.
+4. Otherwise widen (another K spans) while the budget lasts.
+5. At the budget's end, continue the best span found and say so
+   (``budget_exhausted``).
+
+Only the committed candidate pays for its policy span, which is where the token
+saving over best_of_n comes from.
+"""
+
+from __future__ import annotations
+
+from planner.search.base import Candidate, Decision, PlanResult, SearchState, ranked
+
+
+def confident(best: Candidate, runner_up: Candidate | None, threshold: float, margin: float) -> bool:
+    if best.calibrated_confidence is None or best.calibrated_confidence < threshold:
+        return False
+    if runner_up is None or runner_up.calibrated_confidence is None:
+        return True
+    return best.calibrated_confidence - runner_up.calibrated_confidence >= margin
+
+
+async def branch_commit(state: SearchState, prompt: str) -> PlanResult:
+    cfg = state.config
+    spans: list[Candidate] = []
+    while True:
+        new = await state.propose_spans(prompt, cfg.width)
+        spans.extend(new)
+        order = ranked(spans)
+        if order and confident(order[0], order[1] if len(order) > 1 else None, cfg.commit_threshold, cfg.margin):
+            chosen = await state.complete(prompt, order[0])
+            return state.result(Decision.COMMIT, chosen)
+        if not new or state.candidates_left <= 0 or state.tokens_left <= cfg.turn_max_tokens or state.time_left() <= 0:
+            break
+    if not spans:
+        return state.result(Decision.BUDGET_EXHAUSTED, None)
+    chosen = await state.complete(prompt, ranked(spans)[0])
+    return state.result(Decision.BUDGET_EXHAUSTED, chosen)

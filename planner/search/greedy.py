@@ -1,0 +1,12 @@
+"""greedy: one sample at temperature 0 — the paper's own inference, our baseline."""
+
+from __future__ import annotations
+
+from planner.search.base import Decision, PlanResult, SearchState
+
+
+async def greedy(state: SearchState, prompt: str) -> PlanResult:
+    cands = await state.propose_turns(prompt, 1, temperature=0.0)
+    if not cands:
+        return state.result(Decision.BUDGET_EXHAUSTED, None)
+    return state.result(Decision.COMMIT, cands[0])

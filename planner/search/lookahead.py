@@ -1,0 +1,81 @@
+"""lookahead (depth ≥ 2): imagine the consequences of the best candidates, back up the value.
+
+Level 1: K whole turns in one call. Then, while depth and budget allow, for the
+top-b candidates of the deepest level (one engine call per level, batched by
+candidate): let the model imagine the observation its action leads to
+(``<information>…</information>``), sample K next turns from there, and back the
+best value one level down up to the candidate (a leaf's value is its calibrated
+confidence; an expanded candidate's value is the best value among its children —
+the model's own imagination standing in for the simulator). Commit to the
+first-level candidate with the highest value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from planner.search.base import Candidate, Decision, LookaheadContext, PlanResult, SearchState, ranked
+
+OBSERVATION_OPEN = "\n<information>"
+OBSERVATION_CLOSE = "</information>"
+OBSERVATION_MAX_TOKENS = 64
+
+
+def next_prompt(prompt: str, cand: Candidate, observation: str, context: LookaheadContext) -> str:
+    obs = f"<information>{observation.strip()}</information>\n"
+    if context is LookaheadContext.OBSERVATION:
+        return obs
+    return prompt + cand.text + "\n" + obs
+
+
+async def _imagine(state: SearchState, prompt: str, cand: Candidate) -> str | None:
+    n, per = state.affordable(1, OBSERVATION_MAX_TOKENS, min_per_sample=1)
+    if n == 0:
+        return None
+    (s,) = await state.sample(prompt + cand.text + OBSERVATION_OPEN, 1, (OBSERVATION_CLOSE,), per,
+                              temperature=0.0, count_candidates=False)
+    text = s.text.split(OBSERVATION_CLOSE)[0]
+    return text if text.strip() else None
+
+
+async def _deepen(state: SearchState, prompt: str, cand: Candidate, depth: int) -> list[tuple[Candidate, str]]:
+    observation = await _imagine(state, prompt, cand)
+    if observation is None:
+        return []
+    child_prompt = next_prompt(prompt, cand, observation, state.config.lookahead_context)
+    children = await state.propose_turns(child_prompt, state.config.width, depth=depth, parent=cand.id)
+    return [(c, child_prompt) for c in children]
+
+
+def _back_up(state: SearchState, cand: Candidate) -> float:
+    own = cand.calibrated_confidence if cand.calibrated_confidence is not None else 0.0
+    kids = [state.candidates[i] for i in cand.children]
+    if not kids:
+        cand.value = own
+        return own
+    cand.value = max(_back_up(state, k) for k in kids)
+    return cand.value
+
+
+async def lookahead(state: SearchState, prompt: str) -> PlanResult:
+    cfg = state.config
+    roots = await state.propose_turns(prompt, cfg.width)
+    if not roots:
+        return state.result(Decision.BUDGET_EXHAUSTED, None)
+    frontier: list[tuple[Candidate, str]] = [(c, prompt) for c in roots]
+    exhausted = False
+    for depth in range(2, cfg.budget.max_depth + 1):
+        expandable = [(c, p) for c, p in frontier if c.turn.action is not None]
+        top = sorted(expandable, key=lambda cp: (-cp[0].score, cp[0].id))[: cfg.branch]
+        if not top or state.candidates_left <= 0 or state.tokens_left <= cfg.turn_max_tokens:
+            exhausted = bool(top)
+            break
+        levels = await asyncio.gather(*(_deepen(state, p, c, depth) for c, p in top))
+        frontier = [cp for level in levels for cp in level]
+        if not frontier:
+            exhausted = True
+            break
+    for root in roots:
+        _back_up(state, root)
+    decision = Decision.BUDGET_EXHAUSTED if exhausted else Decision.COMMIT
+    return state.result(decision, ranked(roots)[0])

@@ -1,0 +1,91 @@
+"""Client disconnects abort generation; SIGTERM drains in-flight streams and exits 0."""
+
+from __future__ import annotations
+
+import re
+import signal
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.conftest import served_model
+from tests.integration.server_process import ServerProcess, start_server
+
+pytestmark = pytest.mark.integration
+PROMPT = "<information>x=5 target=40 steps=6</information>\n"
+LONG = {"prompt": PROMPT, "max_tokens": 190, "n": 8, "ignore_eos": True, "temperature": 1.0}
+FULL_TOKENS = 190 * 8
+
+
+def generated_tokens(server: ServerProcess) -> float:
+    """vLLM's own count of generated tokens (an aborted request stops adding to it)."""
+    text = httpx.get(f"{server.url}/metrics").text
+    return sum(float(m.group(1)) for m in re.finditer(r"^vllm:generation_tokens_total\{[^}]*\} ([0-9.e+]+)$", text, re.M))
+
+
+def wait_idle(server: ServerProcess, timeout: float = 20) -> int:
+    deadline = time.monotonic() + timeout
+    unfinished = -1
+    while time.monotonic() < deadline:
+        unfinished = httpx.get(f"{server.url}/health").json()["unfinished_requests"]
+        if unfinished == 0:
+            return 0
+        time.sleep(0.1)
+    return unfinished
+
+
+def test_streaming_client_disconnect_aborts(server: ServerProcess) -> None:
+    before = generated_tokens(server)
+    with httpx.Client(timeout=30) as c, c.stream("POST", f"{server.url}/v1/completions",
+                                                 json={**LONG, "stream": True}) as r:
+        lines = r.iter_lines()
+        first = next(line for line in lines if line.startswith("data: {"))
+        assert first
+    # connection closed after one chunk
+    assert wait_idle(server) == 0
+    time.sleep(1)
+    assert generated_tokens(server) - before < FULL_TOKENS  # stopped early: aborted
+
+
+def test_non_streaming_client_disconnect_aborts(server: ServerProcess) -> None:
+    before = generated_tokens(server)
+    with pytest.raises(httpx.TimeoutException):
+        httpx.post(f"{server.url}/v1/completions", json=LONG, timeout=0.3)
+    assert wait_idle(server) == 0
+    time.sleep(1)
+    assert generated_tokens(server) - before < FULL_TOKENS
+
+
+def test_sigterm_drains_in_flight_stream_and_exits_zero(tmp_path: Path) -> None:
+    srv = start_server(served_model(), tmp_path)
+    received: list[str] = []
+    errors: list[BaseException] = []
+    started = threading.Event()
+
+    def consume() -> None:
+        try:
+            with httpx.Client(timeout=60) as c, c.stream("POST", f"{srv.url}/v1/completions",
+                                                         json={**LONG, "stream": True}) as r:
+                for line in r.iter_lines():
+                    if line:
+                        received.append(line)
+                        started.set()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+            started.set()
+
+    t = threading.Thread(target=consume)
+    t.start()
+    assert started.wait(60)
+    srv.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{srv.url}/ready", timeout=2)  # no new work accepted: the socket is closed
+    t.join(90)
+    code = srv.stop(timeout=90)
+    assert not errors, errors
+    assert received[-1] == "data: [DONE]"
+    assert code == 0, srv.log()

@@ -1,0 +1,94 @@
+"""The official openai client against the real server (vLLM on CPU)."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+
+from tests.integration.conftest import served_model
+from tests.integration.server_process import ServerProcess
+
+pytestmark = pytest.mark.integration
+PROMPT = "<information>x=5 target=40 steps=6</information>\n"
+
+
+@pytest.fixture(scope="module")
+def client(server: ServerProcess) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+
+
+def model_id(client: openai.OpenAI) -> str:
+    return client.models.list().data[0].id
+
+
+def test_models(client: openai.OpenAI) -> None:
+    models = client.models.list().data
+    assert [m.id for m in models] == [served_model().name]
+
+
+def test_chat_completion(client: openai.OpenAI) -> None:
+    r = client.chat.completions.create(model=model_id(client), messages=[{"role": "user", "content": PROMPT.strip()}],
+                                       max_tokens=80, temperature=0)
+    assert r.choices[0].message.content
+    assert r.usage is not None and r.usage.completion_tokens > 0 and r.usage.prompt_tokens > 0
+    assert r.choices[0].finish_reason in ("stop", "length")
+
+
+def test_completion_greedy_is_deterministic(client: openai.OpenAI) -> None:
+    a = client.completions.create(model=model_id(client), prompt=PROMPT, max_tokens=40, temperature=0)
+    b = client.completions.create(model=model_id(client), prompt=PROMPT, max_tokens=40, temperature=0)
+    assert a.choices[0].text == b.choices[0].text and a.choices[0].text
+
+
+def test_n_greater_than_one(client: openai.OpenAI) -> None:
+    r = client.completions.create(model=model_id(client), prompt=PROMPT, max_tokens=30, n=4, temperature=1, seed=1)
+    assert sorted(c.index for c in r.choices) == [0, 1, 2, 3]
+    assert r.usage is not None and r.usage.completion_tokens == r.usage.total_tokens - r.usage.prompt_tokens
+
+
+def test_stop_strings(client: openai.OpenAI) -> None:
+    full = client.completions.create(model=model_id(client), prompt=PROMPT, max_tokens=60, temperature=0)
+    text = full.choices[0].text
+    assert len(text) > 6
+    stop = text[4:7]
+    cut = client.completions.create(model=model_id(client), prompt=PROMPT, max_tokens=60, temperature=0, stop=[stop])
+    assert cut.choices[0].text == text[: text.find(stop)]
+    assert cut.choices[0].finish_reason == "stop"
+
+
+def test_streaming_matches_non_streaming(client: openai.OpenAI) -> None:
+    whole = client.completions.create(model=model_id(client), prompt=PROMPT, max_tokens=40, temperature=0)
+    pieces = client.completions.create(model=model_id(client), prompt=PROMPT, max_tokens=40, temperature=0,
+                                       stream=True)
+    assert "".join(c.choices[0].text for c in pieces if c.choices) == whole.choices[0].text
+
+
+def test_chat_streaming_with_usage(client: openai.OpenAI) -> None:
+    stream = client.chat.completions.create(
+        model=model_id(client), messages=[{"role": "user", "content": PROMPT.strip()}], max_tokens=30,
+        stream=True, stream_options={"include_usage": True}, temperature=0,
+    )
+    chunks = list(stream)
+    text = "".join((c.choices[0].delta.content or "") for c in chunks if c.choices)
+    assert text
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+
+
+def test_logprobs(client: openai.OpenAI) -> None:
+    r = client.chat.completions.create(model=model_id(client), messages=[{"role": "user", "content": PROMPT.strip()}],
+                                       max_tokens=5, logprobs=True, top_logprobs=2, temperature=0)
+    content = r.choices[0].logprobs.content  # type: ignore[union-attr]
+    assert content and all(t.logprob <= 0 for t in content)
+    assert all(len(t.top_logprobs) >= 1 for t in content)
+
+
+def test_errors_are_400_openai_style(client: openai.OpenAI, server: ServerProcess) -> None:
+    with pytest.raises(openai.BadRequestError):
+        client.completions.create(model="no-such-model", prompt=PROMPT, max_tokens=5)
+    with pytest.raises(openai.BadRequestError):
+        client.completions.create(model=model_id(client), prompt="x " * 400, max_tokens=5)
+    r = httpx.post(f"{server.url}/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"]["message"]
+    r = httpx.post(f"{server.url}/v1/completions", json={"model": model_id(client), "prompt": PROMPT, "n": "many"})
+    assert r.status_code == 400 and "n" in r.json()["error"]["message"]

@@ -1,0 +1,61 @@
+"""A scripted sampler: deterministic texts by prompt, exact token accounting (1 token per character)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from planner.search import Sample, SampleBatch
+
+Script = Callable[[str, int, int], str]  # (prompt, call number, sample index) -> text
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, str]:
+    best = None
+    for s in stop:
+        i = text.find(s)
+        if i >= 0 and (best is None or i + len(s) < best):
+            best = i + len(s)
+    if best is None:
+        return text, "length"
+    return text[:best], "stop"
+
+
+@dataclass
+class ScriptedSampler:
+    """Answers every call from ``script``; stop strings are kept in the output, as the server does."""
+
+    script: Script
+    calls: list[tuple[str, int, int, tuple[str, ...]]] = field(default_factory=list)
+    delay_s: float = 0.0
+
+    async def sample(self, prompt: str, n: int, *, stop: Sequence[str], max_tokens: int, temperature: float,
+                     top_p: float = 1.0, seed: int | None = None) -> SampleBatch:
+        call = len(self.calls)
+        self.calls.append((prompt, n, max_tokens, tuple(stop)))
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        out = []
+        for i in range(n):
+            raw = continuation(prompt) if prompt.endswith("</confidence>") else self.script(prompt, call, i)
+            text, finish = cut_at_stop(raw, stop)
+            if len(text) > max_tokens:
+                text, finish = text[:max_tokens], "length"
+            out.append(Sample(text, len(text), finish))
+        return SampleBatch(out, prompt_tokens=len(prompt))
+
+
+def continuation(prompt: str) -> str:
+    """The policy span that follows a world-model span written by :func:`turn`."""
+    op = prompt.rsplit("<imaginary>plan ", 1)[-1].split("</imaginary>", 1)[0]
+    return f"\n<think>t</think>\n<answer>{op}</answer>"
+
+
+def turn(conf: int, op: str = "a") -> str:
+    return f"<imaginary>plan {op}</imaginary>\n<confidence>{conf}%</confidence>\n<think>t</think>\n<answer>{op}</answer>"
+
+
+def by_index(confs: list[int]) -> Script:
+    """Sample i of every call says confidence confs[i % len]."""
+    return lambda prompt, call, i: turn(confs[i % len(confs)], op=f"op{i % len(confs)}")

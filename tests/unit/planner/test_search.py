@@ -1,0 +1,139 @@
+"""Search algorithms with a scripted sampler: known confidences → known decisions, exact budgets."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from planner import InvalidPlanRequest
+from planner.search import Algorithm, Budget, Decision, LookaheadContext, PlanConfig, plan
+from tests.unit.planner.scripted_sampler import ScriptedSampler, by_index, turn
+
+
+def cfg(algorithm: str, **kw: object) -> PlanConfig:
+    return PlanConfig(algorithm=Algorithm(algorithm), **kw)  # type: ignore[arg-type]
+
+
+async def test_greedy_is_one_sample_at_temperature_zero() -> None:
+    s = ScriptedSampler(by_index([30, 90]))
+    r = await plan(s, "P", cfg("greedy"))
+    assert r.decision is Decision.COMMIT
+    assert r.chosen is not None and r.chosen.raw_confidence == 0.3
+    assert len(s.calls) == 1 and s.calls[0][1] == 1
+
+
+async def test_best_of_n_picks_the_most_confident_in_one_call() -> None:
+    s = ScriptedSampler(by_index([30, 90, 60, 10]))
+    r = await plan(s, "P", cfg("best_of_n", width=4))
+    assert r.chosen is not None and r.chosen.turn.action is not None
+    assert r.chosen.turn.action.content == "op1"
+    assert len(s.calls) == 1 and s.calls[0][1] == 4
+    assert r.usage.candidates == 4
+    assert r.usage.completion_tokens == sum(len(turn(c, f"op{i}")) for i, c in enumerate([30, 90, 60, 10]))
+
+
+async def test_branch_commit_commits_above_threshold_and_completes_only_the_winner() -> None:
+    s = ScriptedSampler(by_index([30, 90, 60, 10]))
+    r = await plan(s, "P", cfg("branch_commit", width=4, commit_threshold=0.8))
+    assert r.decision is Decision.COMMIT
+    assert r.chosen is not None and r.chosen.raw_confidence == 0.9
+    assert r.chosen.turn.action is not None and r.chosen.turn.action.content == "op1"
+    # one proposal call (spans stop at </confidence>) + one continuation of the winner only
+    assert [c[1] for c in s.calls] == [4, 1]
+    assert s.calls[0][3] == ("</confidence>",)
+    assert s.calls[1][0].startswith("P<imaginary>plan op1</imaginary>")
+
+
+async def test_branch_commit_widens_then_exhausts_budget() -> None:
+    s = ScriptedSampler(by_index([30, 50]))
+    budget = Budget(max_candidates=6, max_tokens=10_000)
+    r = await plan(s, "P", cfg("branch_commit", width=2, commit_threshold=0.8, budget=budget))
+    assert r.decision is Decision.BUDGET_EXHAUSTED
+    assert r.usage.candidates == 6  # three rounds of 2
+    assert r.chosen is not None and r.chosen.raw_confidence == 0.5
+    assert r.chosen.turn.action is not None  # the best span was still continued to an action
+
+
+async def test_branch_commit_margin_forces_widening() -> None:
+    s = ScriptedSampler(lambda p, call, i: turn([85, 84][i] if call == 0 else [99, 50][i], f"c{call}i{i}"))
+    r = await plan(s, "P", cfg("branch_commit", width=2, commit_threshold=0.8, margin=0.05))
+    assert r.decision is Decision.COMMIT
+    assert r.chosen is not None and r.chosen.raw_confidence == 0.99
+    assert len(s.calls) == 3  # propose, widen, complete
+
+
+async def test_token_budget_is_respected_exactly() -> None:
+    s = ScriptedSampler(by_index([10]))
+    budget = Budget(max_tokens=300, max_candidates=100)
+    r = await plan(s, "P", cfg("branch_commit", width=4, budget=budget, turn_max_tokens=64))
+    assert r.usage.completion_tokens <= 300
+    assert r.usage.completion_tokens == sum(len(c.text) for c in r.candidates)
+    assert r.decision is Decision.BUDGET_EXHAUSTED
+
+
+async def test_unparsable_output_is_a_candidate_with_problems() -> None:
+    s = ScriptedSampler(lambda p, call, i: "garbage")
+    r = await plan(s, "P", cfg("best_of_n", width=3))
+    assert r.chosen is not None and "missing_confidence" in r.chosen.turn.problem_kinds
+    assert all(c.raw_confidence is None for c in r.candidates)
+
+
+async def test_lookahead_backs_up_imagined_futures() -> None:
+    # root op0 looks better (70 vs 60) but its imagined future is bad (20); op1's future is 95
+    def script(prompt: str, call: int, i: int) -> str:
+        if prompt.endswith("<information>"):
+            return ("after op0" if "answer>op0" in prompt else "after op1") + "</information>"
+        if "after op0" in prompt:
+            return turn(20, "x")
+        if "after op1" in prompt:
+            return turn(95, "y")
+        return turn([70, 60][i], f"op{i}")
+
+    s = ScriptedSampler(script)
+    r = await plan(s, "P", cfg("lookahead", width=2, branch=2, budget=Budget(max_depth=2)))
+    assert r.chosen is not None and r.chosen.turn.action is not None
+    assert r.chosen.turn.action.content == "op1"
+    assert r.chosen.value == pytest.approx(0.95)
+    assert r.usage.depth == 2
+    children = [c for c in r.candidates if c.depth == 2]
+    assert {c.parent for c in children} == {0, 1}
+
+
+async def test_lookahead_observation_context_prompts_with_observation_only() -> None:
+    def script(prompt: str, call: int, i: int) -> str:
+        if prompt.endswith("<information>"):
+            return "x=3</information>"
+        return turn(50, "a")
+
+    s = ScriptedSampler(script)
+    await plan(s, "P", cfg("lookahead", width=1, branch=1, lookahead_context=LookaheadContext.OBSERVATION))
+    assert any(c[0] == "<information>x=3</information>\n" for c in s.calls)
+
+
+async def test_twenty_concurrent_plans_do_not_interfere() -> None:
+    samplers = [ScriptedSampler(by_index([10 + k, 5]), delay_s=0.001 * (k % 3)) for k in range(20)]
+    results = await asyncio.gather(*(plan(s, f"P{k}", cfg("branch_commit", width=2, commit_threshold=0.05))
+                                     for k, s in enumerate(samplers)))
+    for k, r in enumerate(results):
+        assert r.chosen is not None and r.chosen.raw_confidence == pytest.approx((10 + k) / 100)
+        assert all(c[0].startswith(f"P{k}") for c in samplers[k].calls)
+        assert r.usage.candidates == 2
+
+
+@pytest.mark.parametrize(
+    ("kw", "field"),
+    [({"commit_threshold": 1.5}, "commit_threshold"), ({"margin": -0.1}, "margin"), ({"width": 0}, "width"),
+     ({"temperature": 3.0}, "temperature")],
+)
+def test_bad_parameters_name_the_field(kw: dict[str, object], field: str) -> None:
+    with pytest.raises(InvalidPlanRequest) as err:
+        PlanConfig(**kw)  # type: ignore[arg-type]
+    assert err.value.field == field
+
+
+@pytest.mark.parametrize("kw", [{"max_tokens": -1}, {"max_candidates": 0}, {"max_depth": 0}, {"deadline_s": 0}])
+def test_bad_budgets_name_the_field(kw: dict[str, object]) -> None:
+    with pytest.raises(InvalidPlanRequest) as err:
+        Budget(**kw)  # type: ignore[arg-type]
+    assert err.value.field.startswith("budget.")
