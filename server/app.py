@@ -19,8 +19,9 @@ from server.engine.base import Engine
 from server.errors import install_error_handlers
 from server.lifecycle import Lifecycle, Phase
 from server.metrics import Metrics, MetricsMiddleware
-from server.routes import health, openai
+from server.routes import health, openai, plan
 from server.services.generation import GenerationService
+from server.services.planning import PlanningService
 
 log = logging.getLogger("foresight.app")
 EXIT_LOAD_FAILED = 1
@@ -102,8 +103,10 @@ def create_app(
     app.state.metrics = metrics
     app.state.on_engine_dead = on_engine_dead
     app.state.generation = GenerationService(the_engine, settings, metrics, on_engine_dead)
+    app.state.planning = PlanningService(app.state.generation)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(openai.router)
+    app.include_router(plan.router)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

@@ -53,20 +53,23 @@ class ScriptedEngine:
     async def close(self) -> None:
         self.started = False
 
-    def encode(self, text: str) -> list[int]:
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
         return [ord(c) for c in text]
 
     def decode(self, ids: Sequence[int]) -> str:
         return "".join(chr(i) for i in ids)
 
-    def render_chat(self, messages: Sequence[dict[str, Any]]) -> list[int]:
+    def chat_prompt(self, messages: Sequence[dict[str, Any]]) -> str:
         parts = []
         for m in messages:
             content = m.get("content") or ""
             if not isinstance(content, str):
                 content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
             parts.append(f"{m['role']}: {content}\n")
-        return self.encode("".join(parts) + "assistant: ")
+        return "".join(parts) + "assistant: "
+
+    def render_chat(self, messages: Sequence[dict[str, Any]]) -> list[int]:
+        return self.encode(self.chat_prompt(messages))
 
     def _complete(self, prompt: str, index: int, request: GenerationRequest) -> tuple[str, str, str | None]:
         text = self.script(prompt, index, request)

@@ -105,18 +105,20 @@ class VllmEngine:
             raise EngineDeadError("the engine is not running")
         return self._llm
 
-    def encode(self, text: str) -> list[int]:
-        return list(self._tokenizer.encode(text, add_special_tokens=True))
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        return list(self._tokenizer.encode(text, add_special_tokens=add_special_tokens))
 
-    def render_chat(self, messages: Sequence[dict[str, Any]]) -> list[int]:
+    def chat_prompt(self, messages: Sequence[dict[str, Any]]) -> str:
         template = None if getattr(self._tokenizer, "chat_template", None) else DEFAULT_CHAT_TEMPLATE
         try:
-            text = self._tokenizer.apply_chat_template(
+            return str(self._tokenizer.apply_chat_template(
                 list(messages), tokenize=False, add_generation_prompt=True, chat_template=template
-            )
+            ))
         except Exception as exc:  # a template error is the request's fault, not ours
             raise EngineRequestError(f"the chat template cannot render these messages: {exc}") from exc
-        return list(self._tokenizer.encode(text, add_special_tokens=False))
+
+    def render_chat(self, messages: Sequence[dict[str, Any]]) -> list[int]:
+        return self.encode(self.chat_prompt(messages), add_special_tokens=False)
 
     async def generate(self, request: GenerationRequest, request_id: str) -> AsyncIterator[GenerationChunk]:
         llm = self._require()

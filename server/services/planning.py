@@ -1,0 +1,154 @@
+"""``/v1/plan``: the engine as the planner's sampler, and plan results as responses."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from planner import InvalidPlanRequest
+from planner.search import (
+    Algorithm,
+    Budget,
+    Calibrator,
+    Candidate,
+    IdentityCalibrator,
+    LookaheadContext,
+    PlanConfig,
+    PlanResult,
+    Sample,
+    SampleBatch,
+    plan,
+)
+from server.engine.base import Engine, GenerationRequest
+from server.errors import ApiError, BadRequest
+from server.protocol.openai import now
+from server.protocol.plan import (
+    ActionModel,
+    CandidateModel,
+    ConfidenceModel,
+    PlanRequest,
+    PlanResponse,
+    PlanUsage,
+    ProblemModel,
+    TreeNode,
+)
+from server.services.generation import GenerationService
+
+
+class PlanTimeout(ApiError):
+    """504: the plan ran past its deadline."""
+
+    status_code = 504
+    error_type = "timeout"
+    code = "deadline_exceeded"
+
+
+@dataclass
+class EngineSampler:
+    """The engine behind the planner's ``Sampler`` protocol; stop strings stay in the output."""
+
+    service: GenerationService
+    add_special_tokens: bool
+
+    async def sample(self, prompt: str, n: int, *, stop: Sequence[str], max_tokens: int, temperature: float,
+                     top_p: float = 1.0, seed: int | None = None) -> SampleBatch:
+        engine = self.service.engine
+        ids = engine.encode(prompt, add_special_tokens=self.add_special_tokens)
+        room = engine.info.max_model_len - len(ids)
+        if room < 1:
+            return SampleBatch([Sample("", 0, "length") for _ in range(n)], len(ids))
+        greq = GenerationRequest(ids, n=n, max_tokens=min(max_tokens, room), temperature=temperature, top_p=top_p,
+                                 seed=seed, stop=tuple(stop), include_stop_str_in_output=True)
+        result = await self.service.collect(greq, f"plan-{uuid.uuid4().hex}")
+        samples = [Sample(s.text, s.num_tokens, s.finish_reason) for s in result.sequences]
+        return SampleBatch(samples, result.prompt_tokens)
+
+
+def to_config(req: PlanRequest) -> PlanConfig:
+    try:
+        b = req.budget
+        return PlanConfig(
+            algorithm=Algorithm(req.algorithm),
+            budget=Budget(b.max_tokens, b.max_candidates, b.max_depth, b.deadline_s),
+            commit_threshold=req.commit_threshold, margin=req.margin, width=req.width, branch=req.branch,
+            temperature=req.temperature, top_p=req.top_p, seed=req.seed, domain=req.domain,
+            turn_max_tokens=req.max_tokens_per_turn, lookahead_context=LookaheadContext(req.lookahead_context),
+        )
+    except InvalidPlanRequest as exc:
+        raise BadRequest(str(exc), param=exc.field) from exc
+
+
+def _action(c: Candidate | None) -> ActionModel | None:
+    if c is None or c.turn.action is None:
+        return None
+    a = c.turn.action
+    return ActionModel(kind=a.kind, content=a.content, name=a.name, arguments=a.arguments)
+
+
+def _candidate(c: Candidate) -> CandidateModel:
+    return CandidateModel(
+        id=c.id, parent=c.parent, depth=c.depth, text=c.text, complete=c.complete,
+        raw_confidence=c.raw_confidence, calibrated_confidence=c.calibrated_confidence, value=c.value,
+        tokens=c.tokens, action=_action(c),
+        problems=[ProblemModel(kind=p.kind, detail=p.detail) for p in c.turn.problems],
+    )
+
+
+def _tree(result: PlanResult) -> list[TreeNode]:
+    by_id = {c.id: c for c in result.candidates}
+
+    def node(c: Candidate) -> TreeNode:
+        return TreeNode(id=c.id, raw_confidence=c.raw_confidence, calibrated_confidence=c.calibrated_confidence,
+                        value=c.value, action=_action(c), children=[node(by_id[i]) for i in c.children])
+
+    return [node(c) for c in result.candidates if c.parent is None]
+
+
+class PlanningService:
+    """Runs plans on the engine with the current calibrator."""
+
+    def __init__(self, generation: GenerationService, calibrator: Calibrator | None = None) -> None:
+        self.generation = generation
+        self.calibrator = calibrator or IdentityCalibrator()
+
+    async def run(self, req: PlanRequest) -> PlanResponse:
+        gen = self.generation
+        gen.check_model(req.model)
+        config = to_config(req)
+        if req.messages is not None:
+            prompt = gen.engine.chat_prompt([m.as_template_dict() for m in req.messages])
+            sampler = EngineSampler(gen, add_special_tokens=False)
+        else:
+            prompt = req.prompt or ""
+            sampler = EngineSampler(gen, add_special_tokens=True)
+        n_prompt = len(gen.engine.encode(prompt, add_special_tokens=sampler.add_special_tokens))
+        if n_prompt >= gen.engine.info.max_model_len:
+            raise BadRequest(f"the prompt has {n_prompt} tokens; this model's context is "
+                             f"{gen.engine.info.max_model_len} tokens", param="prompt",
+                             code="context_length_exceeded")
+        grace = config.budget.deadline_s + 5.0
+        try:
+            result = await asyncio.wait_for(plan(sampler, prompt, config, self.calibrator), timeout=grace)
+        except TimeoutError as exc:
+            raise PlanTimeout(f"the plan ran past its deadline of {config.budget.deadline_s}s") from exc
+        return self.respond(req, result)
+
+    def respond(self, req: PlanRequest, result: PlanResult) -> PlanResponse:
+        chosen = result.chosen
+        u = result.usage
+        return PlanResponse(
+            plan_id=f"plan-{uuid.uuid4().hex}", created=now(), model=self.generation.engine.info.name,
+            algorithm=req.algorithm, domain=req.domain, decision=result.decision.value,
+            action=_action(chosen), text=chosen.text if chosen else None,
+            rollout=chosen.turn.imaginary if chosen else None,
+            confidence=ConfidenceModel(raw=chosen.raw_confidence if chosen else None,
+                                       calibrated=chosen.calibrated_confidence if chosen else None),
+            candidates=[_candidate(c) for c in result.candidates],
+            usage=PlanUsage(prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens,
+                            total_tokens=u.prompt_tokens + u.completion_tokens, candidates=u.candidates,
+                            depth=u.depth, engine_calls=u.engine_calls),
+            latency_s=round(result.latency_s, 6),
+            tree=_tree(result) if req.return_tree else None,
+        )

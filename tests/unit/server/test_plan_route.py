@@ -1,0 +1,71 @@
+"""/v1/plan with a scripted engine: shapes, validation, never a 500 on garbage output."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from server.engine.base import GenerationRequest
+from server.engine.scripted import ScriptedEngine
+from tests.unit.server.conftest import running_app
+
+
+def foresight_script(prompt: str, index: int, request: GenerationRequest) -> str:
+    if prompt.endswith("</confidence>"):
+        return "\n<think>t</think>\n<answer>go</answer>"
+    conf = [40, 90, 70][index % 3]
+    return f"<imaginary>future {index}</imaginary>\n<confidence>{conf}%</confidence>\n<think>t</think>\n<answer>a{index}</answer>"
+
+
+@pytest.fixture
+async def plan_client() -> httpx.AsyncClient:
+    async with running_app(ScriptedEngine(foresight_script, max_model_len=2048)) as c:
+        yield c
+
+
+async def test_branch_commit_plan(plan_client: httpx.AsyncClient) -> None:
+    r = await plan_client.post("/v1/plan", json={"prompt": "obs", "width": 3, "return_tree": True})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["decision"] == "commit"
+    assert body["confidence"] == {"raw": 0.9, "calibrated": 0.9}
+    assert body["rollout"] == "future 1"
+    assert body["action"]["kind"] == "answer"
+    assert body["plan_id"].startswith("plan-")
+    assert body["usage"]["candidates"] == 3 and body["usage"]["depth"] == 1
+    assert len(body["tree"]) == 3
+
+
+async def test_messages_and_greedy(plan_client: httpx.AsyncClient) -> None:
+    r = await plan_client.post("/v1/plan", json={"messages": [{"role": "user", "content": "obs"}],
+                                                 "algorithm": "greedy"})
+    assert r.status_code == 200
+    assert r.json()["usage"]["candidates"] == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({"prompt": "p", "algorithm": "mcts"}, "algorithm"),
+     ({"prompt": "p", "commit_threshold": 1.2}, "commit_threshold"),
+     ({"prompt": "p", "margin": -1}, "margin"),
+     ({"prompt": "p", "budget": {"max_tokens": -5}}, "budget.max_tokens"),
+     ({"prompt": "p", "budget": {"deadline_s": 0}}, "budget.deadline_s"),
+     ({"prompt": "p", "messages": [{"role": "user", "content": "x"}]}, "messages"),
+     ({}, "prompt"),
+     ({"prompt": "p", "model": "other"}, "model")],
+)
+async def test_bad_plan_parameters_are_400_naming_the_field(plan_client: httpx.AsyncClient, body: dict,
+                                                           field: str) -> None:
+    r = await plan_client.post("/v1/plan", json=body)
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert field in (err["param"] or "") or field in err["message"]
+
+
+async def test_garbage_output_is_a_candidate_with_problems_not_a_500() -> None:
+    async with running_app(ScriptedEngine(lambda p, i, r: "\x00garbage<<<", max_model_len=2048)) as c:
+        r = await c.post("/v1/plan", json={"prompt": "obs", "algorithm": "best_of_n", "width": 2})
+        assert r.status_code == 200
+        body = r.json()
+        assert body["action"] is None
+        assert all(cand["problems"] for cand in body["candidates"])
