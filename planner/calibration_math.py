@@ -27,7 +27,9 @@ def brier_score(confidences: Sequence[float], outcomes: Sequence[bool]) -> float
     return sum((c - float(y)) ** 2 for c, y in zip(confidences, outcomes, strict=True)) / len(confidences)
 
 
-def reliability_bins(confidences: Sequence[float], outcomes: Sequence[bool], bins: int = ECE_BINS) -> list[ReliabilityBin]:
+def reliability_bins(
+    confidences: Sequence[float], outcomes: Sequence[bool], bins: int = ECE_BINS
+) -> list[ReliabilityBin]:
     """Equal-width bins over [0, 1]; the last bin includes 1.0."""
     if len(confidences) != len(outcomes):
         raise ValueError("confidences and outcomes differ in length")

@@ -6,13 +6,17 @@ A prompt is one observation::
 
 and the model's turn is::
 
-    <imaginary>*3 21, +2 23, *2 46, +2 48, *2 96</imaginary>
-    <confidence>38%</confidence>
-    <think>misses 52</think>
+    <imaginary>1 *3 21/52, 2 +2 23/52, 3 *2 46/52, 4 +2 48/52, 5 *2 96/52</imaginary>
+    <analysis>5 of 6, miss</analysis>
+    <confidence>0%</confidence>
+    <think>first *3</think>
     <tool_call>{"name": "apply", "arguments": {"op": "*3"}}</tool_call>
 
-The imaginary span is the plan's predicted trajectory (``op value`` pairs, no
-stalls; ``bust`` marks a value out of bounds); the confidence is the exact
+The imaginary span is the plan's predicted trajectory (numbered ``op value/target``
+steps, no stalls, ending at the target or at a bust, marked ``bust``); writing
+the target beside each value makes "have I arrived?" a local comparison a tiny
+model can learn. The analysis states the plan's length, the steps left and
+whether it hits; the confidence is the exact
 probability that the plan, executed with retries after stalls, reaches the
 target (:func:`reference.env.plan_success_prob`); the action is the plan's
 first operation. Pure Python.
@@ -32,7 +36,7 @@ from reference.env import OPS, State
 
 TOOL_NAME = "apply"
 _PROMPT_RE = re.compile(r"x=(-?\d+)\s+target=(\d+)\s+steps=(\d+)")
-_STEP_RE = re.compile(r"([+*\-]\d)\s+(-?\d+)")
+_STEP_RE = re.compile(r"(?<![\d/])\d\s+([+*\-]\d)\s+(-?\d+)")
 
 # how often each plan source appears in stage-2/3 turns (the model's policy prior)
 PLAN_MIX = {"reactive": 0.5, "shortest": 0.25, "random": 0.25}
@@ -49,8 +53,8 @@ def parse_prompt(text: str) -> State | None:
     return State(int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
 
 
-def render_rollout(ro: env.PlanRollout) -> str:
-    parts = [f"{op} {v}" for op, v in zip(ro.ops, ro.states, strict=True)]
+def render_rollout(ro: env.PlanRollout, target: int) -> str:
+    parts = [f"{i} {op} {v}/{target}" for i, (op, v) in enumerate(zip(ro.ops, ro.states, strict=True), start=1)]
     if ro.busted:
         parts[-1] += " bust"
     return ", ".join(parts)
@@ -83,21 +87,19 @@ class Example:
     confidence: float
 
 
-def think_for(state: State, ro: env.PlanRollout) -> str:
-    if ro.busted:
-        return "busts"
-    if not ro.reaches:
-        return f"misses {state.t}"
-    return f"{len(ro.ops)} ops, {state.n - len(ro.ops)} spare"
+def analysis_for(state: State, ro: env.PlanRollout) -> str:
+    verdict = "bust" if ro.busted else ("hit" if ro.reaches else "miss")
+    return f"{len(ro.ops)} of {state.n}, {verdict}"
 
 
 def make_turn(state: State, plan: tuple[str, ...]) -> Example:
     ro = env.rollout_plan(state.x, state.t, plan)
     p = env.plan_success_prob(len(ro.ops), state.n, ro.reaches)
     text = (
-        f"<imaginary>{render_rollout(ro)}</imaginary>\n"
+        f"<imaginary>{render_rollout(ro, state.t)}</imaginary>\n"
+        f"<analysis>{analysis_for(state, ro)}</analysis>\n"
         f"<confidence>{format_confidence(round(p, 2))}</confidence>\n"
-        f"<think>{think_for(state, ro)}</think>\n"
+        f"<think>first {ro.ops[0]}</think>\n"
         f"<tool_call>{tool_call(ro.ops[0])}</tool_call>"
     )
     return Example(prompt_for(state), text, state, ro.ops, round(p, 2))
@@ -117,7 +119,7 @@ def with_observation(ex: Example) -> Example:
 def make_rollout_only(state: State, plan: tuple[str, ...]) -> Example:
     """Stage 1 (world-model mid-training): the predicted trajectory of a plan only."""
     ro = env.rollout_plan(state.x, state.t, plan)
-    text = f"<imaginary>{render_rollout(ro)}</imaginary>"
+    text = f"<imaginary>{render_rollout(ro, state.t)}</imaginary>"
     return Example(prompt_for(state), text, state, ro.ops, 0.0)
 
 

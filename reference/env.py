@@ -20,7 +20,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from math import comb
 
 OPS: tuple[str, ...] = ("+1", "+2", "*2", "*3", "-1")
@@ -170,7 +170,7 @@ def reactive_plan(x: int, t: int, n: int) -> tuple[str, ...]:
     return tuple(ops)
 
 
-@lru_cache(maxsize=None)
+@cache
 def optimal_value(x: int, t: int, n: int) -> float:
     """Exact success probability of the optimal closed-loop policy (DP)."""
     if x == t:
@@ -191,7 +191,7 @@ def optimal_op(x: int, t: int, n: int) -> str:
     return max(OPS, key=lambda op: q_value(x, t, n, op))
 
 
-@lru_cache(maxsize=None)
+@cache
 def reactive_value(x: int, t: int, n: int) -> float:
     """Exact success probability of following the reactive heuristic."""
     if x == t:
@@ -214,7 +214,7 @@ def one_step_op(x: int, t: int, n: int) -> str:
     return max(OPS, key=value)
 
 
-@lru_cache(maxsize=None)
+@cache
 def shortest_plans(x: int, t: int, n: int) -> tuple[tuple[str, ...], ...]:
     """All shortest deterministic op sequences (≤ n) from ``x`` to ``t``, in bounds."""
     frontier: list[tuple[int, tuple[str, ...]]] = [(x, ())]

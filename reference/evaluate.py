@@ -217,6 +217,6 @@ async def evaluate(engine: Engine, *, episodes: int = 200, states: int = 300, se
     starts = [rng.choice(pool) for _ in range(episodes)]
     turns = await evaluate_turns(engine, states, seed, show) if states else TurnMetrics()
     result = EvalResult(model=engine.info.name, seed=seed, turns=turns, episodes=episodes, best_of_n=best_of_n)
-    for policy in policies:
+    for policy in policies if starts else ():
         result.success[policy] = await run_episodes(engine, policy, starts, seed, best_of_n, show)
     return result

@@ -44,7 +44,7 @@ class TrainConfig:
     """Everything that determines the trained checkpoint."""
 
     seed: int = 0
-    stage_steps: tuple[int, int, int] = (150, 500, 200)
+    stage_steps: tuple[int, int, int] = (100, 550, 200)
     batch_size: int = 96
     lr: float = 2e-3
     warmup: int = 50
@@ -57,7 +57,7 @@ class TrainConfig:
 def _encode(tok, ex: data.Example, conf_weight: float) -> tuple[list[int], list[float]]:
     prompt = tok.encode(ex.prompt).ids  # with BOS
     comp_enc = tok.encode(ex.completion, add_special_tokens=False)
-    comp = comp_enc.ids + [tok.token_to_id(data_eos())]
+    comp = [*comp_enc.ids, tok.token_to_id(data_eos())]
     weights = [0.0] * len(prompt) + [1.0] * len(comp)
     if conf_weight != 1.0:
         start = ex.completion.find("<confidence>")
@@ -82,6 +82,19 @@ def _batch(rows: list[tuple[list[int], list[float]]], pad: int) -> tuple[torch.T
         ids[i, : len(r)] = torch.tensor(r)
         w[i, : len(wt)] = torch.tensor(wt)
     return ids, w
+
+
+def _bucketed(rows: list[tuple[list[int], list[float]]], batch: int, rng: random.Random) -> list[list[int]]:
+    """Batches of similar length (less padding), in random order."""
+    order = list(range(len(rows)))
+    rng.shuffle(order)
+    mega = batch * 16
+    batches: list[list[int]] = []
+    for start in range(0, len(order), mega):
+        chunk = sorted(order[start : start + mega], key=lambda i: len(rows[i][0]))
+        batches.extend(chunk[j : j + batch] for j in range(0, len(chunk), batch))
+    rng.shuffle(batches)
+    return batches
 
 
 def _lr(step: int, total: int, cfg: TrainConfig) -> float:
@@ -121,7 +134,7 @@ def train(cfg: TrainConfig, out: Path, log_path: Path | None = None) -> Path:
     model = LlamaForCausalLM(config)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=0.01)
     total = sum(cfg.stage_steps)
-    pad = tok.token_to_id("<pad>")
+    pad = tok.token_to_id("<pad>") or 0
     step = 0
     started = time.monotonic()
     with log_path.open("w") as log, tqdm(total=total, desc="train", file=sys.stderr) as bar:
@@ -130,9 +143,10 @@ def train(cfg: TrainConfig, out: Path, log_path: Path | None = None) -> Path:
             examples = data.stage_examples(stage, n_steps * cfg.batch_size, cfg.seed)
             weight = cfg.confidence_weight if stage == 3 else 1.0
             rows = [_encode(tok, e, weight) for e in examples]
+            batches = _bucketed(rows, cfg.batch_size, random.Random(cfg.seed * 31 + stage))
             model.train()
             for i in range(n_steps):
-                ids, w = _batch(rows[i * cfg.batch_size : (i + 1) * cfg.batch_size], pad)
+                ids, w = _batch([rows[j] for j in batches[i]], pad)
                 logits = model(input_ids=ids).logits[:, :-1]
                 target, tw = ids[:, 1:], w[:, 1:]
                 nll = torch.nn.functional.cross_entropy(
@@ -153,7 +167,6 @@ def train(cfg: TrainConfig, out: Path, log_path: Path | None = None) -> Path:
                            "lr": _lr(step, total, cfg), "elapsed_s": round(time.monotonic() - started, 1)}
                     log.write(json.dumps(rec) + "\n")
                     log.flush()
-    model.config.torch_dtype = torch.float32
     model.save_pretrained(str(out), safe_serialization=True)
     save_hf_tokenizer(tok, out, s.max_position_embeddings)
     (out / "training.json").write_text(json.dumps({"config": asdict(cfg), "steps": step,

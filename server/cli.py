@@ -50,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_serve(sub)
     from reference.cli import add_reference
+    from server.plan_cli import add_plan
 
+    add_plan(sub)
     add_reference(sub)
     return parser
 

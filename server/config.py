@@ -86,7 +86,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def _describe(err: dict[str, Any]) -> str:
+def _describe(err: Any) -> str:
     name = ".".join(str(x) for x in err.get("loc", ())) or "settings"
     msg = str(err.get("msg", "invalid"))
     if err.get("type") == "extra_forbidden":

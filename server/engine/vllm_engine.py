@@ -74,7 +74,7 @@ class VllmEngine:
             model=cfg.model,
             served_model_name=cfg.served_model_name,
             dtype=cfg.dtype,  # type: ignore[arg-type]
-            max_model_len=cfg.max_model_len,
+            max_model_len=cfg.max_model_len,  # type: ignore[arg-type]  # None: the model's own
             gpu_memory_utilization=cfg.gpu_memory_utilization,
             tensor_parallel_size=cfg.tensor_parallel_size,
             max_num_seqs=cfg.max_num_seqs,

@@ -21,7 +21,7 @@ from planner.search import (
     SampleBatch,
     plan,
 )
-from server.engine.base import Engine, GenerationRequest
+from server.engine.base import GenerationRequest
 from server.errors import ApiError, BadRequest
 from server.protocol.openai import now
 from server.protocol.plan import (

@@ -23,7 +23,8 @@ FULL_TOKENS = 190 * 8
 def generated_tokens(server: ServerProcess) -> float:
     """vLLM's own count of generated tokens (an aborted request stops adding to it)."""
     text = httpx.get(f"{server.url}/metrics").text
-    return sum(float(m.group(1)) for m in re.finditer(r"^vllm:generation_tokens_total\{[^}]*\} ([0-9.e+]+)$", text, re.M))
+    pattern = r"^vllm:generation_tokens_total\{[^}]*\} ([0-9.e+]+)$"
+    return sum(float(m.group(1)) for m in re.finditer(pattern, text, re.M))
 
 
 def wait_idle(server: ServerProcess, timeout: float = 20) -> int:
@@ -73,7 +74,7 @@ def test_sigterm_drains_in_flight_stream_and_exits_zero(tmp_path: Path) -> None:
                     if line:
                         received.append(line)
                         started.set()
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
             started.set()
 

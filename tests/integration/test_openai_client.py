@@ -88,7 +88,8 @@ def test_errors_are_400_openai_style(client: openai.OpenAI, server: ServerProces
         client.completions.create(model="no-such-model", prompt=PROMPT, max_tokens=5)
     with pytest.raises(openai.BadRequestError):
         client.completions.create(model=model_id(client), prompt="x " * 400, max_tokens=5)
-    r = httpx.post(f"{server.url}/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"})
+    r = httpx.post(f"{server.url}/v1/chat/completions", content=b"{not json",
+                   headers={"content-type": "application/json"})
     assert r.status_code == 400 and r.json()["error"]["message"]
     r = httpx.post(f"{server.url}/v1/completions", json={"model": model_id(client), "prompt": PROMPT, "n": "many"})
     assert r.status_code == 400 and "n" in r.json()["error"]["message"]

@@ -53,7 +53,8 @@ def continuation(prompt: str) -> str:
 
 
 def turn(conf: int, op: str = "a") -> str:
-    return f"<imaginary>plan {op}</imaginary>\n<confidence>{conf}%</confidence>\n<think>t</think>\n<answer>{op}</answer>"
+    return (f"<imaginary>plan {op}</imaginary>\n<confidence>{conf}%</confidence>\n"
+            f"<think>t</think>\n<answer>{op}</answer>")
 
 
 def by_index(confs: list[int]) -> Script:

@@ -15,6 +15,7 @@ from server.app import create_app
 from server.config import Settings
 from server.engine.scripted import ScriptedEngine
 from server.lifecycle import Phase
+
 _FAKE_CHECKPOINT = Path(tempfile.mkdtemp(prefix="foresight-test-")) / "scripted"
 _FAKE_CHECKPOINT.mkdir()
 (_FAKE_CHECKPOINT / "config.json").write_text("{}")
@@ -25,7 +26,9 @@ def settings(**kw: object) -> Settings:
 
 
 @asynccontextmanager
-async def running_app(engine: ScriptedEngine, wait_ready: bool = True, **kw: object) -> AsyncIterator[httpx.AsyncClient]:
+async def running_app(
+    engine: ScriptedEngine, wait_ready: bool = True, **kw: object
+) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings(**kw), engine)
     async with app.router.lifespan_context(app):
         if wait_ready:

@@ -14,7 +14,8 @@ def foresight_script(prompt: str, index: int, request: GenerationRequest) -> str
     if prompt.endswith("</confidence>"):
         return "\n<think>t</think>\n<answer>go</answer>"
     conf = [40, 90, 70][index % 3]
-    return f"<imaginary>future {index}</imaginary>\n<confidence>{conf}%</confidence>\n<think>t</think>\n<answer>a{index}</answer>"
+    return (f"<imaginary>future {index}</imaginary>\n<confidence>{conf}%</confidence>\n"
+            f"<think>t</think>\n<answer>a{index}</answer>")
 
 
 @pytest.fixture

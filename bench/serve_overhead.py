@@ -1,0 +1,128 @@
+"""Serving overhead: Foresight Serve against vLLM's own OpenAI server, side by side in one run.
+
+The same load (vLLM's serving benchmark, ``vllm.benchmarks.serve``: random prompts,
+fixed output length with ignore_eos, fixed concurrency) is sent to our server and
+then to ``python -m vllm.entrypoints.openai.api_server`` started from the same
+environment with the same engine settings. Prints requests/s, p50 and p99
+end-to-end latency of each, and the ratios (targets: throughput >= 0.95x,
+p50 <= 1.05x).
+
+    .venv/bin/python bench/serve_overhead.py [--num-prompts 200] [--concurrency 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL = REPO / "models" / "foresight-numberreach"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(cmd: list[str], port: int, ready_path: str, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "FORESIGHT_LOG_LEVEL": "warning"}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited during start-up; see {log}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}{ready_path}", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    proc.kill()
+    raise SystemExit(f"server not ready in 300 s; see {log}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def run_load(port: int, model: Path, name: str, num_prompts: int, concurrency: int, output_len: int) -> dict[str, Any]:
+    from vllm.benchmarks.serve import add_cli_args
+    from vllm.benchmarks.serve import main as bench_main
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    parser = FlexibleArgumentParser()
+    add_cli_args(parser)
+    args = parser.parse_args([
+        "--backend", "openai", "--base-url", f"http://127.0.0.1:{port}", "--endpoint", "/v1/completions",
+        "--model", name, "--tokenizer", str(model), "--dataset-name", "random",
+        "--random-input-len", "24", "--random-output-len", str(output_len), "--num-prompts", str(num_prompts),
+        "--max-concurrency", str(concurrency), "--ignore-eos", "--percentile-metrics", "e2el,ttft",
+        "--metric-percentiles", "50,99", "--seed", "0", "--disable-tqdm",
+    ])
+    return dict(bench_main(args))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=str(DEFAULT_MODEL))
+    ap.add_argument("--num-prompts", type=int, default=200)
+    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--output-len", type=int, default=32)
+    ap.add_argument("--log-dir", default="/tmp")
+    ap.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    a = ap.parse_args()
+    model = Path(a.model)
+    name = model.name
+    common = ["--max-num-seqs", "64", "--seed", "0", "--enforce-eager", "--max-model-len", "256"]
+    results: dict[str, dict[str, Any]] = {}
+    for label in ("foresight", "vllm"):
+        port = free_port()
+        if label == "foresight":
+            cmd = [sys.executable, "-m", "server", "serve", "--model", str(model), "--port", str(port)]
+            ready = "/ready"
+        else:
+            cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
+                   "--port", str(port), "--served-model-name", name, "--disable-log-requests", *common]
+            ready = "/health"
+        print(f"[{label}] starting on port {port}", file=sys.stderr)
+        proc = start(cmd, port, ready, Path(a.log_dir) / f"bench-{label}-{port}.log")
+        try:
+            results[label] = run_load(port, model, name, a.num_prompts, a.concurrency, a.output_len)
+        finally:
+            stop(proc)
+    ours, theirs = results["foresight"], results["vllm"]
+    rows = [("requests/s", "request_throughput"), ("p50 e2e latency ms", "p50_e2el_ms"),
+            ("p99 e2e latency ms", "p99_e2el_ms"), ("p50 TTFT ms", "p50_ttft_ms")]
+    print(f"{'metric':<22}{'foresight':>12}{'vllm serve':>12}{'ratio':>9}")
+    for label, key in rows:
+        o, t = float(ours[key]), float(theirs[key])
+        print(f"{label:<22}{o:>12.2f}{t:>12.2f}{(o / t if t else float('nan')):>9.3f}")
+    thr = float(ours["request_throughput"]) / float(theirs["request_throughput"])
+    p50 = float(ours["p50_e2el_ms"]) / float(theirs["p50_e2el_ms"])
+    print(f"throughput ratio {thr:.3f} (target >= 0.95): {'PASS' if thr >= 0.95 else 'MISS'}")
+    print(f"p50 latency ratio {p50:.3f} (target <= 1.05): {'PASS' if p50 <= 1.05 else 'MISS'}")
+    if a.json:
+        print(json.dumps({"foresight": ours, "vllm": theirs, "throughput_ratio": thr, "p50_ratio": p50},
+                         default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""/v1/plan on the real server with the reference model."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from reference import data, env
+from tests.conftest import REPO
+from tests.integration.server_process import ServerProcess
+
+pytestmark = pytest.mark.integration
+STATE = env.State(5, 40, 6)
+
+
+@pytest.mark.parametrize("algorithm", ["greedy", "best_of_n", "branch_commit", "lookahead"])
+def test_plan_algorithms_on_the_reference_model(server: ServerProcess, algorithm: str) -> None:
+    body = {"prompt": data.prompt_for(STATE), "algorithm": algorithm, "width": 4, "seed": 1, "return_tree": True,
+            "lookahead_context": "observation", "budget": {"max_depth": 2, "max_candidates": 12}}
+    r = httpx.post(f"{server.url}/v1/plan", json=body, timeout=120)
+    assert r.status_code == 200, r.text
+    plan = r.json()
+    assert plan["decision"] in ("commit", "budget_exhausted")
+    assert plan["action"]["kind"] == "tool_call"
+    assert data.op_of_action(plan["action"]["arguments"]) in env.OPS
+    assert plan["confidence"]["raw"] is not None and 0 <= plan["confidence"]["raw"] <= 1
+    # every candidate's tokens are counted (lookahead also pays for imagined observations)
+    assert plan["usage"]["completion_tokens"] >= sum(c["tokens"] for c in plan["candidates"]) > 0
+    if algorithm != "lookahead":
+        assert plan["usage"]["completion_tokens"] == sum(c["tokens"] for c in plan["candidates"])
+    if algorithm == "lookahead":
+        assert plan["usage"]["depth"] == 2
+        assert any(c["depth"] == 2 for c in plan["candidates"])
+
+
+def test_plan_rejects_bad_parameters(server: ServerProcess) -> None:
+    r = httpx.post(f"{server.url}/v1/plan", json={"prompt": "x", "commit_threshold": 3})
+    assert r.status_code == 400 and "commit_threshold" in r.json()["error"]["message"]
+
+
+def test_plan_cli_against_the_server(server: ServerProcess, tmp_path: Path) -> None:
+    prompt = tmp_path / "obs.txt"
+    prompt.write_text(data.prompt_for(STATE))
+    proc = subprocess.run([sys.executable, "-m", "server", "plan", "--prompt-file", str(prompt), "--url", server.url,
+                           "--algorithm", "best_of_n"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "decision" in proc.stdout and "tool_call" in proc.stdout

@@ -1,0 +1,79 @@
+"""The NumberReach simulator against hand-worked cases and brute force."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+
+from reference import env
+from reference.env import OPS, State
+
+
+def test_hand_worked_transitions() -> None:
+    assert [env.apply_op(7, op) for op in OPS] == [8, 9, 14, 21, 6]
+    always_move = random.Random(0)
+    always_move.random = lambda: 0.99  # type: ignore[method-assign]
+    r = env.step(State(7, 21, 6), "*3", always_move)
+    assert r.state == State(21, 21, 5) and r.state.success and not r.stalled
+    r = env.step(State(70, 90, 6), "*3", always_move)
+    assert r.busted and r.state.done and not r.state.success
+    stall = random.Random(0)
+    stall.random = lambda: 0.01  # type: ignore[method-assign]
+    r = env.step(State(7, 21, 6), "*3", stall)
+    assert r.stalled and r.state == State(7, 21, 5)
+
+
+def test_plan_rollout_and_probability() -> None:
+    ro = env.rollout_plan(7, 23, ("*3", "+2", "+1"))
+    assert ro.states == (21, 23) and ro.reaches and ro.ops == ("*3", "+2")
+    assert env.plan_success_prob(2, 2, True) == pytest.approx(0.85**2)
+    assert env.plan_success_prob(1, 2, True) == pytest.approx(1 - 0.15**2)
+    assert env.plan_success_prob(3, 2, True) == 0.0
+    assert env.plan_success_prob(1, 6, False) == 0.0
+
+
+def _brute_force(x: int, t: int, n: int) -> float:
+    """Optimal value by explicit expectimax over every action and stall pattern."""
+    if x == t:
+        return 1.0
+    if n == 0 or not env.in_bounds(x):
+        return 0.0
+    best = 0.0
+    for op in OPS:
+        nx = env.apply_op(x, op)
+        moved = _brute_force(nx, t, n - 1) if env.in_bounds(nx) else 0.0
+        best = max(best, 0.15 * _brute_force(x, t, n - 1) + 0.85 * moved)
+    return best
+
+
+@pytest.mark.parametrize(("x", "t", "n"), [(2, 20, 3), (5, 17, 3), (3, 30, 4), (15, 44, 3), (9, 25, 4)])
+def test_optimum_matches_brute_force(x: int, t: int, n: int) -> None:
+    assert env.optimal_value(x, t, n) == pytest.approx(_brute_force(x, t, n))
+
+
+def test_shortest_plans_are_shortest() -> None:
+    plans = env.shortest_plans(5, 31, 6)
+    assert plans
+    length = len(plans[0])
+    for k in range(1, length):
+        for ops in itertools.product(OPS, repeat=k):
+            assert not env.rollout_plan(5, 31, ops).reaches
+    assert all(env.rollout_plan(5, 31, p).reaches for p in plans)
+
+
+def test_policy_success_rates_match_the_design() -> None:
+    starts = [State(x, t, env.HORIZON) for x in env.START_X for t in env.TARGETS]
+    reactive = sum(env.reactive_value(s.x, s.t, s.n) for s in starts) / len(starts)
+    optimal = sum(env.optimal_value(s.x, s.t, s.n) for s in starts) / len(starts)
+    assert 0.38 < reactive < 0.46
+    assert 0.90 < optimal < 0.96
+
+
+def test_split_is_disjoint_and_seeded() -> None:
+    held = env.start_states(heldout=True)
+    train = env.start_states(heldout=False)
+    assert held and train
+    assert not {(s.x, s.t) for s in held} & {(s.x, s.t) for s in train}
+    assert env.heldout_pairs() == env.heldout_pairs()
