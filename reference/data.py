@@ -6,17 +6,15 @@ A prompt is one observation::
 
 and the model's turn is::
 
-    <imaginary>1 *3 21/52, 2 +2 23/52, 3 *2 46/52, 4 +2 48/52, 5 *2 96/52</imaginary>
+    <imaginary>*3 21, +2 23, *2 46, +2 48, *2 96</imaginary>
     <analysis>5 of 6, miss</analysis>
     <confidence>0%</confidence>
     <think>first *3</think>
     <tool_call>{"name": "apply", "arguments": {"op": "*3"}}</tool_call>
 
-The imaginary span is the plan's predicted trajectory (numbered ``op value/target``
-steps, no stalls, ending at the target or at a bust, marked ``bust``); writing
-the target beside each value makes "have I arrived?" a local comparison a tiny
-model can learn. The analysis states the plan's length, the steps left and
-whether it hits; the confidence is the exact
+The imaginary span is the plan's predicted trajectory (``op value`` steps, no
+stalls, ending at the target or at a bust, marked ``bust``). The analysis states
+the plan's length, the steps left and whether it hits; the confidence is the exact
 probability that the plan, executed with retries after stalls, reaches the
 target (:func:`reference.env.plan_success_prob`); the action is the plan's
 first operation. Pure Python.
@@ -36,7 +34,7 @@ from reference.env import OPS, State
 
 TOOL_NAME = "apply"
 _PROMPT_RE = re.compile(r"x=(-?\d+)\s+target=(\d+)\s+steps=(\d+)")
-_STEP_RE = re.compile(r"(?<![\d/])\d\s+([+*\-]\d)\s+(-?\d+)")
+_STEP_RE = re.compile(r"([+*\-]\d)\s+(-?\d+)")
 
 # how often each plan source appears in stage-2/3 turns (the model's policy prior)
 PLAN_MIX = {"reactive": 0.5, "shortest": 0.25, "random": 0.25}
@@ -53,8 +51,8 @@ def parse_prompt(text: str) -> State | None:
     return State(int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
 
 
-def render_rollout(ro: env.PlanRollout, target: int) -> str:
-    parts = [f"{i} {op} {v}/{target}" for i, (op, v) in enumerate(zip(ro.ops, ro.states, strict=True), start=1)]
+def render_rollout(ro: env.PlanRollout) -> str:
+    parts = [f"{op} {v}" for op, v in zip(ro.ops, ro.states, strict=True)]
     if ro.busted:
         parts[-1] += " bust"
     return ", ".join(parts)
@@ -96,7 +94,7 @@ def make_turn(state: State, plan: tuple[str, ...]) -> Example:
     ro = env.rollout_plan(state.x, state.t, plan)
     p = env.plan_success_prob(len(ro.ops), state.n, ro.reaches)
     text = (
-        f"<imaginary>{render_rollout(ro, state.t)}</imaginary>\n"
+        f"<imaginary>{render_rollout(ro)}</imaginary>\n"
         f"<analysis>{analysis_for(state, ro)}</analysis>\n"
         f"<confidence>{format_confidence(round(p, 2))}</confidence>\n"
         f"<think>first {ro.ops[0]}</think>\n"
@@ -119,7 +117,7 @@ def with_observation(ex: Example) -> Example:
 def make_rollout_only(state: State, plan: tuple[str, ...]) -> Example:
     """Stage 1 (world-model mid-training): the predicted trajectory of a plan only."""
     ro = env.rollout_plan(state.x, state.t, plan)
-    text = f"<imaginary>{render_rollout(ro, state.t)}</imaginary>"
+    text = f"<imaginary>{render_rollout(ro)}</imaginary>"
     return Example(prompt_for(state), text, state, ro.ops, 0.0)
 
 

@@ -1,7 +1,10 @@
 """A small byte-level BPE tokenizer for the reference model, built locally.
 
-Tags of the foresight format are whole tokens (not special: they must survive
-detokenisation), digits are split one by one so arithmetic stays learnable.
+Tags of the foresight format, the environment's operations and every integer
+0..999 are whole tokens (not special: they must survive detokenisation). A
+number as one token turns the world model's arithmetic into a table lookup and
+"have I reached the target?" into a token match — both easy for a tiny model,
+where digit-by-digit arithmetic is not.
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ FORMAT_TAGS = tuple(
     )
     for c in ("", "/")
 )
+OP_TOKENS = ("+1", "+2", "*2", "*3", "-1")
+# the constant parts of the reference model's tool call, one token each
+TOOL_CALL_TOKENS = ('{"name": "apply", "arguments": {"op": "', '"}}')
+NUMBER_TOKENS = tuple(str(i) for i in range(1000))
 # A documented default chat template: user/system/tool messages are observations,
 # written as they are and followed by a newline; assistant messages are turns.
 CHAT_TEMPLATE = (
@@ -49,7 +56,8 @@ def build_tokenizer(texts: Iterable[str], vocab_size: int = 384) -> Tokenizer:
         show_progress=False,
     )
     tok.train_from_iterator(texts, trainer=trainer)
-    tok.add_tokens([AddedToken(t, normalized=False, special=False) for t in FORMAT_TAGS])
+    whole = (*FORMAT_TAGS, *TOOL_CALL_TOKENS, *OP_TOKENS, *NUMBER_TOKENS)
+    tok.add_tokens([AddedToken(t, normalized=False, special=False) for t in whole])
     bos_id = tok.token_to_id(BOS)
     tok.post_processor = processors.TemplateProcessing(
         single=f"{BOS} $A", pair=f"{BOS} $A $B", special_tokens=[(BOS, bos_id)]

@@ -19,12 +19,13 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm import tqdm
 
 from reference import data
-from reference.tokenizer import build_tokenizer, save_hf_tokenizer
+from reference.tokenizer import NUMBER_TOKENS, build_tokenizer, save_hf_tokenizer
 
 
 @dataclass(frozen=True)
@@ -44,12 +45,13 @@ class TrainConfig:
     """Everything that determines the trained checkpoint."""
 
     seed: int = 0
-    stage_steps: tuple[int, int, int] = (100, 550, 200)
+    stage_steps: tuple[int, int, int] = (150, 700, 300)
     batch_size: int = 96
     lr: float = 2e-3
     warmup: int = 50
     confidence_weight: float = 4.0
     vocab_size: int = 384
+    identity_scale: float = 0.08
     threads: int = 2
     shape: ModelShape = field(default_factory=ModelShape)
 
@@ -97,6 +99,20 @@ def _bucketed(rows: list[tuple[list[int], list[float]]], batch: int, rng: random
     return batches
 
 
+def _identity_codes(tok: Any, hidden: int, cfg: TrainConfig) -> torch.Tensor:
+    """Fixed random input codes for number tokens, added to their learned embeddings.
+
+    Learned number embeddings come out smooth (30 looks like 31), which makes "is this
+    value the target?" hard; a fixed random code per number keeps every number
+    distinguishable, so a duplicate-token attention head can answer it.
+    """
+    codes = torch.zeros(tok.get_vocab_size(), hidden)
+    gen = torch.Generator().manual_seed(cfg.seed + 12345)
+    ids = [tok.token_to_id(n) for n in NUMBER_TOKENS]
+    codes[ids] = torch.randn(len(ids), hidden, generator=gen) * cfg.identity_scale
+    return codes
+
+
 def _lr(step: int, total: int, cfg: TrainConfig) -> float:
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
@@ -126,12 +142,16 @@ def train(cfg: TrainConfig, out: Path, log_path: Path | None = None) -> Path:
         num_key_value_heads=s.num_key_value_heads,
         max_position_embeddings=s.max_position_embeddings,
         rms_norm_eps=1e-5,
-        tie_word_embeddings=True,
+        tie_word_embeddings=False,
         bos_token_id=tok.token_to_id("<s>"),
         eos_token_id=tok.token_to_id("</s>"),
         pad_token_id=tok.token_to_id("<pad>"),
     )
     model = LlamaForCausalLM(config)
+    identity = _identity_codes(tok, s.hidden_size, cfg)
+    hook = model.model.embed_tokens.register_forward_hook(
+        lambda _m, inp, out: out + torch.nn.functional.embedding(inp[0], identity)
+    )
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=0.01)
     total = sum(cfg.stage_steps)
     pad = tok.token_to_id("<pad>") or 0
@@ -167,6 +187,9 @@ def train(cfg: TrainConfig, out: Path, log_path: Path | None = None) -> Path:
                            "lr": _lr(step, total, cfg), "elapsed_s": round(time.monotonic() - started, 1)}
                     log.write(json.dumps(rec) + "\n")
                     log.flush()
+    hook.remove()
+    with torch.no_grad():  # fold the fixed codes into the input embedding: a plain Llama again
+        model.model.embed_tokens.weight += identity
     model.save_pretrained(str(out), safe_serialization=True)
     save_hf_tokenizer(tok, out, s.max_position_embeddings)
     (out / "training.json").write_text(json.dumps({"config": asdict(cfg), "steps": step,
