@@ -99,7 +99,7 @@ def main() -> int:
             ready = "/ready"
         else:
             cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
-                   "--port", str(port), "--served-model-name", name, "--disable-log-requests", *common]
+                   "--port", str(port), "--served-model-name", name, *common]
             ready = "/health"
         print(f"[{label}] starting on port {port}", file=sys.stderr)
         proc = start(cmd, port, ready, Path(a.log_dir) / f"bench-{label}-{port}.log")

@@ -20,3 +20,26 @@ async def test_metrics_count_requests_by_route_and_status(client: httpx.AsyncCli
     assert 'foresight_requests_total{route="/v1/chat/completions",status="400"} 1.0' in text
     assert 'foresight_request_latency_seconds_count{route="/v1/chat/completions"} 2.0' in text
     assert "foresight_time_to_first_token_seconds_count 1.0" in text
+
+
+async def test_draining_turns_ready_and_new_work_to_503(client: httpx.AsyncClient) -> None:
+    from server.lifecycle import Phase
+
+    client.app.state.lifecycle.set(Phase.DRAINING)  # type: ignore[attr-defined]
+    assert (await client.get("/ready")).status_code == 503
+    r = await client.post("/v1/chat/completions", json=CHAT)
+    assert r.status_code == 503 and r.json()["error"]["code"] == "draining"
+    assert (await client.get("/health")).status_code == 200
+
+
+def test_default_chat_template_renders_roles_and_generation_prompt() -> None:
+    import jinja2
+
+    from server.engine.templates import DEFAULT_CHAT_TEMPLATE
+
+    text = jinja2.Template(DEFAULT_CHAT_TEMPLATE).render(
+        messages=[{"role": "system", "content": "be brief"},
+                  {"role": "user", "content": [{"type": "text", "text": "hi"}]}],
+        add_generation_prompt=True,
+    )
+    assert text == "<|system|>\nbe brief\n<|user|>\nhi\n<|assistant|>\n"
