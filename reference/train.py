@@ -45,13 +45,13 @@ class TrainConfig:
     """Everything that determines the trained checkpoint."""
 
     seed: int = 0
-    stage_steps: tuple[int, int, int] = (150, 700, 300)
+    stage_steps: tuple[int, int, int] = (150, 600, 250)
     batch_size: int = 96
     lr: float = 2e-3
     warmup: int = 50
     confidence_weight: float = 4.0
     vocab_size: int = 384
-    identity_scale: float = 0.08
+    identity_scale: float = 0.0  # > 0: fixed random input codes for numbers (untied embeddings)
     threads: int = 2
     shape: ModelShape = field(default_factory=ModelShape)
 
@@ -142,7 +142,7 @@ def train(cfg: TrainConfig, out: Path, log_path: Path | None = None) -> Path:
         num_key_value_heads=s.num_key_value_heads,
         max_position_embeddings=s.max_position_embeddings,
         rms_norm_eps=1e-5,
-        tie_word_embeddings=False,
+        tie_word_embeddings=cfg.identity_scale == 0,
         bos_token_id=tok.token_to_id("<s>"),
         eos_token_id=tok.token_to_id("</s>"),
         pad_token_id=tok.token_to_id("<pad>"),
