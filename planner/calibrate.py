@@ -32,7 +32,8 @@ def _sigmoid(z: float) -> float:
 class CalibrationMap(Protocol):
     """A fitted raw → calibrated map."""
 
-    kind: str
+    @property
+    def kind(self) -> str: ...
 
     def __call__(self, raw: float) -> float: ...
 
