@@ -50,23 +50,48 @@ class TrainConfig:
     lr: float = 2e-3
     warmup: int = 50
     confidence_weight: float = 4.0
+    decision_weight: float = 1.0  # > 1 up-weights the "arrived?" decisions (tried at 5: arithmetic collapsed)
     vocab_size: int = 384
     identity_scale: float = 0.0  # > 0: fixed random input codes for numbers (untied embeddings)
     threads: int = 2
     shape: ModelShape = field(default_factory=ModelShape)
 
 
-def _encode(tok, ex: data.Example, conf_weight: float) -> tuple[list[int], list[float]]:
+def _decision_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of the "have I arrived?" decisions: the separators after each imagined
+    value (',' = not yet, '</imaginary>' = arrived or out of steps) and the hit/miss/bust verdict.
+
+    They are a few tokens of each turn but carry the equality judgement the confidence rests
+    on; without extra weight a small model learns a plan-shape prior for them instead."""
+    spans: list[tuple[int, int]] = []
+    start, end = text.find("<imaginary>"), text.find("</imaginary>")
+    if start >= 0 and end > start:
+        spans += [(i, i + 1) for i in range(start, end) if text[i] == ","]
+        spans.append((end, end + len("</imaginary>")))
+    for word in ("hit", "miss", "bust"):
+        i = text.find(f", {word}</analysis>")
+        if i >= 0:
+            spans.append((i + 1, i + 2 + len(word)))  # byte-level tokens carry the space
+    return spans
+
+
+def _encode(tok, ex: data.Example, conf_weight: float,
+            decision_weight: float = 1.0) -> tuple[list[int], list[float]]:
     prompt = tok.encode(ex.prompt).ids  # with BOS
     comp_enc = tok.encode(ex.completion, add_special_tokens=False)
     comp = [*comp_enc.ids, tok.token_to_id(data_eos())]
     weights = [0.0] * len(prompt) + [1.0] * len(comp)
+    spans: list[tuple[tuple[int, int], float]] = []
     if conf_weight != 1.0:
         start = ex.completion.find("<confidence>")
-        end = ex.completion.find("</confidence>")
-        for i, (s, _e) in enumerate(comp_enc.offsets):
-            if start <= s < end + len("</confidence>"):
-                weights[len(prompt) + i] = conf_weight
+        end = ex.completion.find("</confidence>") + len("</confidence>")
+        spans.append(((start, end), conf_weight))
+    if decision_weight != 1.0:
+        spans += [(span, decision_weight) for span in _decision_spans(ex.completion)]
+    for i, (s, _e) in enumerate(comp_enc.offsets):
+        for (lo, hi), w in spans:
+            if lo <= s < hi:
+                weights[len(prompt) + i] = max(weights[len(prompt) + i], w)
     return prompt + comp, weights
 
 
@@ -162,7 +187,7 @@ def train(cfg: TrainConfig, out: Path, log_path: Path | None = None) -> Path:
         for stage, n_steps in enumerate(cfg.stage_steps, start=1):
             examples = data.stage_examples(stage, n_steps * cfg.batch_size, cfg.seed)
             weight = cfg.confidence_weight if stage == 3 else 1.0
-            rows = [_encode(tok, e, weight) for e in examples]
+            rows = [_encode(tok, e, weight, cfg.decision_weight) for e in examples]
             batches = _bucketed(rows, cfg.batch_size, random.Random(cfg.seed * 31 + stage))
             model.train()
             for i in range(n_steps):
