@@ -17,8 +17,6 @@ from typing import Any, Literal
 
 ActionKind = Literal["search", "answer", "tool_call"]
 ACTION_KINDS: tuple[ActionKind, ...] = ("search", "answer", "tool_call")
-WORLD_MODEL_TAGS = ("imaginary", "keyword", "analysis", "confidence")
-SPAN_TAGS = ("imaginary", "keyword", "analysis", "confidence", "think")
 CONFIDENCE_STOP = "</confidence>"
 ACTION_STOPS = ("</search>", "</answer>", "</tool_call>")
 
@@ -315,7 +313,7 @@ def _parse(text: str) -> Turn:
         problems.append(Problem("missing_confidence", "no <confidence>"))
     else:
         conf_text = conf.content.strip()
-        if conf.closed or not _is_at_end(conf, blocks):
+        if not _is_truncated(conf, blocks):
             confidence = parse_confidence(conf_text)
             if confidence is None:
                 problems.append(Problem("unparsable_confidence", conf_text[:40]))
@@ -346,8 +344,9 @@ def _parse(text: str) -> Turn:
     )
 
 
-def _is_at_end(block: _Block, blocks: list[_Block]) -> bool:
-    return not block.closed and blocks and blocks[-1] is block  # type: ignore[return-value]
+def _is_truncated(block: _Block, blocks: list[_Block]) -> bool:
+    """Unclosed and running to the end of the text: cut off by max_tokens."""
+    return not block.closed and blocks[-1] is block
 
 
 # --------------------------------------------------------------------------- rendering

@@ -44,7 +44,12 @@ def add_reference(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     e.add_argument("--dtype", default="float32", help="engine dtype (default float32)")
     e.add_argument("--json", action="store_true", help="print the results as one JSON object on stdout")
     e.set_defaults(func=_eval)
-    ref.set_defaults(func=lambda _a: (ref.print_help(), 2)[1])
+
+    def _help(_args: argparse.Namespace) -> int:
+        ref.print_help()
+        return 2
+
+    ref.set_defaults(func=_help)
 
 
 def _check_model_dir(path: str) -> Path:

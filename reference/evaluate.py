@@ -21,19 +21,17 @@ import asyncio
 import random
 import sys
 import uuid
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tqdm import tqdm
 
 from planner.calibration_math import expected_calibration_error
-from planner.format import Turn, parse_turn
+from planner.format import ACTION_STOPS, Turn, parse_turn
 from reference import data, env
 from reference.env import OPS, State
 from server.engine.base import Engine, GenerationRequest
 
-TURN_STOP = ("</tool_call>", "</answer>", "</search>")
 TURN_MAX_TOKENS = 96
 
 
@@ -75,7 +73,7 @@ async def sample_turns(engine: Engine, state: State, n: int, temperature: float,
     """``n`` generated turns for one state (one engine call)."""
     ids = engine.encode(data.prompt_for(state))
     req = GenerationRequest(ids, n=n, max_tokens=TURN_MAX_TOKENS, temperature=temperature,
-                            stop=TURN_STOP, include_stop_str_in_output=True, seed=seed)
+                            stop=ACTION_STOPS, include_stop_str_in_output=True, seed=seed)
     texts = [""] * n
     async for chunk in engine.generate(req, f"eval-{uuid.uuid4().hex}"):
         for d in chunk.deltas:
@@ -154,9 +152,6 @@ async def evaluate_turns(engine: Engine, count: int, seed: int, show: bool = Tru
         brier_gap=mean("brier") - mean("exact_brier"),
         confidence_ece=expected_calibration_error([s["c"] for s in scores], outcomes),
     )
-
-
-Chooser = Callable[[State, random.Random], "asyncio.Future[str | None] | Any"]
 
 
 async def _model_op(engine: Engine, state: State, n: int, rng: random.Random) -> str | None:

@@ -25,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 from reference import data
-from reference.tokenizer import NUMBER_TOKENS, build_tokenizer, save_hf_tokenizer
+from reference.tokenizer import EOS, NUMBER_TOKENS, build_tokenizer, save_hf_tokenizer
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def _encode(tok, ex: data.Example, conf_weight: float,
             decision_weight: float = 1.0) -> tuple[list[int], list[float]]:
     prompt = tok.encode(ex.prompt).ids  # with BOS
     comp_enc = tok.encode(ex.completion, add_special_tokens=False)
-    comp = [*comp_enc.ids, tok.token_to_id(data_eos())]
+    comp = [*comp_enc.ids, tok.token_to_id(EOS)]
     weights = [0.0] * len(prompt) + [1.0] * len(comp)
     spans: list[tuple[tuple[int, int], float]] = []
     if conf_weight != 1.0:
@@ -93,12 +93,6 @@ def _encode(tok, ex: data.Example, conf_weight: float,
             if lo <= s < hi:
                 weights[len(prompt) + i] = max(weights[len(prompt) + i], w)
     return prompt + comp, weights
-
-
-def data_eos() -> str:
-    from reference.tokenizer import EOS
-
-    return EOS
 
 
 def _batch(rows: list[tuple[list[int], list[float]]], pad: int) -> tuple[torch.Tensor, ...]:

@@ -72,19 +72,17 @@ class ScriptedEngine:
         return self.encode(self.chat_prompt(messages))
 
     def _complete(self, prompt: str, index: int, request: GenerationRequest) -> tuple[str, str, str | None]:
+        """(text, finish_reason, stop_reason) as vLLM would give them: the earliest stop string within
+        max_tokens ends the text with "stop"; else max_tokens ends it with "length" ("stop" if it fit)."""
         text = self.script(prompt, index, request)
-        finish, stop_reason = "length", None
-        cut = len(text)
-        for s in request.stop:
-            pos = text.find(s)
-            if 0 <= pos < cut:
-                cut, stop_reason = pos + (len(s) if request.include_stop_str_in_output else 0), s
-        if stop_reason is not None:
-            text, finish = text[:cut], "stop"
-        elif len(text) <= request.max_tokens:
-            finish = "stop"
-        text = text[: request.max_tokens] if stop_reason is None else text
-        return text, finish, stop_reason
+        hits = [(pos, s) for s in request.stop if (pos := text.find(s)) >= 0]
+        if hits:
+            pos, stop = min(hits)
+            if pos + len(stop) <= request.max_tokens:
+                end = pos + (len(stop) if request.include_stop_str_in_output else 0)
+                return text[:end], "stop", stop
+        finish = "length" if len(text) > request.max_tokens else "stop"
+        return text[: request.max_tokens], finish, None
 
     async def generate(self, request: GenerationRequest, request_id: str) -> AsyncIterator[GenerationChunk]:
         if self.dead:

@@ -68,6 +68,12 @@ class GenerationService:
             raise ModelNotFound(f"model {name!r} is not served here; this server serves {info.name!r}",
                                 param="model")
 
+    def check_prompt_length(self, n_tokens: int, param: str) -> None:
+        limit = self.engine.info.max_model_len
+        if n_tokens >= limit:
+            raise BadRequest(f"the prompt has {n_tokens} tokens; this model's context is {limit} tokens",
+                             param=param, code="context_length_exceeded")
+
     def _sampling(self, req: _Sampling, prompt_ids: list[int], max_tokens: int | None,
                   default_max: int | None, logprobs: int | None) -> GenerationRequest:
         self.check_model(req.model)
@@ -76,12 +82,7 @@ class GenerationService:
         if req.n > self.settings.max_n:
             raise BadRequest(f"n is {req.n}, above this server's limit of {self.settings.max_n}", param="n")
         limit = self.engine.info.max_model_len
-        if len(prompt_ids) >= limit:
-            raise BadRequest(
-                f"the prompt has {len(prompt_ids)} tokens; this model's context is {limit} tokens",
-                param="messages" if isinstance(req, ChatCompletionRequest) else "prompt",
-                code="context_length_exceeded",
-            )
+        self.check_prompt_length(len(prompt_ids), "messages" if isinstance(req, ChatCompletionRequest) else "prompt")
         room = limit - len(prompt_ids)
         wanted = max_tokens if max_tokens is not None else (default_max or room)
         if wanted > room:

@@ -123,11 +123,8 @@ class PlanningService:
         else:
             prompt = req.prompt or ""
             sampler = EngineSampler(gen, add_special_tokens=True)
-        n_prompt = len(gen.engine.encode(prompt, add_special_tokens=sampler.add_special_tokens))
-        if n_prompt >= gen.engine.info.max_model_len:
-            raise BadRequest(f"the prompt has {n_prompt} tokens; this model's context is "
-                             f"{gen.engine.info.max_model_len} tokens", param="prompt",
-                             code="context_length_exceeded")
+        gen.check_prompt_length(len(gen.engine.encode(prompt, add_special_tokens=sampler.add_special_tokens)),
+                                "messages" if req.messages is not None else "prompt")
         grace = config.budget.deadline_s + 5.0
         try:
             result = await asyncio.wait_for(plan(sampler, prompt, config, self.calibrator), timeout=grace)
