@@ -42,7 +42,7 @@ CONFIGS: dict[str, PlanConfig] = {
 
 
 async def run_planner(sampler: object, config: PlanConfig, starts: list[env.State], seed: int,
-                      concurrency: int = 16) -> tuple[float, float]:
+                      concurrency: int = 16, calibrator: object = None) -> tuple[float, float]:
     sem = asyncio.Semaphore(concurrency)
     tokens: list[int] = []
 
@@ -52,7 +52,7 @@ async def run_planner(sampler: object, config: PlanConfig, starts: list[env.Stat
         while not state.done:
             async with sem:
                 cfg = PlanConfig(**{**config.__dict__, "seed": rng.randrange(2**31)})
-                result = await plan(sampler, data.prompt_for(state), cfg)  # type: ignore[arg-type]
+                result = await plan(sampler, data.prompt_for(state), cfg, calibrator)  # type: ignore[arg-type]
             tokens.append(result.usage.completion_tokens)
             op = action_op(result.chosen.turn) if result.chosen else None
             if op is None:

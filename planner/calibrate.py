@@ -91,11 +91,29 @@ class IsotonicMap:
         return {"kind": self.kind, "xs": list(self.xs), "ys": list(self.ys)}
 
 
+def _platt_nll(xs: Sequence[float], ys: Sequence[float], a: float, b: float) -> float:
+    total = 0.0
+    for x, y in zip(xs, ys, strict=True):
+        z = a * x + b
+        # log(1 + e^z) - y z, computed stably
+        total += (z if z > 0 else 0.0) + math.log1p(math.exp(-abs(z))) - y * z
+    return total
+
+
 def fit_platt(raw: Sequence[float], outcomes: Sequence[bool], iterations: int = 50) -> PlattMap:
-    """Maximum-likelihood logistic fit on logit(raw) by Newton's method (tiny ridge for stability)."""
+    """Maximum-likelihood logistic fit on logit(raw) by damped Newton's method (tiny ridge for stability).
+
+    When every raw confidence is the same, the slope is not identifiable: the slope stays 1 and
+    the intercept moves the one value to the observed success rate."""
     xs = [_logit(r) for r in raw]
     ys = [1.0 if o else 0.0 for o in outcomes]
+    if not xs:
+        return PlattMap(1.0, 0.0)
+    if max(xs) - min(xs) < 1e-9:
+        rate = min(max(sum(ys) / len(ys), EPS), 1 - EPS)
+        return PlattMap(1.0, _logit(rate) - xs[0])
     a, b, ridge = 1.0, 0.0, 1e-6
+    loss = _platt_nll(xs, ys, a, b)
     for _ in range(iterations):
         ga = gb = haa = hab = hbb = 0.0
         for x, y in zip(xs, ys, strict=True):
@@ -113,8 +131,16 @@ def fit_platt(raw: Sequence[float], outcomes: Sequence[bool], iterations: int = 
             break
         da = (hbb * ga - hab * gb) / det
         db = (haa * gb - hab * ga) / det
-        a, b = a - da, b - db
-        if abs(da) < 1e-10 and abs(db) < 1e-10:
+        step = 1.0
+        while step > 1e-6:  # halve the step until the likelihood does not get worse
+            new_loss = _platt_nll(xs, ys, a - step * da, b - step * db)
+            if new_loss <= loss + 1e-12:
+                break
+            step /= 2
+        else:
+            break
+        a, b, loss = a - step * da, b - step * db, new_loss
+        if abs(step * da) < 1e-10 and abs(step * db) < 1e-10:
             break
     return PlattMap(a, b)
 

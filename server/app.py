@@ -14,14 +14,20 @@ from collections.abc import AsyncIterator, Callable
 
 from fastapi import FastAPI
 
+from planner.calibrate import CalibrationPolicy
 from server.config import Settings
 from server.engine.base import Engine
 from server.errors import install_error_handlers
 from server.lifecycle import Lifecycle, Phase
 from server.metrics import Metrics, MetricsMiddleware
-from server.routes import health, openai, plan
+from server.power import detect_power
+from server.routes import health, openai, outcomes, plan, tco
+from server.services.calibration import CalibrationService
 from server.services.generation import GenerationService
+from server.services.monitor import Monitor
 from server.services.planning import PlanningService
+from server.store import Store
+from server.tco import TcoConfig
 
 log = logging.getLogger("foresight.app")
 EXIT_LOAD_FAILED = 1
@@ -45,6 +51,15 @@ def build_engine(settings: Settings) -> Engine:
             enforce_eager=settings.enforce_eager,
             seed=settings.seed,
         )
+    )
+
+
+def tco_config(settings: Settings) -> TcoConfig:
+    return TcoConfig(
+        hardware_price=settings.tco_hardware_price, accelerators=settings.tco_accelerators,
+        service_life_years=settings.tco_service_life_years, power_watts=settings.tco_power_watts,
+        pue=settings.tco_pue, electricity_price_per_kwh=settings.tco_electricity_price_per_kwh,
+        currency=settings.tco_currency, window_s=settings.tco_window_s,
     )
 
 
@@ -77,19 +92,37 @@ def create_app(
         lifecycle.set(Phase.READY)
         log.info("ready: serving %s", the_engine.info.name)
 
+    calibration = CalibrationService(
+        Store(settings.store_url), settings.model_name, metrics,
+        policy=CalibrationPolicy(settings.calibration_min_platt, settings.calibration_min_isotonic),
+        refit_interval_s=settings.calibration_refit_interval_s,
+    )
+
+    monitor = Monitor(
+        metrics, tco_config(settings), detect_power(settings.power_source), the_engine.num_unfinished,
+        max_running=settings.max_num_seqs, interval_s=settings.monitor_interval_s,
+    )
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loader = asyncio.create_task(load())
+        store_loader = asyncio.create_task(calibration.start())
+        monitor.start()
         app.state.loader = loader
+        app.state.store_loader = store_loader
         try:
             yield
         finally:
             lifecycle.set(Phase.DRAINING)
-            if not loader.done():
-                loader.cancel()
-                await asyncio.gather(loader, return_exceptions=True)
+            for task in (loader, store_loader):
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(loader, store_loader, return_exceptions=True)
             with contextlib.suppress(Exception):
                 await the_engine.close()
+            with contextlib.suppress(Exception):
+                await calibration.close()
+            await monitor.stop()
 
     app = FastAPI(
         title="Foresight Serve",
@@ -103,10 +136,14 @@ def create_app(
     app.state.metrics = metrics
     app.state.on_engine_dead = on_engine_dead
     app.state.generation = GenerationService(the_engine, settings, metrics, on_engine_dead)
-    app.state.planning = PlanningService(app.state.generation)
+    app.state.calibration = calibration
+    app.state.monitor = monitor
+    app.state.planning = PlanningService(app.state.generation, calibrator=calibration, memory=calibration)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(openai.router)
     app.include_router(plan.router)
+    app.include_router(outcomes.router)
+    app.include_router(tco.router)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

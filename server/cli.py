@@ -1,6 +1,8 @@
 """The ``foresight`` command line.
 
     foresight serve [--model PATH] [--host H] [--port P] [--config FILE]
+    foresight plan ...
+    foresight calibration report [--url URL | --database-url URL] [--domain D] [--out PNG]
     foresight reference train|eval ...
 """
 
@@ -30,6 +32,8 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--port", type=int, help="port to bind (default 8000)")
     p.add_argument("--config", help="YAML, JSON or TOML file of settings (see README for names)")
     p.add_argument("--served-model-name", help="the model name clients use (default: the directory name)")
+    p.add_argument("--database-url", help="outcome store, e.g. postgresql://user:pass@host/db "
+                                          "(default: SQLite at var/foresight.db)")
     p.set_defaults(func=_serve)
 
 
@@ -38,7 +42,7 @@ def _serve(args: argparse.Namespace) -> int:
     from server.runner import serve
 
     settings = load_settings(args.config, model=args.model, host=args.host, port=args.port,
-                             served_model_name=args.served_model_name)
+                             served_model_name=args.served_model_name, database_url=args.database_url)
     return serve(settings)
 
 
@@ -50,9 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_serve(sub)
     from reference.cli import add_reference
+    from server.calibration_cli import add_calibration
     from server.plan_cli import add_plan
 
     add_plan(sub)
+    add_calibration(sub)
     add_reference(sub)
     return parser
 

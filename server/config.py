@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from server.errors import SettingsError
@@ -46,8 +46,20 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535, description="Port to bind.")
     drain_timeout_s: float = Field(default=30.0, ge=0, description="On SIGTERM, wait this long for in-flight work.")
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="Log level.")
+    log_format: Literal["json", "text"] = Field(default="json", description="JSON lines or plain text logs.")
     metrics_enabled: bool = Field(default=True, description="Serve Prometheus metrics at /metrics.")
     max_n: int = Field(default=16, ge=1, description="Largest n a request may ask for.")
+
+    # outcomes and calibration (DESIGN §4)
+    database_url: str | None = Field(
+        default=None, description="Outcome store URL (postgresql://user:pass@host/db); default: SQLite at store_path."
+    )
+    store_path: str = Field(default="var/foresight.db", description="SQLite file of the embedded outcome store.")
+    calibration_min_platt: int = Field(default=30, ge=2, description="Outcomes per domain before Platt scaling.")
+    calibration_min_isotonic: int = Field(default=300, ge=2, description="Outcomes per domain before isotonic.")
+    calibration_refit_interval_s: float = Field(
+        default=2.0, ge=0, description="Refit a domain's map at most this often (background, never blocks requests)."
+    )
 
     @field_validator("model")
     @classmethod
@@ -58,6 +70,32 @@ class Settings(BaseSettings):
         if path.is_dir() and not (path / "config.json").exists():
             raise ValueError(f"{v!r} has no config.json: is it a Hugging Face checkpoint directory?")
         return str(path.resolve())
+
+    # total cost of ownership (server/tco.py; defaults are list-price ballparks: override them)
+    tco_hardware_price: float = Field(default=30000.0, ge=0, description="Price of one accelerator (currency).")
+    tco_accelerators: int = Field(default=1, ge=1, description="Accelerators serving this replica.")
+    tco_service_life_years: float = Field(default=4.0, gt=0, description="Years the hardware is amortized over.")
+    tco_power_watts: float = Field(default=350.0, ge=0, description="Board power per accelerator when estimated.")
+    tco_pue: float = Field(default=1.4, ge=1, description="Data-centre power usage effectiveness.")
+    tco_electricity_price_per_kwh: float = Field(default=0.15, ge=0, description="Electricity price per kWh.")
+    tco_currency: str = Field(default="USD", min_length=1, max_length=8, description="Currency of the prices.")
+    tco_window_s: float = Field(default=300.0, gt=0, description="Window of cost per 1k tokens / per decision.")
+    power_source: Literal["auto", "nvml", "estimated"] = Field(
+        default="auto", description="Energy from NVML (auto: when a GPU is present) or estimated from busy time."
+    )
+    monitor_interval_s: float = Field(default=1.0, gt=0, description="How often energy and cost are sampled.")
+
+    @model_validator(mode="after")
+    def _calibration_thresholds(self) -> Settings:
+        if self.calibration_min_isotonic < self.calibration_min_platt:
+            raise ValueError("calibration_min_isotonic must be at least calibration_min_platt")
+        return self
+
+    @property
+    def store_url(self) -> str:
+        from server.store.db import default_url, normalize_url
+
+        return normalize_url(self.database_url) if self.database_url else default_url(self.store_path)
 
     @property
     def model_name(self) -> str:

@@ -5,6 +5,9 @@ ServerError
  └── ApiError              a request fails with a 4xx/5xx and an OpenAI-style body
       ├── BadRequest           400: the request is malformed or out of range
       ├── ModelNotFound        400: the request names a model that is not served
+      ├── NotFound             404: the request names a resource (a plan) that does not exist
+      ├── Conflict             409: the resource already exists (an outcome)
+      ├── StoreDown            503: the outcome store is unreachable
       ├── NotReady             503: the model is loading or the server is draining
       └── EngineUnavailable    503: the engine is dead
 """
@@ -59,6 +62,28 @@ class ModelNotFound(BadRequest):
     """400: the request names a model that is not served."""
 
     code = "model_not_found"
+
+
+class NotFound(ApiError):
+    """404: the request names a resource (a plan) that does not exist."""
+
+    status_code = 404
+    error_type = "not_found_error"
+
+
+class Conflict(ApiError):
+    """409: the resource already exists (an outcome for the plan)."""
+
+    status_code = 409
+    error_type = "conflict_error"
+
+
+class StoreDown(ApiError):
+    """503: the outcome store is unreachable; nothing was stored."""
+
+    status_code = 503
+    error_type = "service_unavailable"
+    code = "store_unavailable"
 
 
 class NotReady(ApiError):

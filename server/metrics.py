@@ -6,11 +6,15 @@ registry; ``/metrics`` serves both.
 
 from __future__ import annotations
 
+import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from server.logs import request_usage
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -32,6 +36,54 @@ class Metrics:
         )
         self.inflight = Gauge("foresight_inflight_requests", "Requests being served now.", registry=r)
         self.tokens = Counter("foresight_tokens", "Tokens processed.", ["kind"], registry=r)
+        self.queue_depth = Gauge("foresight_queue_depth", "Requests waiting for a free engine slot.", registry=r)
+        # planner
+        self.plan_decisions = Counter("foresight_plan_decisions", "Plans by how they ended.", ["decision"],
+                                      registry=r)
+        self.plan_candidates = Histogram("foresight_plan_candidates", "Candidates sampled per plan.",
+                                         buckets=(1, 2, 4, 8, 16, 32, 64), registry=r)
+        self.plan_depth = Histogram("foresight_plan_depth", "Levels a plan searched.", buckets=(1, 2, 3, 4, 6, 8),
+                                    registry=r)
+        self.plan_latency = Histogram("foresight_plan_latency_seconds", "Wall time of a plan.",
+                                      buckets=LATENCY_BUCKETS, registry=r)
+        self.parse_problems = Counter("foresight_parse_problems", "Problems found parsing generated turns.",
+                                      ["kind"], registry=r)
+        # cost (DESIGN §6; server/tco.py)
+        self.gpu_power = Gauge("foresight_gpu_power_watts", "GPU power draw (NVML).", ["gpu"], registry=r)
+        self.gpu_memory = Gauge("foresight_gpu_memory_used_bytes", "GPU memory used (NVML).", ["gpu"], registry=r)
+        self.gpu_utilization = Gauge("foresight_gpu_utilization_ratio", "GPU utilization 0..1 (NVML).", ["gpu"],
+                                     registry=r)
+        self.busy_seconds = Counter("foresight_engine_busy_seconds", "Time the engine had unfinished work.",
+                                    registry=r)
+        self.energy = Counter("foresight_energy_joules", "Accelerator energy drawn (nvml) or estimated.",
+                              ["method"], registry=r)
+        self.cost = Counter("foresight_cost_usd", "Cost of ownership accrued, by component.", ["component"],
+                            registry=r)
+        self.cost_per_1k_tokens = Gauge("foresight_cost_per_1k_tokens_usd",
+                                        "Cost per 1,000 generated tokens over the TCO window.", registry=r)
+        self.cost_per_decision = Gauge("foresight_cost_per_decision_usd",
+                                       "Cost per plan decision over the TCO window.", registry=r)
+        # calibration (DESIGN §4): confidence="raw" is the model's own, "calibrated" what the planner used
+        self.confidence_ece = Gauge(
+            "foresight_confidence_ece", "Expected calibration error (15 equal-width bins) over reported outcomes.",
+            ["domain", "confidence"], registry=r,
+        )
+        self.confidence_brier = Gauge(
+            "foresight_confidence_brier", "Brier score of confidence against reported outcomes.",
+            ["domain", "confidence"], registry=r,
+        )
+        self.outcomes = Counter("foresight_outcomes", "Outcomes reported by apps.", ["domain", "result"], registry=r)
+        self.calibration_outcomes = Gauge(
+            "foresight_calibration_outcomes", "Outcomes the domain's current calibration map was fitted on.",
+            ["domain"], registry=r,
+        )
+        self.fidelity = Histogram(
+            "foresight_world_model_fidelity", "Similarity of the imagined rollout and the reported observation.",
+            ["domain"], buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0), registry=r,
+        )
+        self.store_errors = Counter(
+            "foresight_store_errors", "Outcome-store operations that failed.", ["operation"], registry=r,
+        )
 
     def render(self, include_engine: bool = True) -> bytes:
         body = generate_latest(self.registry)
@@ -46,7 +98,8 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 class MetricsMiddleware:
-    """Counts every HTTP request by route template and status, and times it to its last byte."""
+    """Counts every HTTP request by route template and status, times it to its last byte, and writes
+    one access record (request id, route, status, latency, tokens; never prompt text)."""
 
     def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], metrics: Metrics) -> None:
         self.app = app
@@ -58,18 +111,43 @@ class MetricsMiddleware:
             return
         status = {"code": 500}
         started = time.perf_counter()
+        request_id = _request_id(scope)
+        usage: dict[str, int] = {}
+        token = request_usage.set(usage)
 
         async def send_wrapper(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = int(message["status"])
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
         self.metrics.inflight.inc()
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            request_usage.reset(token)
             self.metrics.inflight.dec()
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
+            elapsed = time.perf_counter() - started
             self.metrics.requests.labels(path, str(status["code"])).inc()
-            self.metrics.latency.labels(path).observe(time.perf_counter() - started)
+            self.metrics.latency.labels(path).observe(elapsed)
+            level = logging.DEBUG if path in _PROBES else logging.INFO
+            access_log.log(level, "%s %s %d", scope.get("method", ""), path, status["code"], extra={
+                "request_id": request_id, "method": scope.get("method"), "route": path, "status": status["code"],
+                "latency_s": round(elapsed, 6), **usage,
+            })
+
+
+_PROBES = frozenset({"/health", "/ready", "/metrics"})
+access_log = logging.getLogger("foresight.access")
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope.get("headers", []):
+        if name == b"x-request-id" and 0 < len(value) <= 128:
+            text: str = value.decode("latin-1")
+            if text.isprintable():
+                return text
+    return uuid.uuid4().hex

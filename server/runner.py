@@ -16,6 +16,7 @@ import uvicorn
 from server.app import create_app
 from server.config import Settings
 from server.lifecycle import Lifecycle, Phase
+from server.logs import configure_logging
 
 log = logging.getLogger("foresight.runner")
 
@@ -37,7 +38,7 @@ class DrainingServer(uvicorn.Server):
 
 def serve(settings: Settings) -> int:
     """Serve until stopped; return the process exit code."""
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     exit_code = {"code": 0}
     server: DrainingServer | None = None
 
@@ -55,6 +56,7 @@ def serve(settings: Settings) -> int:
         timeout_graceful_shutdown=int(settings.drain_timeout_s) or None,
         lifespan="on",
         access_log=False,
+        log_config=None,  # keep our handlers (JSON lines by default)
     )
     server = DrainingServer(config)
     server.lifecycle = app.state.lifecycle

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,3 +19,12 @@ def reference_model() -> Path:
     if not (REFERENCE_MODEL / "config.json").exists():
         pytest.fail(f"the shipped reference model is missing at {REFERENCE_MODEL}")
     return REFERENCE_MODEL
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL server for the session (see tests/postgres.py)."""
+    from tests.postgres import postgres_server
+
+    with postgres_server() as url:
+        yield url

@@ -16,6 +16,7 @@ from server.config import Settings
 from server.engine.base import Engine, GenerationChunk, GenerationRequest, TokenLogprob
 from server.engine.errors import EngineDeadError, EngineRequestError
 from server.errors import BadRequest, EngineUnavailable, ModelNotFound
+from server.logs import add_tokens
 from server.metrics import Metrics
 from server.protocol.openai import ChatCompletionRequest, CompletionRequest, _Sampling
 
@@ -142,8 +143,10 @@ class GenerationService:
                     first = False
                     if self.metrics:
                         self.metrics.ttft.observe(time.perf_counter() - started)
+                produced = sum(d.num_tokens for d in chunk.deltas)
+                add_tokens("completion_tokens", produced)
                 if self.metrics:
-                    self.metrics.tokens.labels("completion").inc(sum(d.num_tokens for d in chunk.deltas))
+                    self.metrics.tokens.labels("completion").inc(produced)
                 finished = chunk.finished
                 yield chunk
         except EngineDeadError as exc:
@@ -152,6 +155,7 @@ class GenerationService:
         except EngineRequestError as exc:
             raise BadRequest(str(exc)) from exc
         finally:
+            add_tokens("prompt_tokens", len(greq.prompt_token_ids))
             if self.metrics:
                 self.metrics.tokens.labels("prompt").inc(len(greq.prompt_token_ids))
             if not finished:

@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from planner import InvalidPlanRequest
 from planner.search import (
@@ -35,6 +36,15 @@ from server.protocol.plan import (
     TreeNode,
 )
 from server.services.generation import GenerationService
+from server.store import PlanRecord
+
+
+class PlanMemory(Protocol):
+    """Where plans are remembered so that outcomes can be joined to them."""
+
+    model: str
+
+    async def remember(self, record: PlanRecord) -> bool: ...
 
 
 class PlanTimeout(ApiError):
@@ -109,9 +119,12 @@ def _tree(result: PlanResult) -> list[TreeNode]:
 class PlanningService:
     """Runs plans on the engine with the current calibrator."""
 
-    def __init__(self, generation: GenerationService, calibrator: Calibrator | None = None) -> None:
+    def __init__(self, generation: GenerationService, calibrator: Calibrator | None = None,
+                 memory: PlanMemory | None = None) -> None:
         self.generation = generation
+        self.metrics = generation.metrics
         self.calibrator = calibrator or IdentityCalibrator()
+        self.memory = memory
 
     async def run(self, req: PlanRequest) -> PlanResponse:
         gen = self.generation
@@ -130,7 +143,24 @@ class PlanningService:
             result = await asyncio.wait_for(plan(sampler, prompt, config, self.calibrator), timeout=grace)
         except TimeoutError as exc:
             raise PlanTimeout(f"the plan ran past its deadline of {config.budget.deadline_s}s") from exc
-        return self.respond(req, result)
+        response = self.respond(req, result)
+        if self.metrics is not None:
+            m = self.metrics
+            m.plan_decisions.labels(result.decision.value).inc()
+            m.plan_candidates.observe(result.usage.candidates)
+            m.plan_depth.observe(result.usage.depth)
+            m.plan_latency.observe(result.latency_s)
+            for c in result.candidates:
+                for problem in c.turn.problems:
+                    m.parse_problems.labels(problem.kind).inc()
+        if self.memory is not None:
+            await self.memory.remember(PlanRecord(
+                plan_id=response.plan_id, model=self.memory.model, domain=response.domain,
+                algorithm=response.algorithm, decision=response.decision,
+                raw_confidence=response.confidence.raw, calibrated_confidence=response.confidence.calibrated,
+                rollout=response.rollout,
+            ))
+        return response
 
     def respond(self, req: PlanRequest, result: PlanResult) -> PlanResponse:
         chosen = result.chosen

@@ -53,7 +53,8 @@ class ServerProcess:
 def start_server(model: Path, log_dir: Path, *extra: str, env: dict[str, str] | None = None) -> ServerProcess:
     port = free_port()
     log_path = log_dir / f"server-{port}.log"
-    full_env = {**os.environ, "FORESIGHT_LOG_LEVEL": "info", "VLLM_CPU_KVCACHE_SPACE": "1", **(env or {})}
+    full_env = {**os.environ, "FORESIGHT_LOG_LEVEL": "info", "VLLM_CPU_KVCACHE_SPACE": "1",
+                "FORESIGHT_STORE_PATH": str(log_dir / f"store-{port}.db"), **(env or {})}
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "server", "serve", "--model", str(model), "--port", str(port), *extra],

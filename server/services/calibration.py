@@ -1,0 +1,236 @@
+"""Outcomes and calibration: remember plans, store outcomes, keep one calibration map per domain.
+
+The planner asks :meth:`CalibrationService.calibrate` for every decision (a dict
+lookup, never I/O). Outcomes are committed to the store before they are
+acknowledged; each one schedules a background refit of its domain's map
+(debounced to ``refit_interval_s``), fitted in a worker thread and persisted, so
+a restart keeps it. The store being down never stops planning: plans are then
+not remembered (logged and counted), and outcomes are answered 503.
+
+Metrics: ``confidence="raw"`` is the model's own confidence, ``"calibrated"``
+the one the planner used when it decided (so the calibrated figures are
+out-of-sample: each plan was calibrated before its outcome was known).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from planner.calibrate import CalibrationMap, CalibrationPolicy, DomainCalibrator, fit_map, map_from_dict
+from planner.calibration_math import ReliabilityBin, brier_score, expected_calibration_error, reliability_bins
+from planner.fidelity import rollout_fidelity
+from server.metrics import Metrics
+from server.store import OutcomeRow, PlanRecord, Store, StoredOutcome, StoreUnavailable
+
+log = logging.getLogger("foresight.calibration")
+
+
+@dataclass(frozen=True)
+class ConfidenceStats:
+    """Calibration of one confidence column against outcomes."""
+
+    count: int
+    ece: float | None
+    brier: float | None
+    bins: list[ReliabilityBin]
+
+
+def confidence_stats(confidences: Sequence[float], outcomes: Sequence[bool]) -> ConfidenceStats:
+    if not confidences:
+        return ConfidenceStats(0, None, None, reliability_bins([], []))
+    return ConfidenceStats(len(confidences), expected_calibration_error(confidences, outcomes),
+                           brier_score(confidences, outcomes), reliability_bins(confidences, outcomes))
+
+
+@dataclass(frozen=True)
+class DomainSummary:
+    """What ``GET /v1/calibration`` and ``foresight calibration report`` show for one domain."""
+
+    domain: str
+    outcomes: int
+    successes: int
+    map: dict[str, Any]
+    raw: ConfidenceStats
+    calibrated: ConfidenceStats
+    fidelity_mean: float | None
+    fidelity_count: int
+
+
+def summarize(domain: str, rows: Sequence[OutcomeRow], map_params: Mapping[str, Any] | None) -> DomainSummary:
+    """Pure: the calibration summary of a domain's outcome rows."""
+    raw = [(r.raw_confidence, r.success) for r in rows if r.raw_confidence is not None]
+    cal = [(r.calibrated_confidence, r.success) for r in rows if r.calibrated_confidence is not None]
+    fid = [r.fidelity for r in rows if r.fidelity is not None]
+    return DomainSummary(
+        domain=domain,
+        outcomes=len(rows),
+        successes=sum(r.success for r in rows),
+        map=dict(map_params or {"kind": "identity"}),
+        raw=confidence_stats([c for c, _ in raw], [y for _, y in raw]),
+        calibrated=confidence_stats([c for c, _ in cal], [y for _, y in cal]),
+        fidelity_mean=sum(fid) / len(fid) if fid else None,
+        fidelity_count=len(fid),
+    )
+
+
+@dataclass
+class _DomainState:
+    task: asyncio.Task[None] | None = None
+    dirty: bool = False
+    last_fit: float = -math.inf
+    fitted_on: int = 0
+
+
+@dataclass
+class CalibrationService:
+    """The planner's ``Calibrator`` backed by the outcome store."""
+
+    store: Store | None
+    model: str
+    metrics: Metrics
+    policy: CalibrationPolicy = field(default_factory=CalibrationPolicy)
+    refit_interval_s: float = 2.0
+    calibrator: DomainCalibrator = field(default_factory=DomainCalibrator)
+    _domains: dict[str, _DomainState] = field(default_factory=dict)
+    _open_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    # -- the planner's Calibrator protocol -------------------------------------------------
+    def calibrate(self, raw: float | None, domain: str) -> float | None:
+        return self.calibrator.calibrate(raw, domain)
+
+    def map_for(self, domain: str) -> CalibrationMap | None:
+        return self.calibrator.maps.get(domain)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Open the store and load persisted maps; a store that is down is logged, not fatal."""
+        try:
+            await self._ensure_open()
+        except StoreUnavailable as exc:
+            log.error("%s; plans are served but not remembered until it is back", exc)
+
+    async def close(self) -> None:
+        tasks = [s.task for s in self._domains.values() if s.task is not None and not s.task.done()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self.store is not None:
+            await self.store.close()
+
+    async def _ensure_open(self) -> Store:
+        if self.store is None:
+            raise StoreUnavailable("no outcome store is configured")
+        if self.store.is_open:
+            return self.store
+        async with self._open_lock:
+            if not self.store.is_open:
+                await self.store.open()
+                log.info("outcome store: %s", self.store.describe())
+                for domain, params in (await self.store.load_maps(self.model)).items():
+                    self.calibrator.maps[domain] = map_from_dict(params)
+                    self._state(domain).fitted_on = int(params.get("outcomes", 0))
+                for domain in await self.store.domains(self.model):
+                    self._publish(summarize(domain, await self.store.outcome_rows(self.model, domain),
+                                            self._params(domain)))
+        return self.store
+
+    # -- plans and outcomes ------------------------------------------------------------------
+    async def remember(self, record: PlanRecord) -> bool:
+        """Store a plan so an outcome can be joined to it; False (logged, counted) when the store is down."""
+        try:
+            store = await self._ensure_open()
+            await store.record_plan(record)
+            return True
+        except StoreUnavailable as exc:
+            self.metrics.store_errors.labels("record_plan").inc()
+            log.warning("plan %s not remembered: %s", record.plan_id, exc)
+            return False
+
+    async def record_outcome(self, plan_id: str, success: bool, *, observation: str | None = None,
+                             metadata: Mapping[str, Any] | None = None, replace: bool = False) -> StoredOutcome:
+        """Commit an outcome, count it, and schedule its domain's refit."""
+        try:
+            store = await self._ensure_open()
+            stored = await store.record_outcome(plan_id, success, observation=observation, metadata=metadata,
+                                                fidelity_of=rollout_fidelity, replace=replace)
+        except StoreUnavailable:
+            self.metrics.store_errors.labels("record_outcome").inc()
+            raise
+        domain = stored.plan.domain
+        self.metrics.outcomes.labels(domain, "success" if success else "failure").inc()
+        if stored.fidelity is not None:
+            self.metrics.fidelity.labels(domain).observe(stored.fidelity)
+        self.schedule_refit(domain)
+        return stored
+
+    async def summaries(self, domain: str | None = None) -> list[DomainSummary]:
+        store = await self._ensure_open()
+        domains = [domain] if domain is not None else await store.domains(self.model)
+        return [summarize(d, await store.outcome_rows(self.model, d), self._params(d)) for d in domains]
+
+    # -- refitting ---------------------------------------------------------------------------
+    def schedule_refit(self, domain: str) -> None:
+        state = self._state(domain)
+        state.dirty = True
+        if state.task is None or state.task.done():
+            state.task = asyncio.create_task(self._refit_loop(domain), name=f"refit-{domain}")
+
+    async def settle(self) -> None:
+        """Wait for every scheduled refit (tests, shutdown)."""
+        while True:
+            tasks = [s.task for s in self._domains.values() if s.task is not None and not s.task.done()]
+            if not tasks:
+                return
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _refit_loop(self, domain: str) -> None:
+        state = self._state(domain)
+        while state.dirty:
+            wait = state.last_fit + self.refit_interval_s - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            state.dirty = False
+            try:
+                await self.refit(domain)
+            except StoreUnavailable as exc:
+                self.metrics.store_errors.labels("refit").inc()
+                log.warning("refit of domain %r skipped: %s", domain, exc)
+                return
+            except Exception:  # a fit must never take the server down
+                log.exception("refit of domain %r failed", domain)
+                return
+            finally:
+                state.last_fit = time.monotonic()
+
+    async def refit(self, domain: str) -> CalibrationMap:
+        """Fit ``domain``'s map on all its outcomes (in a worker thread), persist it, and use it."""
+        store = await self._ensure_open()
+        rows = await store.outcome_rows(self.model, domain)
+        pairs = [(r.raw_confidence, r.success) for r in rows if r.raw_confidence is not None]
+        fitted = await asyncio.to_thread(fit_map, [c for c, _ in pairs], [y for _, y in pairs], self.policy)
+        await store.save_map(self.model, domain, fitted.to_dict(), len(pairs))
+        self.calibrator.maps[domain] = fitted
+        self._state(domain).fitted_on = len(pairs)
+        self._publish(summarize(domain, rows, self._params(domain)))
+        return fitted
+
+    def _state(self, domain: str) -> _DomainState:
+        return self._domains.setdefault(domain, _DomainState())
+
+    def _params(self, domain: str) -> dict[str, Any]:
+        m = self.calibrator.maps.get(domain)
+        params = m.to_dict() if m is not None else {"kind": "identity"}
+        return {**params, "outcomes": self._state(domain).fitted_on}
+
+    def _publish(self, s: DomainSummary) -> None:
+        for label, stats in (("raw", s.raw), ("calibrated", s.calibrated)):
+            if stats.ece is not None and stats.brier is not None:
+                self.metrics.confidence_ece.labels(s.domain, label).set(stats.ece)
+                self.metrics.confidence_brier.labels(s.domain, label).set(stats.brier)
+        self.metrics.calibration_outcomes.labels(s.domain).set(int(s.map.get("outcomes", 0)))

@@ -1,0 +1,256 @@
+"""The outcome store: one async SQLAlchemy engine over SQLite (default) or PostgreSQL.
+
+SQLite runs in WAL mode with a busy timeout, and writes from this process are
+serialized by a lock (SQLite has one writer at a time; queuing here avoids
+"database is locked"). PostgreSQL needs nothing of the sort. An outcome is
+acknowledged only after its transaction committed, so a crash loses nothing
+that was acknowledged. The schema is created and upgraded by Alembic
+migrations on :meth:`Store.open`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from server.store.errors import OutcomeExists, PlanNotFound, StoreUnavailable
+from server.store.schema import calibration_maps, outcomes, plans
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+_PG_MIGRATION_LOCK = 7_240_001  # advisory lock: replicas starting together migrate one at a time
+
+
+def default_url(path: str | Path) -> str:
+    """The SQLite URL of a store file."""
+    return f"sqlite+aiosqlite:///{Path(path).expanduser().resolve()}"
+
+
+def normalize_url(url: str) -> str:
+    """Accept plain ``postgresql://`` and ``sqlite:///`` URLs; use the async drivers."""
+    for plain, driver in (("postgresql://", "postgresql+asyncpg://"), ("postgres://", "postgresql+asyncpg://"),
+                          ("sqlite:///", "sqlite+aiosqlite:///")):
+        if url.startswith(plain):
+            return driver + url[len(plain):]
+    return url
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class PlanRecord:
+    """What is remembered of every plan the server returned."""
+
+    plan_id: str
+    model: str
+    domain: str
+    algorithm: str
+    decision: str
+    raw_confidence: float | None
+    calibrated_confidence: float | None
+    rollout: str | None
+
+
+@dataclass(frozen=True)
+class StoredOutcome:
+    """An acknowledged outcome, joined to its plan."""
+
+    plan: PlanRecord
+    success: bool
+    replaced: bool
+    fidelity: float | None
+
+
+@dataclass(frozen=True)
+class OutcomeRow:
+    """One (confidence, outcome) pair for calibration."""
+
+    raw_confidence: float | None
+    calibrated_confidence: float | None
+    success: bool
+    fidelity: float | None
+
+
+class Store:
+    """Plans, outcomes and calibration maps. Every method raises :class:`StoreUnavailable` on database errors."""
+
+    def __init__(self, url: str, *, busy_timeout_s: float = 30.0) -> None:
+        self.url = normalize_url(url)
+        self.is_sqlite = self.url.startswith("sqlite")
+        self._busy_timeout_s = busy_timeout_s
+        self._engine: AsyncEngine | None = None
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+
+    @property
+    def is_open(self) -> bool:
+        return self._engine is not None
+
+    def describe(self) -> str:
+        """The URL without its password, for logs."""
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    async def open(self) -> None:
+        """Connect and bring the schema to the newest migration."""
+        if self._engine is not None:
+            return
+        if self.is_sqlite:
+            path = self.url.split("///", 1)[1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(self.url, pool_pre_ping=not self.is_sqlite)
+        if self.is_sqlite:
+            timeout_ms = int(self._busy_timeout_s * 1000)
+
+            @event.listens_for(engine.sync_engine, "connect")
+            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.execute(f"PRAGMA busy_timeout={timeout_ms}")
+                cur.close()
+
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(_migrate)
+        except (SQLAlchemyError, OSError) as exc:
+            await engine.dispose()
+            raise StoreUnavailable(f"the outcome store at {self.describe()} cannot be opened: {exc}") from exc
+        self._engine = engine
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+    @contextlib.asynccontextmanager
+    async def _tx(self, write: bool) -> AsyncIterator[AsyncConnection]:
+        if self._engine is None:
+            raise StoreUnavailable("the outcome store is not open")
+        lock = self._write_lock if write and self._write_lock is not None else None
+        try:
+            if lock is not None:
+                await lock.acquire()
+            try:
+                async with self._engine.begin() as conn:
+                    yield conn
+            finally:
+                if lock is not None:
+                    lock.release()
+        except (IntegrityError, PlanNotFound, OutcomeExists):
+            raise
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreUnavailable(f"the outcome store failed: {exc.__class__.__name__}: {exc}") from exc
+
+    async def record_plan(self, plan: PlanRecord) -> None:
+        async with self._tx(write=True) as conn:
+            await conn.execute(plans.insert().values(created_at=_now(), **plan.__dict__))
+
+    async def get_plan(self, plan_id: str) -> PlanRecord | None:
+        async with self._tx(write=False) as conn:
+            row = (await conn.execute(select(plans).where(plans.c.plan_id == plan_id))).mappings().first()
+        return _plan(row) if row else None
+
+    async def record_outcome(self, plan_id: str, success: bool, *, observation: str | None = None,
+                             metadata: Mapping[str, Any] | None = None, fidelity_of: Any = None,
+                             replace: bool = False) -> StoredOutcome:
+        """Store the outcome of a remembered plan; committed before this returns.
+
+        ``fidelity_of(rollout, observation) -> float | None`` scores the imagined rollout against the
+        observation (computed here so that it is stored with the outcome)."""
+        try:
+            async with self._tx(write=True) as conn:
+                row = (await conn.execute(select(plans).where(plans.c.plan_id == plan_id))).mappings().first()
+                if row is None:
+                    raise PlanNotFound(f"no plan with id {plan_id!r} is known to this server")
+                plan = _plan(row)
+                fidelity = fidelity_of(plan.rollout, observation) if fidelity_of and observation else None
+                values = {"success": success, "observation": observation,
+                          "metadata": dict(metadata) if metadata is not None else None, "fidelity": fidelity}
+                existing = (await conn.execute(select(outcomes.c.id).where(outcomes.c.plan_id == plan_id))).first()
+                if existing is not None:
+                    if not replace:
+                        raise OutcomeExists(f"plan {plan_id!r} already has an outcome; send \"replace\": true "
+                                            "to overwrite it")
+                    await conn.execute(update(outcomes).where(outcomes.c.plan_id == plan_id)
+                                       .values(created_at=_now(), **values))
+                else:
+                    await conn.execute(outcomes.insert().values(plan_id=plan_id, created_at=_now(), **values))
+        except IntegrityError as exc:  # a concurrent writer stored the same plan's outcome first
+            raise OutcomeExists(f"plan {plan_id!r} already has an outcome; send \"replace\": true "
+                                "to overwrite it") from exc
+        return StoredOutcome(plan, success, existing is not None, fidelity)
+
+    async def outcome_rows(self, model: str, domain: str) -> list[OutcomeRow]:
+        """Every outcome of ``model`` in ``domain``, oldest first."""
+        q = (select(plans.c.raw_confidence, plans.c.calibrated_confidence, outcomes.c.success, outcomes.c.fidelity)
+             .select_from(outcomes.join(plans, outcomes.c.plan_id == plans.c.plan_id))
+             .where(plans.c.model == model, plans.c.domain == domain)
+             .order_by(outcomes.c.id))
+        async with self._tx(write=False) as conn:
+            rows = (await conn.execute(q)).all()
+        return [OutcomeRow(r[0], r[1], bool(r[2]), r[3]) for r in rows]
+
+    async def domains(self, model: str) -> list[str]:
+        """Domains of ``model`` that have at least one outcome."""
+        q = (select(plans.c.domain).select_from(outcomes.join(plans, outcomes.c.plan_id == plans.c.plan_id))
+             .where(plans.c.model == model).distinct().order_by(plans.c.domain))
+        async with self._tx(write=False) as conn:
+            return [r[0] for r in (await conn.execute(q)).all()]
+
+    async def models(self) -> list[str]:
+        """Models that have remembered plans."""
+        async with self._tx(write=False) as conn:
+            return [r[0] for r in (await conn.execute(select(plans.c.model).distinct().order_by(plans.c.model))).all()]
+
+    async def count_outcomes(self) -> int:
+        from sqlalchemy import func
+
+        async with self._tx(write=False) as conn:
+            return int((await conn.execute(select(func.count()).select_from(outcomes))).scalar_one())
+
+    async def save_map(self, model: str, domain: str, params: Mapping[str, Any], n_outcomes: int) -> None:
+        values = {"kind": str(params.get("kind", "identity")), "params": dict(params), "outcomes": n_outcomes,
+                  "fitted_at": _now()}
+        async with self._tx(write=True) as conn:
+            key = (calibration_maps.c.model == model) & (calibration_maps.c.domain == domain)
+            result = await conn.execute(update(calibration_maps).where(key).values(**values))
+            if result.rowcount == 0:
+                await conn.execute(calibration_maps.insert().values(model=model, domain=domain, **values))
+
+    async def load_maps(self, model: str) -> dict[str, dict[str, Any]]:
+        """Persisted maps of ``model`` by domain (with ``outcomes``: how many they were fitted on)."""
+        q = select(calibration_maps).where(calibration_maps.c.model == model)
+        async with self._tx(write=False) as conn:
+            rows = (await conn.execute(q)).mappings().all()
+        return {r["domain"]: {**r["params"], "outcomes": r["outcomes"]} for r in rows}
+
+
+def _plan(row: Any) -> PlanRecord:
+    return PlanRecord(row["plan_id"], row["model"], row["domain"], row["algorithm"], row["decision"],
+                      row["raw_confidence"], row["calibrated_confidence"], row["rollout"])
+
+
+def _migrate(conn: Connection) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = conn
+    command.upgrade(cfg, "head")

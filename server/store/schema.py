@@ -1,0 +1,60 @@
+"""Tables of the outcome store (SQLAlchemy Core). Changes go through a new migration."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+plans = Table(
+    "plans",
+    metadata,
+    Column("plan_id", String(64), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("model", String(256), nullable=False),
+    Column("domain", String(128), nullable=False),
+    Column("algorithm", String(32), nullable=False),
+    Column("decision", String(32), nullable=False),
+    Column("raw_confidence", Float, nullable=True),
+    Column("calibrated_confidence", Float, nullable=True),
+    Column("rollout", Text, nullable=True),
+    Index("ix_plans_model_domain", "model", "domain"),
+)
+
+outcomes = Table(
+    "outcomes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("plan_id", String(64), ForeignKey("plans.plan_id"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("success", Boolean, nullable=False),
+    Column("observation", Text, nullable=True),
+    Column("metadata", JSON, nullable=True),
+    Column("fidelity", Float, nullable=True),
+    UniqueConstraint("plan_id", name="uq_outcomes_plan_id"),
+)
+
+calibration_maps = Table(
+    "calibration_maps",
+    metadata,
+    Column("model", String(256), primary_key=True),
+    Column("domain", String(128), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("outcomes", Integer, nullable=False),
+    Column("fitted_at", DateTime(timezone=True), nullable=False),
+)

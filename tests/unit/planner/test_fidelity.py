@@ -1,0 +1,31 @@
+"""World-model fidelity (rollout vs observation) and the constant-confidence Platt case."""
+
+from __future__ import annotations
+
+import pytest
+
+from planner.calibrate import fit_platt
+from planner.fidelity import normalize, rollout_fidelity
+
+
+def test_identical_text_scores_one_and_tags_case_space_are_ignored() -> None:
+    assert rollout_fidelity("<imaginary>X=21  target=52</imaginary>", "x=21 target=52") == 1.0
+    assert normalize("<information>A\n B</information>") == "a b"
+
+
+def test_closer_observation_scores_higher() -> None:
+    rollout = "x=21 target=52 steps=5"
+    near = rollout_fidelity(rollout, "x=21 target=52 steps=4")
+    far = rollout_fidelity(rollout, "the door was locked")
+    assert near is not None and far is not None and 0 <= far < near < 1
+
+
+@pytest.mark.parametrize(("rollout", "observation"), [(None, "x"), ("x", None), ("", "x"), ("<a></a>", "x")])
+def test_missing_text_has_no_score(rollout: str | None, observation: str | None) -> None:
+    assert rollout_fidelity(rollout, observation) is None
+
+
+def test_platt_on_one_repeated_confidence_moves_it_to_the_success_rate() -> None:
+    m = fit_platt([0.9] * 60, [i % 3 == 0 for i in range(60)])
+    assert m(0.9) == pytest.approx(1 / 3, abs=1e-9)
+    assert m(0.5) < m(0.9) < m(0.99)  # slope kept: still monotone
