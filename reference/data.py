@@ -156,15 +156,20 @@ def visited_states(rng: random.Random, heldout: bool) -> Iterator[State]:
             state = env.step(state, op, rng).state
 
 
-def stage_examples(stage: int, count: int, seed: int, heldout: bool = False) -> list[Example]:
-    """``count`` examples of training stage 1 (rollouts), 2 (turns) or 3 (turns, calibration)."""
+def stage_examples(stage: int, count: int, seed: int, heldout: bool = False,
+                   stage1_policy_share: float = 0.0) -> list[Example]:
+    """``count`` examples of training stage 1 (rollouts), 2 (turns) or 3 (turns, calibration).
+
+    Stage 1 predicts rollouts of random plans; ``stage1_policy_share`` of them come from the policy
+    prior instead (plans that approach and hit the target, so "stop at the target" is seen early)."""
     rng = random.Random(seed * 1000 + stage)
     states = visited_states(rng, heldout)
     out: list[Example] = []
     for _ in range(count):
         state = next(states)
         if stage == 1:
-            out.append(make_rollout_only(state, random_plan(state, rng)))
+            policy = stage1_policy_share > 0 and rng.random() < stage1_policy_share
+            out.append(make_rollout_only(state, sample_plan(state, rng) if policy else random_plan(state, rng)))
         else:
             ex = make_turn(state, sample_plan(state, rng))
             out.append(with_observation(ex) if rng.random() < OBSERVATION_SHARE else ex)

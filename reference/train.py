@@ -54,6 +54,7 @@ class TrainConfig:
     vocab_size: int = 384
     identity_scale: float = 0.0  # > 0: fixed random input codes for numbers (untied embeddings)
     threads: int = 2
+    stage1_policy_share: float = 0.0  # share of stage-1 rollouts from the policy prior (else random plans)
     shape: ModelShape = field(default_factory=ModelShape)
 
 
@@ -161,7 +162,7 @@ def train(cfg: TrainConfig, out: Path, log_path: Path | None = None) -> Path:
         num_key_value_heads=s.num_key_value_heads,
         max_position_embeddings=s.max_position_embeddings,
         rms_norm_eps=1e-5,
-        tie_word_embeddings=cfg.identity_scale == 0,
+        tie_word_embeddings=True,
         bos_token_id=tok.token_to_id("<s>"),
         eos_token_id=tok.token_to_id("</s>"),
         pad_token_id=tok.token_to_id("<pad>"),
@@ -179,7 +180,8 @@ def train(cfg: TrainConfig, out: Path, log_path: Path | None = None) -> Path:
     with log_path.open("w") as log, tqdm(total=total, desc="train", file=sys.stderr) as bar:
         log.write(json.dumps({"event": "config", **asdict(cfg), "params": model.num_parameters()}) + "\n")
         for stage, n_steps in enumerate(cfg.stage_steps, start=1):
-            examples = data.stage_examples(stage, n_steps * cfg.batch_size, cfg.seed)
+            examples = data.stage_examples(stage, n_steps * cfg.batch_size, cfg.seed,
+                                           stage1_policy_share=cfg.stage1_policy_share)
             weight = cfg.confidence_weight if stage == 3 else 1.0
             rows = [_encode(tok, e, weight, cfg.decision_weight) for e in examples]
             batches = _bucketed(rows, cfg.batch_size, random.Random(cfg.seed * 31 + stage))
@@ -207,8 +209,11 @@ def train(cfg: TrainConfig, out: Path, log_path: Path | None = None) -> Path:
                     log.write(json.dumps(rec) + "\n")
                     log.flush()
     hook.remove()
-    with torch.no_grad():  # fold the fixed codes into the input embedding: a plain Llama again
-        model.model.embed_tokens.weight += identity
+    if cfg.identity_scale > 0:  # fold the fixed codes into the input embedding only: a plain, untied Llama
+        with torch.no_grad():
+            model.lm_head.weight = torch.nn.Parameter(model.model.embed_tokens.weight.detach().clone())
+            model.config.tie_word_embeddings = False
+            model.model.embed_tokens.weight = torch.nn.Parameter(model.model.embed_tokens.weight + identity)
     model.save_pretrained(str(out), safe_serialization=True)
     save_hf_tokenizer(tok, out, s.max_position_embeddings)
     (out / "training.json").write_text(json.dumps({"config": asdict(cfg), "steps": step,
