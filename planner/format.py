@@ -67,6 +67,24 @@ _BOLD_CONF_RE = re.compile(
 _PLAIN_CONF_RE = re.compile(r"(?m)^\s*(?:confidence|success)\s*:\s*(?P<v>[^\n<]*)$", re.IGNORECASE)
 
 
+# every kind of Problem the parser reports (metrics pre-create a zero series for each)
+PROBLEM_KINDS = (
+    "duplicate_block",
+    "invalid_tool_call",
+    "missing_action",
+    "missing_confidence",
+    "missing_imaginary",
+    "multiple_actions",
+    "parser_error",
+    "self_written_information",
+    "stray_closing_tag",
+    "text_outside_tags",
+    "truncated",
+    "unclosed_tag",
+    "unparsable_confidence",
+)
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with a generated turn."""

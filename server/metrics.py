@@ -14,6 +14,7 @@ from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from planner.format import PROBLEM_KINDS
 from server.logs import request_usage
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -48,6 +49,10 @@ class Metrics:
                                       buckets=LATENCY_BUCKETS, registry=r)
         self.parse_problems = Counter("foresight_parse_problems", "Problems found parsing generated turns.",
                                       ["kind"], registry=r)
+        for kind in PROBLEM_KINDS:  # zero series, so dashboards and alerts see the family from the start
+            self.parse_problems.labels(kind)
+        for decision in ("commit", "budget_exhausted"):
+            self.plan_decisions.labels(decision)
         # cost (DESIGN §6; server/tco.py)
         self.gpu_power = Gauge("foresight_gpu_power_watts", "GPU power draw (NVML).", ["gpu"], registry=r)
         self.gpu_memory = Gauge("foresight_gpu_memory_used_bytes", "GPU memory used (NVML).", ["gpu"], registry=r)

@@ -134,3 +134,13 @@ def test_well_formed_turns_round_trip(imaginary: str, think: str, content: str, 
     assert t.confidence == pytest.approx(pct / 100)
     assert parse_turn(render_turn(t)) == t
     assert render_turn(t) == text
+
+
+def test_problem_kinds_lists_every_kind_the_parser_reports() -> None:
+    import re
+    from pathlib import Path
+
+    from planner.format import PROBLEM_KINDS
+
+    source = Path(__file__).resolve().parents[3].joinpath("planner", "format.py").read_text()
+    assert set(re.findall(r'Problem\("([a-z_]+)"', source)) == set(PROBLEM_KINDS)
