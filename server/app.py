@@ -50,6 +50,7 @@ def build_engine(settings: Settings) -> Engine:
             max_num_seqs=settings.max_num_seqs,
             enforce_eager=settings.enforce_eager,
             seed=settings.seed,
+            log_stats=settings.metrics_enabled,
         )
     )
 
@@ -107,7 +108,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loader = asyncio.create_task(load())
         store_loader = asyncio.create_task(calibration.start())
-        monitor.start()
+        if settings.metrics_enabled:
+            monitor.start()
         app.state.loader = loader
         app.state.store_loader = store_loader
         try:
@@ -145,5 +147,5 @@ def create_app(
     app.include_router(plan.router)
     app.include_router(outcomes.router)
     app.include_router(tco.router)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, enabled=settings.metrics_enabled)
     return app

@@ -106,9 +106,11 @@ class MetricsMiddleware:
     """Counts every HTTP request by route template and status, times it to its last byte, and writes
     one access record (request id, route, status, latency, tokens; never prompt text)."""
 
-    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], metrics: Metrics) -> None:
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], metrics: Metrics,
+                 enabled: bool = True) -> None:
         self.app = app
         self.metrics = metrics
+        self.enabled = enabled  # False: access records only, no metric updates
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -127,17 +129,19 @@ class MetricsMiddleware:
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
-        self.metrics.inflight.inc()
+        if self.enabled:
+            self.metrics.inflight.inc()
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
             request_usage.reset(token)
-            self.metrics.inflight.dec()
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
             elapsed = time.perf_counter() - started
-            self.metrics.requests.labels(path, str(status["code"])).inc()
-            self.metrics.latency.labels(path).observe(elapsed)
+            if self.enabled:
+                self.metrics.inflight.dec()
+                self.metrics.requests.labels(path, str(status["code"])).inc()
+                self.metrics.latency.labels(path).observe(elapsed)
             level = logging.DEBUG if path in _PROBES else logging.INFO
             access_log.log(level, "%s %s %d", scope.get("method", ""), path, status["code"], extra={
                 "request_id": request_id, "method": scope.get("method"), "route": path, "status": status["code"],

@@ -81,3 +81,12 @@ def test_cli_help_lists_commands(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for cmd in ("serve", "plan", "reference"):
         assert cmd in out
+
+
+def test_readme_documents_every_setting() -> None:
+    from server.config import Settings
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    for name in Settings.model_fields:
+        assert f"| `{name}` | `FORESIGHT_{name.upper()}` |" in readme, name
