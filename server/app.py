@@ -10,14 +10,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, MutableMapping
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from planner.calibrate import CalibrationPolicy
+from server.auth import KeyRing, RateLimiter, load_secret
 from server.config import Settings
 from server.engine.base import Engine
+from server.engine.errors import EngineDeadError
 from server.errors import install_error_handlers
+from server.guards import Admission, AdmissionMiddleware, BodyLimitMiddleware, authenticate
 from server.lifecycle import Lifecycle, Phase
 from server.metrics import Metrics, MetricsMiddleware
 from server.power import detect_power
@@ -93,21 +98,38 @@ def create_app(
         lifecycle.set(Phase.READY)
         log.info("ready: serving %s", the_engine.info.name)
 
+    store = Store(settings.store_url)
     calibration = CalibrationService(
-        Store(settings.store_url), settings.model_name, metrics,
+        store, settings.model_name, metrics,
         policy=CalibrationPolicy(settings.calibration_min_platt, settings.calibration_min_isotonic),
         refit_interval_s=settings.calibration_refit_interval_s,
     )
 
+    admission = Admission(settings.max_num_seqs, settings.max_queue)
     monitor = Monitor(
         metrics, tco_config(settings), detect_power(settings.power_source), the_engine.num_unfinished,
-        max_running=settings.max_num_seqs, interval_s=settings.monitor_interval_s,
+        lambda: admission.waiting, interval_s=settings.monitor_interval_s,
     )
+    limiter = RateLimiter()
+
+    async def watchdog() -> None:
+        """Notices a dead engine without traffic, so the process exits and is restarted."""
+        while True:
+            await asyncio.sleep(settings.health_check_interval_s)
+            if lifecycle.phase is Phase.READY:
+                try:
+                    await the_engine.check_health()
+                except EngineDeadError as exc:
+                    on_engine_dead(str(exc))
+                    return
+                except Exception as exc:  # pragma: no cover - a health probe must never kill the loop
+                    log.warning("engine health check failed: %s", exc)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loader = asyncio.create_task(load())
         store_loader = asyncio.create_task(calibration.start())
+        dog = asyncio.create_task(watchdog())
         if settings.metrics_enabled:
             monitor.start()
         app.state.loader = loader
@@ -116,10 +138,10 @@ def create_app(
             yield
         finally:
             lifecycle.set(Phase.DRAINING)
-            for task in (loader, store_loader):
+            for task in (loader, store_loader, dog):
                 if not task.done():
                     task.cancel()
-            await asyncio.gather(loader, store_loader, return_exceptions=True)
+            await asyncio.gather(loader, store_loader, dog, return_exceptions=True)
             with contextlib.suppress(Exception):
                 await the_engine.close()
             with contextlib.suppress(Exception):
@@ -141,11 +163,33 @@ def create_app(
     app.state.calibration = calibration
     app.state.monitor = monitor
     app.state.planning = PlanningService(app.state.generation, calibrator=calibration, memory=calibration)
+    secret = load_secret(settings.auth_secret, settings.secret_path) if settings.auth_enabled else b"unused"
+    app.state.keyring = KeyRing(store, secret, settings.auth_cache_ttl_s)
+    app.state.limiter = limiter
+    app.state.admission = admission
     install_error_handlers(app)
+    keyed = [Depends(authenticate)]
     app.include_router(health.router)
-    app.include_router(openai.router)
-    app.include_router(plan.router)
-    app.include_router(outcomes.router)
-    app.include_router(tco.router)
-    app.add_middleware(MetricsMiddleware, metrics=metrics, enabled=settings.metrics_enabled)
+    for router in (openai.router, plan.router, outcomes.router, tco.router):
+        app.include_router(router, dependencies=keyed)
+
+    def charge(scope: MutableMapping[str, Any], usage: dict[str, int]) -> None:
+        principal = scope.get("state", {}).get("principal")
+        if principal is not None:
+            limiter.charge_tokens(principal, sum(usage.values()))
+
+    app.add_middleware(AdmissionMiddleware, admission=admission, paths=GENERATION_PATHS)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, enabled=settings.metrics_enabled, on_finish=charge)
+    if settings.cors_allow_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_allow_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["authorization", "content-type", "x-request-id"])
+    if not settings.auth_enabled:
+        for line in ("AUTHENTICATION IS DISABLED (auth_enabled=false):",
+                     f"anyone who can reach {settings.host}:{settings.port} can use every /v1 endpoint.",
+                     "Turn it back on unless this is a sealed test machine."):
+            log.warning("!!! %s", line)
     return app
+
+
+GENERATION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/plan"})

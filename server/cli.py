@@ -3,6 +3,7 @@
     foresight serve [--model PATH] [--host H] [--port P] [--config FILE]
     foresight plan ...
     foresight calibration report [--url URL | --database-url URL] [--domain D] [--out PNG]
+    foresight keys create|list|revoke ...
     foresight reference train|eval ...
 """
 
@@ -55,10 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve(sub)
     from reference.cli import add_reference
     from server.calibration_cli import add_calibration
+    from server.keys_cli import add_keys
     from server.plan_cli import add_plan
 
     add_plan(sub)
     add_calibration(sub)
+    add_keys(sub)
     add_reference(sub)
     return parser
 

@@ -50,6 +50,28 @@ class Settings(BaseSettings):
     metrics_enabled: bool = Field(default=True, description="Serve Prometheus metrics at /metrics.")
     max_n: int = Field(default=16, ge=1, description="Largest n a request may ask for.")
 
+    # security and limits (issue 8)
+    auth_enabled: bool = Field(default=True, description="Require a bearer API key on /v1/* (off only explicitly).")
+    auth_secret: str | None = Field(default=None, min_length=16, description="HMAC secret for key hashes; "
+                                    "default: generated once into auth_secret_file.")
+    auth_secret_file: str | None = Field(default=None, description="Where the generated HMAC secret lives; default: "
+                                         "auth_secret beside store_path.")
+    auth_cache_ttl_s: float = Field(default=10.0, ge=0, description="How long a verified key is cached (revocation "
+                                    "takes effect within this).")
+    metrics_require_key: bool = Field(default=False, description="Require an API key on /metrics too.")
+    cors_allow_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS (default: none).")
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest request body accepted.")
+    max_prompt_tokens: int | None = Field(default=None, ge=1, description="Longest prompt; default: the context.")
+    max_tokens_limit: int | None = Field(default=None, ge=1, description="Largest max_tokens; default: the context.")
+    max_queue: int = Field(default=64, ge=0, description="Generation requests that may wait beyond max_num_seqs "
+                           "running ones; past it, 429.")
+    request_timeout_s: float = Field(default=300.0, gt=0, description="Deadline of one generation request (504).")
+    max_plan_tokens: int = Field(default=32768, ge=1, description="Largest plan budget.max_tokens.")
+    max_plan_candidates: int = Field(default=64, ge=1, description="Largest plan budget.max_candidates.")
+    max_plan_depth: int = Field(default=4, ge=1, description="Largest plan budget.max_depth.")
+    max_plan_deadline_s: float = Field(default=120.0, gt=0, description="Largest plan budget.deadline_s.")
+    health_check_interval_s: float = Field(default=5.0, gt=0, description="How often the engine's health is polled.")
+
     # outcomes and calibration (DESIGN §4)
     database_url: str | None = Field(
         default=None, description="Outcome store URL (postgresql://user:pass@host/db); default: SQLite at store_path."
@@ -92,6 +114,10 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def secret_path(self) -> Path:
+        return Path(self.auth_secret_file) if self.auth_secret_file else Path(self.store_path).parent / "auth_secret"
+
+    @property
     def store_url(self) -> str:
         from server.store.db import default_url, normalize_url
 
@@ -130,7 +156,8 @@ def _describe(err: Any) -> str:
     if err.get("type") == "extra_forbidden":
         allowed = ", ".join(sorted(Settings.model_fields))
         return f"unknown setting {name!r} (known settings: {allowed})"
-    return f"{name} (env {ENV_PREFIX}{name.upper()}): {msg}; got {err.get('input')!r}"
+    shown = "(hidden)" if "secret" in name or "database_url" in name else repr(err.get("input"))
+    return f"{name} (env {ENV_PREFIX}{name.upper()}): {msg}; got {shown}"
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:

@@ -8,6 +8,9 @@ ServerError
       ├── NotFound             404: the request names a resource (a plan) that does not exist
       ├── Conflict             409: the resource already exists (an outcome)
       ├── StoreDown            503: the outcome store is unreachable
+      ├── Unauthorized         401: no or a wrong API key
+      ├── TooManyRequests      429: queue full or the key's rate limit reached (with Retry-After)
+      ├── RequestTimeout       504: the request ran past its deadline; its generation was aborted
       ├── NotReady             503: the model is loading or the server is draining
       └── EngineUnavailable    503: the engine is dead
 """
@@ -86,6 +89,33 @@ class StoreDown(ApiError):
     code = "store_unavailable"
 
 
+class Unauthorized(ApiError):
+    """401: no API key, or one that is unknown or revoked (the message never says which)."""
+
+    status_code = 401
+    error_type = "invalid_request_error"
+    code = "invalid_api_key"
+
+
+class TooManyRequests(ApiError):
+    """429: the queue is full or the key's rate limit is reached; carries Retry-After."""
+
+    status_code = 429
+    error_type = "rate_limit_error"
+
+    def __init__(self, message: str, *, retry_after: float = 1.0, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = max(1, int(retry_after + 0.999))
+
+
+class RequestTimeout(ApiError):
+    """504: the request ran past its deadline; its generation was aborted."""
+
+    status_code = 504
+    error_type = "timeout"
+    code = "deadline_exceeded"
+
+
 class NotReady(ApiError):
     """503: the model is loading or the server is draining."""
 
@@ -126,7 +156,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        headers = {"Retry-After": "5"} if exc.status_code == 503 else None
+        headers = None
+        if exc.status_code == 503:
+            headers = {"Retry-After": "5"}
+        elif isinstance(exc, TooManyRequests):
+            headers = {"Retry-After": str(exc.retry_after)}
+        elif exc.status_code == 401:
+            headers = {"WWW-Authenticate": "Bearer"}
         return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)

@@ -107,10 +107,11 @@ class MetricsMiddleware:
     one access record (request id, route, status, latency, tokens; never prompt text)."""
 
     def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], metrics: Metrics,
-                 enabled: bool = True) -> None:
+                 enabled: bool = True, on_finish: Callable[[Scope, dict[str, int]], None] | None = None) -> None:
         self.app = app
         self.metrics = metrics
         self.enabled = enabled  # False: access records only, no metric updates
+        self.on_finish = on_finish  # sees the request's token usage (rate limits charge it)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -135,6 +136,8 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             request_usage.reset(token)
+            if self.on_finish is not None:
+                self.on_finish(scope, usage)
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
             elapsed = time.perf_counter() - started

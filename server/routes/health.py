@@ -8,6 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from server.deps import LifecycleDep, MetricsDep, SettingsDep
 from server.engine.errors import EngineDeadError
+from server.guards import authenticate
 from server.lifecycle import Phase
 
 router = APIRouter()
@@ -37,7 +38,9 @@ async def ready(life: LifecycleDep) -> JSONResponse:
 
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
-async def metrics(metrics: MetricsDep, settings: SettingsDep) -> Response:
+async def metrics(request: Request, metrics: MetricsDep, settings: SettingsDep) -> Response:
+    if settings.metrics_require_key:
+        await authenticate(request)
     if not settings.metrics_enabled:
         return JSONResponse({"error": {"message": "metrics are disabled", "type": "not_found_error",
                                        "code": 404, "param": None}}, status_code=404)

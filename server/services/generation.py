@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from server.config import Settings
 from server.engine.base import Engine, GenerationChunk, GenerationRequest, TokenLogprob
 from server.engine.errors import EngineDeadError, EngineRequestError
-from server.errors import BadRequest, EngineUnavailable, ModelNotFound
+from server.errors import BadRequest, EngineUnavailable, ModelNotFound, RequestTimeout
 from server.logs import add_tokens
 from server.metrics import Metrics
 from server.protocol.openai import ChatCompletionRequest, CompletionRequest, _Sampling
@@ -70,6 +70,10 @@ class GenerationService:
                                 param="model")
 
     def check_prompt_length(self, n_tokens: int, param: str) -> None:
+        cap = self.settings.max_prompt_tokens
+        if cap is not None and n_tokens > cap:
+            raise BadRequest(f"the prompt has {n_tokens} tokens, above this server's limit of {cap} "
+                             "(max_prompt_tokens)", param=param, code="prompt_too_long")
         limit = self.engine.info.max_model_len
         if n_tokens >= limit:
             raise BadRequest(f"the prompt has {n_tokens} tokens; this model's context is {limit} tokens",
@@ -85,7 +89,13 @@ class GenerationService:
         limit = self.engine.info.max_model_len
         self.check_prompt_length(len(prompt_ids), "messages" if isinstance(req, ChatCompletionRequest) else "prompt")
         room = limit - len(prompt_ids)
+        cap = self.settings.max_tokens_limit
+        if max_tokens is not None and cap is not None and max_tokens > cap:
+            raise BadRequest(f"max_tokens is {max_tokens}, above this server's limit of {cap} (max_tokens_limit)",
+                             param="max_tokens", code="max_tokens_too_large")
         wanted = max_tokens if max_tokens is not None else (default_max or room)
+        if cap is not None:
+            wanted = min(wanted, cap)
         if wanted > room:
             raise BadRequest(
                 f"max_tokens is {wanted} but the prompt ({len(prompt_ids)} tokens) leaves room for {room} "
@@ -135,10 +145,19 @@ class GenerationService:
     async def stream(self, greq: GenerationRequest, request_id: str) -> AsyncIterator[GenerationChunk]:
         """Engine chunks; the generation is aborted if the consumer stops early."""
         started = time.perf_counter()
+        deadline = time.monotonic() + self.settings.request_timeout_s
         first = True
         finished = False
+        chunks = aiter(self.engine.generate(greq, request_id))
         try:
-            async for chunk in self.engine.generate(greq, request_id):
+            while True:
+                try:
+                    chunk = await asyncio.wait_for(anext(chunks), max(0.0, deadline - time.monotonic()))
+                except StopAsyncIteration:
+                    break
+                except TimeoutError as exc:
+                    raise RequestTimeout(f"the request ran past its deadline of {self.settings.request_timeout_s} s "
+                                         "(request_timeout_s); its generation was aborted") from exc
                 if first and any(d.num_tokens for d in chunk.deltas):
                     first = False
                     if self.metrics:

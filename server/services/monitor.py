@@ -26,14 +26,14 @@ class Monitor:
     """Samples the engine and the power source, and keeps the TCO ledger and its gauges current."""
 
     def __init__(self, metrics: Metrics, config: TcoConfig, power: PowerSource | None,
-                 unfinished: Callable[[], int], max_running: int, interval_s: float = 1.0,
+                 unfinished: Callable[[], int], waiting: Callable[[], int], interval_s: float = 1.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.metrics = metrics
         self.config = config
         self.power = power
         self.method = power.method if power is not None else "estimated"
         self._unfinished = unfinished
-        self._max_running = max_running
+        self._waiting = waiting
         self.interval_s = interval_s
         self._clock = clock
         self.ledger = TcoLedger(config, clock())
@@ -58,7 +58,7 @@ class Monitor:
         self._last_t = now
         unfinished = self._unfinished()
         busy = unfinished > 0
-        self.metrics.queue_depth.set(max(0, unfinished - self._max_running))
+        self.metrics.queue_depth.set(self._waiting())
         joules = 0.0
         if self.power is not None:
             try:

@@ -22,6 +22,7 @@ from planner.search import (
     SampleBatch,
     plan,
 )
+from server.config import Settings
 from server.engine.base import GenerationRequest
 from server.errors import ApiError, BadRequest
 from server.protocol.openai import now
@@ -74,6 +75,28 @@ class EngineSampler:
         result = await self.service.collect(greq, f"plan-{uuid.uuid4().hex}")
         samples = [Sample(s.text, s.num_tokens, s.finish_reason) for s in result.sequences]
         return SampleBatch(samples, result.prompt_tokens)
+
+
+def check_budget(req: PlanRequest, settings: Settings) -> None:
+    """400 naming the field when a plan asks for more than this server allows; defaults the caller
+    left out are lowered to the limits instead."""
+    b = req.budget
+    for owner, name, cap, setting in (
+        (b, "max_tokens", settings.max_plan_tokens, "max_plan_tokens"),
+        (b, "max_candidates", settings.max_plan_candidates, "max_plan_candidates"),
+        (b, "max_depth", settings.max_plan_depth, "max_plan_depth"),
+        (b, "deadline_s", settings.max_plan_deadline_s, "max_plan_deadline_s"),
+        (req, "width", settings.max_n, "max_n"),
+        (req, "max_tokens_per_turn", settings.max_tokens_limit, "max_tokens_limit"),
+    ):
+        value = getattr(owner, name)
+        if cap is None or value <= cap:
+            continue
+        field = f"budget.{name}" if owner is b else name
+        if name in owner.model_fields_set:
+            raise BadRequest(f"{field} is {value}, above this server's limit of {cap} ({setting})", param=field,
+                             code="budget_too_large")
+        setattr(owner, name, cap)
 
 
 def to_config(req: PlanRequest) -> PlanConfig:
@@ -129,6 +152,7 @@ class PlanningService:
     async def run(self, req: PlanRequest) -> PlanResponse:
         gen = self.generation
         gen.check_model(req.model)
+        check_budget(req, gen.settings)
         config = to_config(req)
         if req.messages is not None:
             prompt = gen.engine.chat_prompt([m.as_template_dict() for m in req.messages])

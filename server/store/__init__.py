@@ -1,9 +1,11 @@
 """The outcome store: plans, outcomes and calibration maps in SQLite or PostgreSQL."""
 
-from server.store.db import OutcomeRow, PlanRecord, Store, StoredOutcome, default_url
-from server.store.errors import OutcomeExists, PlanNotFound, StoreError, StoreUnavailable
+from server.store.db import KeyRecord, OutcomeRow, PlanRecord, Store, StoredOutcome, default_url
+from server.store.errors import KeyExists, OutcomeExists, PlanNotFound, StoreError, StoreUnavailable
 
 __all__ = [
+    "KeyExists",
+    "KeyRecord",
     "OutcomeExists",
     "OutcomeRow",
     "PlanNotFound",

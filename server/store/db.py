@@ -23,8 +23,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from server.store.errors import OutcomeExists, PlanNotFound, StoreUnavailable
-from server.store.schema import calibration_maps, outcomes, plans
+from server.store.errors import KeyExists, OutcomeExists, PlanNotFound, StoreUnavailable
+from server.store.schema import api_keys, calibration_maps, outcomes, plans
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_MIGRATION_LOCK = 7_240_001  # advisory lock: replicas starting together migrate one at a time
@@ -150,7 +150,7 @@ class Store:
             finally:
                 if lock is not None:
                     lock.release()
-        except (IntegrityError, PlanNotFound, OutcomeExists):
+        except (IntegrityError, PlanNotFound, OutcomeExists, KeyExists):
             raise
         except (SQLAlchemyError, OSError) as exc:
             raise StoreUnavailable(f"the outcome store failed: {exc.__class__.__name__}: {exc}") from exc
@@ -216,6 +216,37 @@ class Store:
         async with self._tx(write=False) as conn:
             return [r[0] for r in (await conn.execute(select(plans.c.model).distinct().order_by(plans.c.model))).all()]
 
+    async def create_key(self, name: str, prefix: str, key_hash: str, *, requests_per_minute: int | None = None,
+                         tokens_per_minute: int | None = None) -> KeyRecord:
+        row = {"name": name, "prefix": prefix, "key_hash": key_hash, "created_at": _now(), "revoked_at": None,
+               "requests_per_minute": requests_per_minute, "tokens_per_minute": tokens_per_minute}
+        try:
+            async with self._tx(write=True) as conn:
+                if (await conn.execute(select(api_keys.c.id).where(api_keys.c.name == name))).first():
+                    raise KeyExists(f"a key named {name!r} exists already (revoked keys keep their name)")
+                await conn.execute(api_keys.insert().values(**row))
+        except IntegrityError as exc:
+            raise KeyExists(f"a key named {name!r} exists already") from exc
+        return _key(row)
+
+    async def find_key(self, key_hash: str) -> tuple[KeyRecord, str] | None:
+        """The key whose HMAC is ``key_hash`` (revoked ones too), with its stored hash."""
+        async with self._tx(write=False) as conn:
+            row = (await conn.execute(select(api_keys).where(api_keys.c.key_hash == key_hash))).mappings().first()
+        return (_key(row), str(row["key_hash"])) if row else None
+
+    async def list_keys(self) -> list[KeyRecord]:
+        async with self._tx(write=False) as conn:
+            rows = (await conn.execute(select(api_keys).order_by(api_keys.c.id))).mappings().all()
+        return [_key(r) for r in rows]
+
+    async def revoke_key(self, name: str) -> bool:
+        """Revoke by name; False when no active key has that name."""
+        async with self._tx(write=True) as conn:
+            result = await conn.execute(update(api_keys).where(api_keys.c.name == name, api_keys.c.revoked_at.is_(None))
+                                        .values(revoked_at=_now()))
+        return bool(result.rowcount)
+
     async def count_outcomes(self) -> int:
         from sqlalchemy import func
 
@@ -237,6 +268,23 @@ class Store:
         async with self._tx(write=False) as conn:
             rows = (await conn.execute(q)).mappings().all()
         return {r["domain"]: {**r["params"], "outcomes": r["outcomes"]} for r in rows}
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """An API key as stored: never the key itself, only its HMAC."""
+
+    name: str
+    prefix: str
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+    requests_per_minute: int | None
+    tokens_per_minute: int | None
+
+
+def _key(row: Any) -> KeyRecord:
+    return KeyRecord(row["name"], row["prefix"], row["created_at"], row["revoked_at"], row["requests_per_minute"],
+                     row["tokens_per_minute"])
 
 
 def _plan(row: Any) -> PlanRecord:

@@ -17,3 +17,7 @@ class PlanNotFound(StoreError):
 
 class OutcomeExists(StoreError):
     """The plan already has an outcome and the request did not ask to replace it."""
+
+
+class KeyExists(StoreError):
+    """An API key with this name exists already."""

@@ -31,10 +31,16 @@ class ServerProcess:
     proc: subprocess.Popen[bytes]
     port: int
     log_path: Path
+    env: dict[str, str]
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run ``foresight ARGS`` with this server's settings (same store, same secret)."""
+        return subprocess.run([sys.executable, "-m", "server", *args], cwd=REPO, env=self.env,
+                              capture_output=True, text=True, timeout=120)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
@@ -50,17 +56,19 @@ class ServerProcess:
         return int(self.proc.returncode)
 
 
-def start_server(model: Path, log_dir: Path, *extra: str, env: dict[str, str] | None = None) -> ServerProcess:
-    port = free_port()
+def start_server(model: Path, log_dir: Path, *extra: str, env: dict[str, str] | None = None,
+                 port: int | None = None) -> ServerProcess:
+    port = port or free_port()
     log_path = log_dir / f"server-{port}.log"
     full_env = {**os.environ, "FORESIGHT_LOG_LEVEL": "info", "VLLM_CPU_KVCACHE_SPACE": "1",
-                "FORESIGHT_STORE_PATH": str(log_dir / f"store-{port}.db"), **(env or {})}
+                "FORESIGHT_STORE_PATH": str(log_dir / f"store-{port}.db"),
+                "FORESIGHT_AUTH_ENABLED": "false", **(env or {})}
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "server", "serve", "--model", str(model), "--port", str(port), *extra],
             cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT,
         )
-    server = ServerProcess(proc, port, log_path)
+    server = ServerProcess(proc, port, log_path, full_env)
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -23,6 +23,7 @@ _FAKE_CHECKPOINT.mkdir()
 
 def settings(**kw: object) -> Settings:
     kw.setdefault("store_path", str(Path(tempfile.mkdtemp(prefix="foresight-store-")) / "store.db"))
+    kw.setdefault("auth_enabled", False)  # auth has its own tests (test_auth.py)
     return Settings(model=str(_FAKE_CHECKPOINT), served_model_name="scripted", **kw)  # type: ignore[arg-type]
 
 

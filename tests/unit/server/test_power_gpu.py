@@ -32,7 +32,7 @@ def test_nvml_readings_are_physical(nvml: NvmlPower) -> None:
 def test_monitor_uses_the_energy_counter(nvml: NvmlPower) -> None:
     metrics = Metrics()
     clock = [0.0]
-    mon = Monitor(metrics, TcoConfig(), nvml, lambda: 0, max_running=1, clock=lambda: clock[0])
+    mon = Monitor(metrics, TcoConfig(), nvml, lambda: 0, waiting=lambda: 0, clock=lambda: clock[0])
     assert mon.method == "nvml"
     mon.tick()
     import time

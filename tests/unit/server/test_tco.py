@@ -54,7 +54,7 @@ def test_monitor_estimates_energy_from_busy_time_and_costs_tokens() -> None:
     metrics = Metrics()
     clock = [0.0]
     busy = [1]
-    mon = Monitor(metrics, CFG, None, lambda: busy[0], max_running=4, clock=lambda: clock[0])
+    mon = Monitor(metrics, CFG, None, lambda: busy[0], waiting=lambda: 0, clock=lambda: clock[0])
     metrics.tokens.labels("completion").inc(500)
     metrics.plan_decisions.labels("commit").inc(2)
     clock[0] = 5.0

@@ -1,0 +1,155 @@
+"""API keys and per-key rate limits.
+
+A key is ``fsk-`` + 43 random URL-safe characters, shown once when it is created. The store keeps
+only its HMAC-SHA256 under a server secret (``auth_secret``, or a random secret generated once into
+``auth_secret_file`` with mode 0600), so a leaked database reveals no usable key. A presented key is
+hashed and looked up by its hash; the stored hash is then compared with :func:`hmac.compare_digest`.
+Verified keys are cached for ``auth_cache_ttl_s`` (revocation takes effect within it; while the
+store is down, cached keys keep working and unknown ones get 503).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import os
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from server.store import KeyRecord, Store
+
+KEY_PREFIX = "fsk-"
+
+
+def generate_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_key(key: str, secret: bytes) -> str:
+    return hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()
+
+
+def display_prefix(key: str) -> str:
+    """What listings show of a key: enough to tell keys apart, useless to an attacker."""
+    return key[: len(KEY_PREFIX) + 4]
+
+
+def load_secret(secret: str | None, secret_file: str | Path) -> bytes:
+    """The HMAC secret: the setting if given, else the file (created with 0600 on first use)."""
+    if secret:
+        return secret.encode()
+    path = Path(secret_file)
+    if path.exists():
+        return path.read_bytes().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_hex(32).encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(value)
+    return value
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a key's name and limits (``name=None`` when auth is off)."""
+
+    name: str | None
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+
+
+ANONYMOUS = Principal(None)
+
+
+class KeyRing:
+    """Verifies presented keys against the store, with a short cache."""
+
+    def __init__(self, store: Store, secret: bytes, ttl_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self._secret = secret
+        self._ttl = ttl_s
+        self._clock = clock
+        self._cache: dict[str, tuple[float, Principal | None]] = {}
+
+    async def verify(self, key: str) -> Principal | None:
+        """The key's principal, or None for an unknown or revoked key. Raises StoreUnavailable."""
+        digest = hash_key(key, self._secret)
+        now = self._clock()
+        cached = self._cache.get(digest)
+        if cached is not None and now - cached[0] < self._ttl:
+            return cached[1]
+        try:
+            if not self.store.is_open:
+                await self.store.open()
+            found = await self.store.find_key(digest)
+        except Exception:
+            if cached is not None and cached[1] is not None:  # the store is down: trust what was verified
+                return cached[1]
+            raise
+        principal = None
+        if found is not None:
+            record, stored = found
+            if hmac.compare_digest(stored, digest) and record.revoked_at is None:
+                principal = _principal(record)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[digest] = (now, principal)
+        return principal
+
+
+def _principal(record: KeyRecord) -> Principal:
+    return Principal(record.name, record.requests_per_minute, record.tokens_per_minute)
+
+
+@dataclass
+class _Bucket:
+    level: float
+    updated: float
+
+
+@dataclass
+class RateLimiter:
+    """Per-key token buckets: requests per minute and tokens per minute.
+
+    A request is admitted while both buckets are above zero; tokens are charged after the request
+    (their count is known only then), so a bucket may go negative and the key waits it off."""
+
+    clock: Callable[[], float] = time.monotonic
+    _buckets: dict[tuple[str, str], _Bucket] = field(default_factory=dict)
+
+    def _bucket(self, name: str, kind: str, per_minute: int) -> _Bucket:
+        now = self.clock()
+        b = self._buckets.get((name, kind))
+        if b is None:
+            b = self._buckets[(name, kind)] = _Bucket(float(per_minute), now)
+        b.level = min(float(per_minute), b.level + (now - b.updated) * per_minute / 60.0)
+        b.updated = now
+        return b
+
+    def admit(self, p: Principal) -> float | None:
+        """None if admitted (one request charged), else the seconds to wait (for Retry-After)."""
+        if p.name is None:
+            return None
+        waits = []
+        if p.requests_per_minute is not None:
+            b = self._bucket(p.name, "requests", p.requests_per_minute)
+            if b.level < 1:
+                waits.append((1 - b.level) * 60.0 / p.requests_per_minute)
+        if p.tokens_per_minute is not None:
+            b = self._bucket(p.name, "tokens", p.tokens_per_minute)
+            if b.level <= 0:
+                waits.append((1 - b.level) * 60.0 / p.tokens_per_minute)
+        if waits:
+            return max(1.0, math.ceil(max(waits)))
+        if p.requests_per_minute is not None:
+            self._bucket(p.name, "requests", p.requests_per_minute).level -= 1
+        return None
+
+    def charge_tokens(self, p: Principal, tokens: int) -> None:
+        if p.name is not None and p.tokens_per_minute is not None and tokens > 0:
+            self._bucket(p.name, "tokens", p.tokens_per_minute).level -= tokens
