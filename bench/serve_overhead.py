@@ -63,7 +63,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def run_load(port: int, model: Path, name: str, num_prompts: int, concurrency: int, output_len: int) -> dict[str, Any]:
+def run_load(port: int, model: Path, name: str, num_prompts: int, concurrency: int, output_len: int,
+             backend: str = "openai", endpoint: str = "/v1/completions",
+             headers: list[str] | None = None) -> dict[str, Any]:
     from vllm.benchmarks.serve import add_cli_args
     from vllm.benchmarks.serve import main as bench_main
     from vllm.utils.argparse_utils import FlexibleArgumentParser
@@ -71,11 +73,11 @@ def run_load(port: int, model: Path, name: str, num_prompts: int, concurrency: i
     parser = FlexibleArgumentParser()
     add_cli_args(parser)
     args = parser.parse_args([
-        "--backend", "openai", "--base-url", f"http://127.0.0.1:{port}", "--endpoint", "/v1/completions",
+        "--backend", backend, "--base-url", f"http://127.0.0.1:{port}", "--endpoint", endpoint,
         "--model", name, "--tokenizer", str(model), "--dataset-name", "random",
         "--random-input-len", "24", "--random-output-len", str(output_len), "--num-prompts", str(num_prompts),
         "--max-concurrency", str(concurrency), "--ignore-eos", "--percentile-metrics", "e2el,ttft",
-        "--metric-percentiles", "50,99", "--seed", "0", "--disable-tqdm",
+        "--metric-percentiles", "50,99", "--seed", "0", "--disable-tqdm", *(headers or []),
     ])
     return dict(bench_main(args))
 
