@@ -62,7 +62,7 @@ def main() -> int:
                                          ("chat stream (vllm bench)", "openai-chat", "/v1/chat/completions")):
             r = so.run_load(port, model, model.name, args.num_prompts, args.clients, 32,  # type: ignore[attr-defined]
                             backend=backend, endpoint=endpoint, headers=auth)
-            failed = int(r.get("failed", 0) or 0) if isinstance(r.get("failed"), int | float) else 0
+            failed = int(r.get("failed") or 0)
             rows.append((label, float(r["request_throughput"]), float(r["p50_e2el_ms"]), float(r["p99_e2el_ms"]),
                          f"200:{int(r['completed'])}" + (f" failed:{failed}" if failed else "")))
         mixed = asyncio.run(loadmix.run_load(f"http://127.0.0.1:{port}", model.name,  # type: ignore[attr-defined]

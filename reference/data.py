@@ -121,6 +121,20 @@ def make_rollout_only(state: State, plan: tuple[str, ...]) -> Example:
     return Example(prompt_for(state), text, state, ro.ops, 0.0)
 
 
+def make_match(state: State, rng: random.Random) -> Example:
+    """Auxiliary "is this the target?" drill: a list of random values that stops exactly at the target.
+
+    Values are random, so nothing but an exact match with the target predicts the stop: the drill
+    trains the equality the rollouts' "arrived?" decision needs, without the arithmetic that lets a
+    small model get by on closeness instead."""
+    length = rng.randint(1, 6)
+    values = [v for v in (rng.randint(1, 199) for _ in range(length * 2)) if v != state.t][:length]
+    if rng.random() < 0.5:
+        values[-1] = state.t
+    text = f"<keyword>{' '.join(map(str, values))}</keyword>"
+    return Example(prompt_for(state), text, state, (), 0.0)
+
+
 def random_plan(state: State, rng: random.Random) -> tuple[str, ...]:
     return tuple(rng.choice(OPS) for _ in range(rng.randint(1, state.n)))
 
@@ -157,7 +171,7 @@ def visited_states(rng: random.Random, heldout: bool) -> Iterator[State]:
 
 
 def stage_examples(stage: int, count: int, seed: int, heldout: bool = False,
-                   stage1_policy_share: float = 0.0) -> list[Example]:
+                   stage1_policy_share: float = 0.0, match_share: float = 0.0) -> list[Example]:
     """``count`` examples of training stage 1 (rollouts), 2 (turns) or 3 (turns, calibration).
 
     Stage 1 predicts rollouts of random plans; ``stage1_policy_share`` of them come from the policy
@@ -167,6 +181,9 @@ def stage_examples(stage: int, count: int, seed: int, heldout: bool = False,
     out: list[Example] = []
     for _ in range(count):
         state = next(states)
+        if match_share > 0 and rng.random() < (match_share if stage == 1 else match_share / 3):
+            out.append(make_match(state, rng))
+            continue
         if stage == 1:
             policy = stage1_policy_share > 0 and rng.random() < stage1_policy_share
             out.append(make_rollout_only(state, sample_plan(state, rng) if policy else random_plan(state, rng)))

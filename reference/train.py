@@ -55,6 +55,7 @@ class TrainConfig:
     identity_scale: float = 0.0  # > 0: fixed random input codes for numbers (untied embeddings)
     threads: int = 2
     stage1_policy_share: float = 0.0  # share of stage-1 rollouts from the policy prior (else random plans)
+    match_share: float = 0.0  # share of stage-1 examples that are equality drills (a third of it in stages 2-3)
     shape: ModelShape = field(default_factory=ModelShape)
 
 
@@ -181,7 +182,8 @@ def train(cfg: TrainConfig, out: Path, log_path: Path | None = None) -> Path:
         log.write(json.dumps({"event": "config", **asdict(cfg), "params": model.num_parameters()}) + "\n")
         for stage, n_steps in enumerate(cfg.stage_steps, start=1):
             examples = data.stage_examples(stage, n_steps * cfg.batch_size, cfg.seed,
-                                           stage1_policy_share=cfg.stage1_policy_share)
+                                           stage1_policy_share=cfg.stage1_policy_share,
+                                           match_share=cfg.match_share)
             weight = cfg.confidence_weight if stage == 3 else 1.0
             rows = [_encode(tok, e, weight, cfg.decision_weight) for e in examples]
             batches = _bucketed(rows, cfg.batch_size, random.Random(cfg.seed * 31 + stage))

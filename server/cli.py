@@ -56,12 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve(sub)
     from reference.cli import add_reference
     from server.calibration_cli import add_calibration
+    from quantize.cli import add_fit
     from server.keys_cli import add_keys
     from server.plan_cli import add_plan
 
     add_plan(sub)
     add_calibration(sub)
     add_keys(sub)
+    add_fit(sub)
     add_reference(sub)
     return parser
 

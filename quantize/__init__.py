@@ -1,0 +1,1 @@
+"""Fit a checkpoint to a GPU's memory (pure math) and quantize it (llm-compressor, own environment)."""
