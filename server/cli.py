@@ -54,9 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_serve(sub)
+    from quantize.cli import add_fit
     from reference.cli import add_reference
     from server.calibration_cli import add_calibration
-    from quantize.cli import add_fit
     from server.keys_cli import add_keys
     from server.plan_cli import add_plan
 

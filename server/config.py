@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     max_model_len: int | None = Field(default=None, gt=0, description="Context length; default: the model's.")
     gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1, description="Share of GPU memory vLLM may use.")
     tensor_parallel_size: int = Field(default=1, ge=1, description="GPUs per model replica.")
+    pipeline_parallel_size: int = Field(default=1, ge=1, description="Pipeline stages (across nodes with Ray).")
+    distributed_executor_backend: Literal["mp", "ray"] | None = Field(
+        default=None, description="vLLM's executor: 'ray' for multi-node serving; default: vLLM's choice."
+    )
     cpu_kvcache_space_gib: int = Field(default=1, ge=1, description="KV cache size on CPU (GiB).")
     max_num_seqs: int = Field(default=64, ge=1, description="Most sequences the engine runs at once.")
     enforce_eager: bool = Field(default=True, description="Skip graph capture/compilation (faster start-up).")

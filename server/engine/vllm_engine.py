@@ -39,6 +39,8 @@ class VllmEngineConfig:
     max_model_len: int | None = None
     gpu_memory_utilization: float = 0.9
     tensor_parallel_size: int = 1
+    pipeline_parallel_size: int = 1
+    distributed_executor_backend: str | None = None  # "ray" across nodes; default: vLLM's choice
     cpu_kvcache_space_gib: int = 1
     max_num_seqs: int = 64
     enforce_eager: bool = True
@@ -77,6 +79,8 @@ class VllmEngine:
             max_model_len=cfg.max_model_len,  # type: ignore[arg-type]  # None: the model's own
             gpu_memory_utilization=cfg.gpu_memory_utilization,
             tensor_parallel_size=cfg.tensor_parallel_size,
+            pipeline_parallel_size=cfg.pipeline_parallel_size,
+            distributed_executor_backend=cfg.distributed_executor_backend,  # type: ignore[arg-type]
             max_num_seqs=cfg.max_num_seqs,
             enforce_eager=cfg.enforce_eager,
             seed=cfg.seed,

@@ -1,0 +1,12 @@
+{{- define "foresight.name" -}}{{ .Chart.Name | trunc 63 | trimSuffix "-" }}{{- end -}}
+{{- define "foresight.fullname" -}}{{ printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" }}{{- end -}}
+{{- define "foresight.labels" -}}
+app.kubernetes.io/name: {{ include "foresight.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end -}}
+{{- define "foresight.selector" -}}
+app.kubernetes.io/name: {{ include "foresight.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+{{- define "foresight.secretName" -}}{{ .Values.secret.existingSecret | default (printf "%s-secrets" (include "foresight.fullname" .)) }}{{- end -}}
