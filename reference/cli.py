@@ -72,7 +72,8 @@ async def _run_eval(model: Path, dtype: str, **kwargs: Any) -> Any:
         await engine.close()
 
 
-def print_table(result: Any, out: Any = sys.stdout) -> None:
+def print_table(result: Any, out: Any = None) -> None:
+    out = out or sys.stdout
     t = result.turns
     rows = [
         ("format validity", f"{t.format_validity:.3f}"),

@@ -92,7 +92,8 @@ def _fmt(v: float | None) -> str:
     return "     -" if v is None else f"{v:6.4f}"
 
 
-def print_report(report: dict[str, Any], out: TextIO = sys.stdout) -> None:
+def print_report(report: dict[str, Any], out: TextIO | None = None) -> None:
+    out = out or sys.stdout
     print(f"model {report['model']}", file=out)
     if not report["domains"]:
         print("  no outcomes reported yet", file=out)

@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import Request
 
 from server.auth import ANONYMOUS, KeyRing, Principal, RateLimiter
-from server.errors import BadRequest, StoreDown, TooManyRequests, Unauthorized, error_body
+from server.errors import StoreDown, TooManyRequests, Unauthorized, error_body
 from server.store import StoreUnavailable
 
 Scope = MutableMapping[str, Any]
@@ -100,12 +100,6 @@ class AdmissionMiddleware:
             a.active -= 1
 
 
-class BodyTooLarge(BadRequest):
-    """400: the request body is larger than ``max_body_bytes``."""
-
-    code = "request_too_large"
-
-
 class BodyLimitMiddleware:
     """Refuses request bodies above the limit (by Content-Length, or while reading a chunked body)."""
 
@@ -122,15 +116,32 @@ class BodyLimitMiddleware:
             if name == b"content-length" and value.isdigit() and int(value) > self.limit:
                 await _send_json(send, 400, error_body(message, "invalid_request_error", "request_too_large"), [])
                 return
+        if not any(name == b"transfer-encoding" for name, _ in scope.get("headers", [])):
+            await self.app(scope, receive, send)
+            return
+        # chunked: read it here (bounded), refuse or replay
+        chunks: list[bytes] = []
         seen = 0
-
-        async def limited() -> MutableMapping[str, Any]:
-            nonlocal seen
+        while True:
             msg = await receive()
-            if msg["type"] == "http.request":
-                seen += len(msg.get("body", b""))
-                if seen > self.limit:
-                    raise BodyTooLarge(message)
-            return msg
+            if msg["type"] != "http.request":
+                await self.app(scope, receive, send)
+                return
+            chunks.append(msg.get("body", b""))
+            seen += len(chunks[-1])
+            if seen > self.limit:
+                await _send_json(send, 400, error_body(message, "invalid_request_error", "request_too_large"), [])
+                return
+            if not msg.get("more_body"):
+                break
+        body = b"".join(chunks)
+        replayed = False
 
-        await self.app(scope, limited, send)
+        async def replay() -> MutableMapping[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)

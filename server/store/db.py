@@ -91,6 +91,7 @@ class Store:
         self._busy_timeout_s = busy_timeout_s
         self._engine: AsyncEngine | None = None
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._open_lock = asyncio.Lock()  # one migration at a time (Alembic's context is process-global)
 
     @property
     def is_open(self) -> bool:
@@ -103,9 +104,12 @@ class Store:
         return make_url(self.url).render_as_string(hide_password=True)
 
     async def open(self) -> None:
-        """Connect and bring the schema to the newest migration."""
-        if self._engine is not None:
-            return
+        """Connect and bring the schema to the newest migration (idempotent, safe to call concurrently)."""
+        async with self._open_lock:
+            if self._engine is None:
+                await self._open()
+
+    async def _open(self) -> None:
         if self.is_sqlite:
             path = self.url.split("///", 1)[1]
             if path and path != ":memory:":
