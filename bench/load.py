@@ -47,7 +47,7 @@ def main() -> int:
     model = Path(args.model)
     port = so.free_port()  # type: ignore[attr-defined]
     store = Path(args.log_dir) / f"bench-load-{port}.db"
-    env = {"FORESIGHT_STORE_PATH": str(store), "FORESIGHT_LOG_FORMAT": "text"}
+    env = {"FORESIGHT_STORE_PATH": str(store), "FORESIGHT_LOG_FORMAT": "text", "FORESIGHT_AUTH_ENABLED": "true"}
     made = subprocess.run([sys.executable, "-m", "server", "keys", "create", "--name", "bench"], cwd=REPO,
                           env={**__import__("os").environ, **env}, capture_output=True, text=True)
     if made.returncode != 0:

@@ -36,6 +36,9 @@ def measure(model: Path, enabled: bool, args: argparse.Namespace) -> float:
     finally:
         so.stop(proc)
     rps = float(result["request_throughput"])
+    if int(result.get("completed") or 0) < args.num_prompts:
+        raise SystemExit(f"[metrics {label}] only {result.get('completed')} of {args.num_prompts} requests "
+                         f"succeeded; see {args.log_dir}")
     print(f"[metrics {label}] {rps:.2f} requests/s", file=sys.stderr)
     return rps
 

@@ -37,7 +37,9 @@ def free_port() -> int:
 
 def start(cmd: list[str], port: int, ready_path: str, log: Path,
           extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "FORESIGHT_LOG_LEVEL": "warning", **(extra_env or {})}
+    # a loopback benchmark without keys (vLLM's own server has none either); bench/load.py runs with auth
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "FORESIGHT_LOG_LEVEL": "warning",
+           "FORESIGHT_AUTH_ENABLED": "false", **(extra_env or {})}
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 300
