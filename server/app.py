@@ -114,6 +114,14 @@ def create_app(
     )
     limiter = RateLimiter()
 
+    async def open_store() -> None:
+        await calibration.start()
+        if settings.auth_enabled and store.is_open:
+            with contextlib.suppress(Exception):
+                if not [k for k in await store.list_keys() if k.revoked_at is None]:
+                    log.warning("no API keys yet: every /v1 request will get 401; create one with "
+                                "`foresight keys create --name NAME` (same settings as this server)")
+
     async def watchdog() -> None:
         """Notices a dead engine without traffic, so the process exits and is restarted."""
         while True:
@@ -130,7 +138,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loader = asyncio.create_task(load())
-        store_loader = asyncio.create_task(calibration.start())
+        store_loader = asyncio.create_task(open_store())
         dog = asyncio.create_task(watchdog())
         if settings.metrics_enabled:
             monitor.start()
