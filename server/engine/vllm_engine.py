@@ -28,6 +28,13 @@ from server.engine.base import (
 from server.engine.errors import EngineDeadError, EngineRequestError
 from server.engine.templates import DEFAULT_CHAT_TEMPLATE
 
+try:  # vLLM's request-validation errors (4xx); older releases raise ValueError only
+    from vllm.exceptions import VLLMClientError
+except ImportError:  # pragma: no cover - depends on the vLLM release
+    VLLMClientError = ValueError  # type: ignore[misc,assignment]
+
+_REQUEST_ERRORS = (ValueError, VLLMClientError)
+
 
 @dataclass(frozen=True)
 class VllmEngineConfig:
@@ -126,7 +133,26 @@ class VllmEngine:
 
     async def generate(self, request: GenerationRequest, request_id: str) -> AsyncIterator[GenerationChunk]:
         llm = self._require()
-        params = SamplingParams(
+        try:
+            params = self._params(request)
+        except _REQUEST_ERRORS as exc:
+            raise EngineRequestError(str(exc)) from exc
+        prompt = {"prompt_token_ids": list(request.prompt_token_ids)}
+        try:
+            async for out in llm.generate(prompt, params, request_id):  # type: ignore[arg-type]
+                yield GenerationChunk(
+                    prompt_tokens=len(out.prompt_token_ids or request.prompt_token_ids),
+                    deltas=[self._delta(o) for o in out.outputs],
+                    finished=out.finished,
+                )
+        except VllmEngineDeadError as exc:
+            raise EngineDeadError(str(exc)) from exc
+        except _REQUEST_ERRORS as exc:
+            raise EngineRequestError(str(exc)) from exc
+
+    @staticmethod
+    def _params(request: GenerationRequest) -> SamplingParams:
+        return SamplingParams(
             n=request.n,
             max_tokens=request.max_tokens,
             temperature=request.temperature,
@@ -139,18 +165,6 @@ class VllmEngine:
             min_tokens=request.min_tokens,
             output_kind=RequestOutputKind.DELTA,
         )
-        prompt = {"prompt_token_ids": list(request.prompt_token_ids)}
-        try:
-            async for out in llm.generate(prompt, params, request_id):  # type: ignore[arg-type]
-                yield GenerationChunk(
-                    prompt_tokens=len(out.prompt_token_ids or request.prompt_token_ids),
-                    deltas=[self._delta(o) for o in out.outputs],
-                    finished=out.finished,
-                )
-        except VllmEngineDeadError as exc:
-            raise EngineDeadError(str(exc)) from exc
-        except ValueError as exc:
-            raise EngineRequestError(str(exc)) from exc
 
     def _delta(self, o: Any) -> SequenceDelta:
         return SequenceDelta(

@@ -80,6 +80,9 @@ class EngineSampler:
 def check_budget(req: PlanRequest, settings: Settings) -> None:
     """400 naming the field when a plan asks for more than this server allows; defaults the caller
     left out are lowered to the limits instead."""
+    if req.temperature == 0 and req.algorithm != "greedy" and req.width > 1:
+        raise BadRequest("temperature 0 makes every sampled candidate the same: use temperature > 0 to branch, "
+                         "or algorithm 'greedy' (or width 1)", param="temperature", code="greedy_branching")
     b = req.budget
     for owner, name, cap, setting in (
         (b, "max_tokens", settings.max_plan_tokens, "max_plan_tokens"),

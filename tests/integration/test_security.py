@@ -112,3 +112,12 @@ def test_full_queue_is_429_with_retry_after(secure: ServerProcess) -> None:
     while httpx.get(f"{secure.url}/health").json()["unfinished_requests"] and time.monotonic() < deadline:
         time.sleep(0.2)
     assert httpx.get(f"{secure.url}/health").json()["unfinished_requests"] == 0
+
+
+def test_requests_vllm_refuses_are_400s_not_500s(secure: ServerProcess) -> None:
+    # found by the fuzzer: vLLM refuses n > 1 with greedy sampling
+    key = new_key(secure, "greedy-n")
+    r = post(secure, "/v1/completions", completion(n=2, temperature=0), key)
+    assert r.status_code == 400 and "greedy" in r.json()["error"]["message"], r.text
+    p = post(secure, "/v1/plan", {"prompt": PROMPT, "algorithm": "best_of_n", "width": 2, "temperature": 0}, key)
+    assert p.status_code == 400 and p.json()["error"]["param"] == "temperature", p.text

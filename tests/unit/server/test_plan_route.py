@@ -70,3 +70,10 @@ async def test_garbage_output_is_a_candidate_with_problems_not_a_500() -> None:
         body = r.json()
         assert body["action"] is None
         assert all(cand["problems"] for cand in body["candidates"])
+
+
+async def test_greedy_branching_is_refused(plan_client: httpx.AsyncClient) -> None:
+    r = await plan_client.post("/v1/plan", json={"prompt": "p", "algorithm": "branch_commit", "temperature": 0})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "temperature"
+    ok = await plan_client.post("/v1/plan", json={"prompt": "p", "algorithm": "greedy", "temperature": 0})
+    assert ok.status_code == 200
