@@ -99,6 +99,7 @@ class CalibrationService:
     calibrator: DomainCalibrator = field(default_factory=DomainCalibrator)
     _domains: dict[str, _DomainState] = field(default_factory=dict)
     _open_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _loaded: bool = False  # maps loaded; the store may have been opened by someone else (the key ring)
 
     # -- the planner's Calibrator protocol -------------------------------------------------
     def calibrate(self, raw: float | None, domain: str) -> float | None:
@@ -126,11 +127,11 @@ class CalibrationService:
     async def _ensure_open(self) -> Store:
         if self.store is None:
             raise StoreUnavailable("no outcome store is configured")
-        if self.store.is_open:
+        if self._loaded:
             return self.store
         async with self._open_lock:
-            if not self.store.is_open:
-                await self.store.open()
+            if not self._loaded:
+                await self.store.open()  # idempotent
                 log.info("outcome store: %s", self.store.describe())
                 for domain, params in (await self.store.load_maps(self.model)).items():
                     self.calibrator.maps[domain] = map_from_dict(params)
@@ -138,6 +139,7 @@ class CalibrationService:
                 for domain in await self.store.domains(self.model):
                     self._publish(summarize(domain, await self.store.outcome_rows(self.model, domain),
                                             self._params(domain)))
+                self._loaded = True
         return self.store
 
     # -- plans and outcomes ------------------------------------------------------------------

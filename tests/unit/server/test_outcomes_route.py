@@ -99,3 +99,21 @@ async def test_store_down_plans_served_outcomes_503() -> None:
         assert (await client.get("/v1/calibration")).status_code == 503
         assert (await client.get("/health")).status_code == 200
         assert "foresight_store_errors_total" in (await client.get("/metrics")).text
+
+
+async def test_maps_load_even_when_the_key_ring_opened_the_shared_store_first(tmp_path: Path) -> None:
+    from server.metrics import Metrics
+    from server.services.calibration import CalibrationService
+    from server.store import Store, default_url
+
+    url = default_url(tmp_path / "s.db")
+    seed = Store(url)
+    await seed.open()
+    await seed.save_map("m", "shop", {"kind": "platt", "a": 1.0, "b": -2.0}, 40)
+    await seed.close()
+    shared = Store(url)
+    await shared.open()  # as an authenticated request arriving during start-up would
+    service = CalibrationService(shared, "m", Metrics())
+    await service.start()
+    assert service.map_for("shop") is not None and service.map_for("shop").kind == "platt"  # type: ignore[union-attr]
+    await service.close()
