@@ -94,12 +94,15 @@ def print_table(result: Any, out: Any = None) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from server.stdout_guard import json_stdout
+
     model = _check_model_dir(args.model)
-    result = asyncio.run(_run_eval(model, args.dtype, episodes=args.episodes, states=args.states,
-                                   seed=args.seed, best_of_n=args.best_of))
-    if args.json:
-        print(json.dumps(result.to_dict()))
-    else:
+    with json_stdout(args.json) as out:
+        result = asyncio.run(_run_eval(model, args.dtype, episodes=args.episodes, states=args.states,
+                                       seed=args.seed, best_of_n=args.best_of))
+        if args.json:
+            print(json.dumps(result.to_dict()), file=out)
+    if not args.json:
         print_table(result)
     return 0
 
