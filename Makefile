@@ -1,6 +1,8 @@
-.PHONY: install serve test lint
+.PHONY: install quantize-env serve test lint
 install:
 	bash scripts/install.sh
+quantize-env:
+	bash scripts/quantize-env.sh
 serve:
 	bash scripts/serve.sh
 test:

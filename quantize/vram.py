@@ -15,6 +15,7 @@ Per GPU (tensor parallelism divides weights and KV heads across ``tp`` ranks):
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -171,3 +172,31 @@ def fit_all(arch: Architecture, req: FitRequest, group_size: int = 128) -> list[
 def recommend(fits: list[Fit]) -> Fit | None:
     """The most precise scheme that fits (bf16 > fp8 > W8A16 > W4A16)."""
     return next((f for f in fits if f.fits), None)
+
+
+_KV_TOKENS_RE = re.compile(r"(?:GPU|CPU)?\s*KV cache size:\s*([\d,]+)\s*tokens")
+_MAX_CONC_RE = re.compile(r"Maximum concurrency for\s*([\d,]+)\s*tokens per request:\s*([\d.]+)x")
+
+
+@dataclass(frozen=True)
+class KvReport:
+    """What vLLM prints at start-up about its KV cache."""
+
+    tokens: int
+    context: int | None = None
+    max_concurrency: float | None = None
+
+
+def parse_vllm_kv_report(log_text: str) -> KvReport | None:
+    """The last "KV cache size: N tokens" (and "Maximum concurrency for C tokens per request: Mx") in a log."""
+    sizes = _KV_TOKENS_RE.findall(log_text)
+    if not sizes:
+        return None
+    conc = _MAX_CONC_RE.findall(log_text)
+    ctx, mx = (int(conc[-1][0].replace(",", "")), float(conc[-1][1])) if conc else (None, None)
+    return KvReport(int(sizes[-1].replace(",", "")), ctx, mx)
+
+
+def predicted_kv_tokens(arch: Architecture, kv_room_bytes: int, kv_bytes: float = 2, tp: int = 1) -> int:
+    """Tokens of KV cache that ``kv_room_bytes`` hold (what vLLM reports as "KV cache size")."""
+    return int(kv_room_bytes // arch.kv_bytes_per_token(kv_bytes, tp))

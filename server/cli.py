@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_serve(sub)
     from quantize.cli import add_fit
+    from quantize.quantize_cli import add_quantize
     from reference.cli import add_reference
     from server.calibration_cli import add_calibration
     from server.keys_cli import add_keys
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_calibration(sub)
     add_keys(sub)
     add_fit(sub)
+    add_quantize(sub)
     add_reference(sub)
     return parser
 

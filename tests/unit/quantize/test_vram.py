@@ -108,3 +108,30 @@ def test_cli_json_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "no config.json" in capsys.readouterr().err
     assert main(["fit", "--model", str(tmp_path), "--gpu", "GTX-480"]) == 1
     assert "unknown GPU" in capsys.readouterr().err
+
+
+def test_vllm_kv_report_lines_parse() -> None:
+    from quantize.vram import parse_vllm_kv_report
+
+    cpu = ("(EngineCore pid=1) INFO [kv_cache_utils.py:2327] CPU KV cache size: 1,048,576 tokens, "
+           "Maximum concurrency for 256 tokens per request: 4096.00x")
+    gpu = ("INFO [kv_cache_utils.py:1087] GPU KV cache size: 412,608 tokens\n"
+           "INFO [kv_cache_utils.py:1091] Maximum concurrency for 8,192 tokens per request: 50.37x")
+    r = parse_vllm_kv_report(cpu)
+    assert r is not None and (r.tokens, r.context, r.max_concurrency) == (1_048_576, 256, 4096.0)
+    r = parse_vllm_kv_report(gpu)
+    assert r is not None and (r.tokens, r.context, r.max_concurrency) == (412_608, 8192, 50.37)
+    assert parse_vllm_kv_report("nothing here") is None
+
+
+def test_predicted_kv_tokens_of_the_reference_model() -> None:
+    from quantize.vram import predicted_kv_tokens
+
+    ref = json.loads((Path(__file__).resolve().parents[3] / "models/foresight-numberreach/config.json").read_text())
+    arch = Architecture.from_config(ref)
+    # 2 (K and V) · 4 layers · 1 KV head · 64 dims · 2 bytes = 1024 bytes a token: 1 GiB holds 2^20 tokens
+    assert arch.kv_bytes_per_token(2) == 1024
+    assert predicted_kv_tokens(arch, GIB, 2) == 1_048_576
+    assert predicted_kv_tokens(arch, GIB, 4) == 524_288
+    llama = Architecture.from_config(LLAMA3_8B)
+    assert predicted_kv_tokens(llama, 10 * GIB, 2) == 10 * GIB // (2 * 32 * 8 * 128 * 2)

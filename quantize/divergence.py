@@ -1,0 +1,33 @@
+"""How far a quantized model's next-token distributions move from the original's (torch, no llmcompressor).
+
+KL(original ‖ quantized) in nats, averaged over the completion tokens of held-out traces (the
+positions whose prediction is the model's own output, not the prompt), plus how often the two
+models' most likely next tokens agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+def logit_divergence(original: Any, quantized: Any, encoded: Sequence[tuple[list[int], int]]) -> dict[str, float]:
+    """``encoded``: (token ids, index where the completion starts) per trace."""
+    import torch
+
+    total, worst, agree, count = 0.0, 0.0, 0, 0
+    with torch.no_grad():
+        for ids, start in encoded:
+            if len(ids) < 2:
+                continue
+            x = torch.tensor([ids])
+            lo = max(start - 1, 0)  # logits at position i predict token i+1
+            p = torch.log_softmax(original(x).logits[0, lo:-1].float(), dim=-1)
+            q = torch.log_softmax(quantized(x).logits[0, lo:-1].float(), dim=-1)
+            kl = (p.exp() * (p - q)).sum(-1).clamp_min(0.0)
+            total += float(kl.sum())
+            worst = max(worst, float(kl.max()))
+            agree += int((p.argmax(-1) == q.argmax(-1)).sum())
+            count += kl.numel()
+    n = max(count, 1)
+    return {"kl_mean": total / n, "kl_max": worst, "top1_agreement": agree / n, "kl_tokens": float(count)}

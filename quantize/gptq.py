@@ -1,0 +1,126 @@
+"""The quantization worker: GPTQ through llm-compressor, then the logit KL of the result.
+
+Run by ``foresight quantize`` in the quantization environment (``.venv-quantize``: llm-compressor pins
+a compressed-tensors and transformers that vLLM's do not share, DESIGN §7) as::
+
+    python -m quantize.gptq JOB.json
+
+``JOB.json`` holds the :class:`quantize.plan.QuantPlan`, the calibration and held-out trace files and
+where to write the result. The only module that imports llmcompressor. Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+STAGES = 5
+
+
+def _stage(n: int, text: str) -> None:
+    print(f"[{n}/{STAGES}] {text}", file=sys.stderr, flush=True)
+
+
+def _read_traces(path: str) -> list[tuple[str, str]]:
+    with open(path, encoding="utf-8") as fh:
+        return [(r["prompt"], r["completion"]) for r in map(json.loads, fh) if r]
+
+
+def _encode(tok: Any, prompt: str, completion: str, max_len: int) -> tuple[list[int], int]:
+    """Token ids of prompt + completion (+ EOS) and where the completion starts."""
+    head = list(tok(prompt)["input_ids"]) if prompt else [tok.bos_token_id] if tok.bos_token_id is not None else []
+    body = list(tok(completion, add_special_tokens=False)["input_ids"])
+    if tok.eos_token_id is not None:
+        body.append(tok.eos_token_id)
+    return (head + body)[:max_len], min(len(head), max_len)
+
+
+def quantize(job: dict[str, Any]) -> dict[str, Any]:
+    import torch
+    from datasets import Dataset
+    from llmcompressor import oneshot
+    from llmcompressor.modifiers.quantization import GPTQModifier
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    plan = job["plan"]
+    torch.manual_seed(plan["seed"])
+    out = Path(plan["out"])
+    started = time.monotonic()
+    _stage(1, f"loading {plan['model']} as {plan['dtype']}")
+    dtype = getattr(torch, plan["dtype"])
+    model = AutoModelForCausalLM.from_pretrained(plan["model"], dtype=dtype)
+    tok = AutoTokenizer.from_pretrained(plan["model"])
+    traces = _read_traces(job["calibration"])
+    ids = [_encode(tok, p, c, plan["max_seq_length"])[0] for p, c in traces]
+    ds = Dataset.from_dict({"input_ids": ids, "attention_mask": [[1] * len(x) for x in ids]})
+
+    _stage(2, f"GPTQ {plan['scheme']} group {plan['group_size']} on {len(ids)} calibration traces "
+              f"({sum(map(len, ids))} tokens)")
+    oneshot(model=model, dataset=ds, recipe=GPTQModifier(**plan["recipe"]),
+            max_seq_length=plan["max_seq_length"], num_calibration_samples=len(ids))
+    gptq_s = time.monotonic() - started
+
+    _stage(3, f"writing compressed-tensors to {out}")
+    model.save_pretrained(out, save_compressed=True)
+    tok.save_pretrained(out)
+    for extra in ("chat_template.jinja", "generation_config.json"):
+        src = Path(plan["model"]) / extra
+        if src.is_file() and not (out / extra).exists():
+            shutil.copy2(src, out / extra)
+    del model
+
+    _stage(4, "reloading both checkpoints for the logit KL on held-out traces")
+    from quantize.divergence import logit_divergence
+
+    original = AutoModelForCausalLM.from_pretrained(plan["model"], dtype=torch.float32).eval()
+    # float32 compute on both sides: the KL measures the weights' change, not 16-bit activations
+    quantized = AutoModelForCausalLM.from_pretrained(str(out), dtype=torch.float32).eval()
+    held = [_encode(tok, p, c, plan["max_seq_length"]) for p, c in _read_traces(job["heldout"])]
+    div = logit_divergence(original, quantized, held)
+
+    _stage(5, "greedy generation from the reloaded quantized checkpoint")
+    prompt = _read_traces(job["heldout"])[0][0] or tok.bos_token or ""
+    enc = tok(prompt, return_tensors="pt")
+    with torch.no_grad():
+        gen = quantized.generate(**enc, max_new_tokens=48, do_sample=False)
+    sample = tok.decode(gen[0][enc["input_ids"].shape[1]:], skip_special_tokens=True)
+
+    import compressed_tensors
+    import llmcompressor
+    import transformers
+
+    cfg = json.loads((out / "config.json").read_text())
+    return {
+        "quant_method": cfg.get("quantization_config", {}).get("quant_method"),
+        "calibration_traces": len(ids),
+        "calibration_tokens": sum(map(len, ids)),
+        "heldout_traces": len(held),
+        **div,
+        "sample_prompt": prompt,
+        "sample": sample,
+        "gptq_seconds": round(gptq_s, 2),
+        "cuda_device": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "cuda_peak_bytes": torch.cuda.max_memory_allocated() if torch.cuda.is_available() else 0,
+        "seconds": round(time.monotonic() - started, 2),
+        "versions": {"llmcompressor": llmcompressor.__version__, "compressed_tensors": compressed_tensors.__version__,
+                     "transformers": transformers.__version__, "torch": torch.__version__},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m quantize.gptq JOB.json", file=sys.stderr)
+        return 2
+    job = json.loads(Path(args[0]).read_text())
+    result = quantize(job)
+    Path(job["result"]).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
