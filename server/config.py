@@ -31,7 +31,9 @@ class Settings(BaseSettings):
     model: str = Field(default=str(DEFAULT_MODEL), description="Path of a Hugging Face checkpoint directory.")
     served_model_name: str | None = Field(default=None, description="Name clients use; default: the directory name.")
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
-        default="auto", description="Weights and activations dtype (quantized models on CPU want float16)."
+        default="auto",
+        description="Weights and activations dtype (auto: a quantized checkpoint on CPU runs in float16, "
+                    "float32 on AVX2-only CPUs).",
     )
     max_model_len: int | None = Field(default=None, gt=0, description="Context length; default: the model's.")
     gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1, description="Share of GPU memory vLLM may use.")

@@ -15,6 +15,8 @@ from tests.conftest import REPO
 DOCKER = REPO / "docker"
 CHART = REPO / "helm" / "foresight-serve"
 SETTINGS = set(Settings.model_fields)
+# FORESIGHT_-prefixed names read by a CLI rather than the server's settings
+CLI_ENV = {"QUANTIZE_PYTHON"}
 
 
 def env_names(text: str) -> set[str]:
@@ -22,7 +24,7 @@ def env_names(text: str) -> set[str]:
 
 
 def assert_known(names: set[str], where: str) -> None:
-    unknown = {n for n in names if n.lower() not in SETTINGS}
+    unknown = {n for n in names if n.lower() not in SETTINGS and n not in CLI_ENV}
     assert not unknown, f"{where} uses settings that do not exist: {sorted(unknown)}"
 
 
@@ -36,8 +38,11 @@ def test_compose_services_are_complete() -> None:
     assert {"server", "server-cpu", "postgres", "prometheus", "grafana"} <= set(services)
     for name, svc in services.items():
         assert "image" in svc or "build" in svc, name
-        assert "healthcheck" in svc, name
-        assert svc.get("restart") == "unless-stopped", name
+        if "quantize" in svc.get("profiles", []):  # a job that runs to completion
+            assert svc.get("restart") == "no", name
+        else:
+            assert "healthcheck" in svc, name
+            assert svc.get("restart") == "unless-stopped", name
         for vol in svc.get("volumes", []):
             source = vol.split(":")[0]
             if not source.startswith((".", "/", "$")):
@@ -56,7 +61,8 @@ def test_compose_services_are_complete() -> None:
 
 def test_compose_and_images_use_real_settings() -> None:
     for path in (DOCKER / "docker-compose.yml", DOCKER / ".env.example", DOCKER / "Dockerfile.gpu",
-                 DOCKER / "Dockerfile.cpu", *CHART.rglob("*.yaml"), CHART / "templates" / "NOTES.txt"):
+                 DOCKER / "Dockerfile.cpu", DOCKER / "Dockerfile.quantize", *CHART.rglob("*.yaml"),
+                 CHART / "templates" / "NOTES.txt"):
         assert_known(env_names(path.read_text()), str(path.relative_to(REPO)))
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     assert_known({k.upper() for k in values["settings"]}, "helm values.settings")
@@ -75,6 +81,28 @@ def test_images_run_as_non_root_with_a_ready_check_and_no_downloads(name: str) -
     assert re.search(r"^USER (?!root)\w+", text, re.M)
     assert "HEALTHCHECK" in text and "/ready" in text
     assert "HF_HUB_OFFLINE=1" in text and "FORESIGHT_MODEL=/models/model" in text
+
+
+def test_quantize_image_and_job() -> None:
+    text = (DOCKER / "Dockerfile.quantize").read_text()
+    assert re.search(r"^USER (?!root)\w+", text, re.M) and "HF_HUB_OFFLINE=1" in text
+    assert 'ENTRYPOINT ["foresight", "quantize"]' in text
+    # llm-compressor in its own environment, which the CLI finds through this variable
+    from quantize.runner import ENV_VAR
+
+    assert f"{ENV_VAR}=/opt/venv-quantize/bin/python" in text and "venv /opt/venv-quantize" in text
+    job = compose()["services"]["quantize"]
+    assert job["profiles"] == ["quantize"] and job["build"]["dockerfile"] == "docker/Dockerfile.quantize"
+    assert any(v.endswith(":/models/src:ro") for v in job["volumes"])  # the original stays read-only
+    assert any(v.endswith(":/models/out") for v in job["volumes"])
+    gpu = job["deploy"]["resources"]["reservations"]["devices"][0]
+    assert gpu["driver"] == "nvidia" and "gpu" in gpu["capabilities"]
+    # the base images agree on the vLLM release the gpu extra asks for
+    gpu_base = re.search(r"ARG VLLM_IMAGE=\S+:v([\d.]+)", (DOCKER / "Dockerfile.gpu").read_text())
+    quant_base = re.search(r"ARG VLLM_IMAGE=\S+:v([\d.]+)", text)
+    assert gpu_base and quant_base and gpu_base.group(1) == quant_base.group(1)
+    floor = re.search(r'"vllm>=([\d.]+)"', (REPO / "pyproject.toml").read_text())
+    assert floor and tuple(map(int, gpu_base.group(1).split("."))) >= tuple(map(int, floor.group(1).split(".")))
 
 
 def test_provisioning_files_parse_and_agree() -> None:
