@@ -41,3 +41,7 @@ class QuantizeEnvMissing(QuantizeError):
 
 class WorkerFailed(QuantizeError):
     """The quantization worker (llm-compressor, in its own environment) exited with an error."""
+
+
+class EvaluationFailed(QuantizeError):
+    """The quality evaluation through vLLM could not run (the quantized checkpoint is kept)."""

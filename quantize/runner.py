@@ -19,7 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from quantize.errors import OutputExists, QuantizeEnvMissing, WorkerFailed
+from quantize.errors import EvaluationFailed, OutputExists, QuantizeEnvMissing, WorkerFailed
 from quantize.plan import QuantPlan
 from quantize.report import Quality, QuantReport
 from quantize.sizes import checkpoint_size
@@ -27,7 +27,8 @@ from quantize.traces import Trace, write_traces
 
 ENV_DIR = ".venv-quantize"
 ENV_VAR = "FORESIGHT_QUANTIZE_PYTHON"
-SOURCE_ROOT = Path(__file__).resolve().parents[1]  # the directory holding the quantize package
+PACKAGE_DIR = Path(__file__).resolve().parent
+SOURCE_ROOT = PACKAGE_DIR.parent  # a checkout's root when installed editable (where .venv-quantize lives)
 MAKE_HINT = "run `make quantize-env` (scripts/quantize-env.sh creates .venv-quantize) or pass --python"
 
 
@@ -68,8 +69,13 @@ def run_worker(plan: QuantPlan, calibration: list[Trace], heldout: list[Trace], 
             job = {"plan": {**asdict(plan), "out": str(staging), "recipe": plan.recipe()},
                    "calibration": str(cal), "heldout": str(held), "result": str(result)}
             (Path(tmp) / "job.json").write_text(json.dumps(job))
+            # the worker sees this package alone: not the serving environment's site-packages, whose
+            # transformers and compressed-tensors would shadow the quantization environment's own
+            src = Path(tmp) / "src"
+            src.mkdir()
+            (src / "quantize").symlink_to(PACKAGE_DIR, target_is_directory=True)
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-                p for p in (str(SOURCE_ROOT), os.environ.get("PYTHONPATH", "")) if p)}
+                p for p in (str(src), os.environ.get("PYTHONPATH", "")) if p)}
             proc = subprocess.run([python, "-m", "quantize.gptq", str(Path(tmp) / "job.json")], env=env,
                                   stdout=sys.stderr, check=False)
             if proc.returncode != 0:
@@ -103,7 +109,12 @@ async def _evaluate(model: str, dtype: str, episodes: int, states: int, best_of:
 def evaluate_quality(model: str, dtype: str, episodes: int, states: int, best_of: int, seed: int) -> Quality:
     """Foresight quality of one checkpoint on the reference evaluation, through the real engine."""
     print(f"evaluating {model} ({dtype}) on the reference environment", file=sys.stderr, flush=True)
-    result = asyncio.run(_evaluate(model, dtype, episodes, states, best_of, seed))
+    try:
+        result = asyncio.run(_evaluate(model, dtype, episodes, states, best_of, seed))
+    except Exception as exc:  # the engine's start-up errors are many and vLLM's own
+        raise EvaluationFailed(f"evaluating {model} through vLLM failed ({type(exc).__name__}: {exc}); the "
+                               "checkpoint and its size/KL report are written: rerun with --eval-episodes 0 "
+                               "to skip the evaluation") from exc
     return Quality.from_eval(result["dtype"], result)
 
 

@@ -70,6 +70,7 @@ class ModelInfo:
     dtype: str
     quantization: str | None = None
     device: str = "cpu"
+    kv_cache_tokens: int | None = None  # the KV cache the engine allocated, in tokens (None: unknown)
 
 
 @runtime_checkable

@@ -80,14 +80,16 @@ def dequantize(q_weight: Any, scales: Any, zeros: Any | None, pack_factor: int) 
 
 def _gemm(input: Any, q_weight: Any, output: Any, scales: Any, zeros: Any | None, bias: Any | None,
           pack_factor: int, isa_hint: str) -> None:
+    import torch
+
     key = (q_weight.data_ptr(), scales.data_ptr(), q_weight.numel())
     w = _cache.get(key)
     if w is None:
         w = _cache[key] = dequantize(q_weight, scales, zeros, pack_factor).to(input.dtype).contiguous()
-    out = input @ w
-    if bias is not None:
-        out = out + bias.to(out.dtype)
-    output.copy_(out)
+    if bias is None:
+        torch.mm(input, w, out=output)
+    else:
+        torch.addmm(bias.to(output.dtype), input, w, out=output)
 
 
 def register() -> None:

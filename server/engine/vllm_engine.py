@@ -77,6 +77,13 @@ def resolve_dtype(dtype: str, model: str, on_cpu: bool, reference_wna16: bool) -
     return "float32" if reference_wna16 else "float16"
 
 
+def _kv_cache_tokens(llm: AsyncLLM) -> int | None:
+    """Blocks × block size, as the engine core reported them back (what its start-up log prints)."""
+    cache = getattr(getattr(llm, "vllm_config", None), "cache_config", None)
+    blocks, size = getattr(cache, "num_gpu_blocks", None), getattr(cache, "block_size", None)
+    return int(blocks) * int(size) if blocks and size else None
+
+
 def _device() -> str:
     from vllm.platforms import current_platform
 
@@ -129,6 +136,7 @@ class VllmEngine:
             dtype=str(mc.dtype).removeprefix("torch."),
             quantization=str(quant) if quant else None,
             device=_device(),
+            kv_cache_tokens=_kv_cache_tokens(self._llm),
         )
 
     async def close(self) -> None:

