@@ -6,8 +6,19 @@ import json
 from pathlib import Path
 from typing import Any
 
-from quantize.errors import BadModelConfig, NothingFits
+from quantize.errors import BadModelConfig, NothingFits, QuantizeError
 from quantize.vram import GIB, Architecture, Fit, FitRequest, recommend
+
+
+def read_config_json(cfg_path: Path, error: type[QuantizeError] = BadModelConfig) -> dict[str, Any]:
+    """A checkpoint's config.json as a dict, or ``error`` naming what is wrong with the file."""
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise error(f"{cfg_path} is not readable JSON: {exc}") from exc
+    if not isinstance(cfg, dict):
+        raise error(f"{cfg_path} does not hold a JSON object")
+    return cfg
 
 
 def read_architecture(model: str | Path) -> Architecture:
@@ -15,13 +26,7 @@ def read_architecture(model: str | Path) -> Architecture:
     cfg_path = path / "config.json" if path.is_dir() else path
     if not cfg_path.is_file():
         raise BadModelConfig(f"no config.json at {str(path)!r}: give a Hugging Face checkpoint directory")
-    try:
-        cfg = json.loads(cfg_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise BadModelConfig(f"{cfg_path} is not readable JSON: {exc}") from exc
-    if not isinstance(cfg, dict):
-        raise BadModelConfig(f"{cfg_path} does not hold a JSON object")
-    return Architecture.from_config(cfg)
+    return Architecture.from_config(read_config_json(cfg_path))
 
 
 def quantized_dir(model: str, f: Fit) -> str:

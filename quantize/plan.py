@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from quantize.errors import BadCheckpoint, BadModelConfig, IndivisibleLayers
+from quantize.fit import read_config_json
 from quantize.vram import Architecture
 
 SCHEMES = {"W4A16": 4, "W8A16": 8}
@@ -64,13 +65,7 @@ def read_config(model: str | Path) -> dict[str, Any]:
     cfg_path = path / "config.json"
     if not cfg_path.is_file():
         raise BadCheckpoint(f"{str(path)!r} has no config.json: not a Hugging Face checkpoint")
-    try:
-        cfg = json.loads(cfg_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise BadCheckpoint(f"{cfg_path} is not readable JSON: {exc}") from exc
-    if not isinstance(cfg, dict):
-        raise BadCheckpoint(f"{cfg_path} does not hold a JSON object")
-    return cfg
+    return read_config_json(cfg_path, BadCheckpoint)
 
 
 def check_causal_lm(cfg: dict[str, Any], where: str) -> None:
