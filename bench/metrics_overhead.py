@@ -1,52 +1,40 @@
 """Metrics overhead: the server's throughput with metrics on vs off, under the same load, in one run.
 
 "On" is the default (our middleware counters, the TCO monitor, vLLM's stats logging and its
-``vllm:*`` metrics); "off" is ``metrics_enabled=false`` (none of these). Each configuration is
-started fresh and loaded with vLLM's serving benchmark (random prompts, fixed output length);
-the pair is measured ``--rounds`` times in alternating order and the median ratio is reported
-(this machine is shared and noisy). Target: overhead <= 2% (throughput ratio >= 0.98).
+``vllm:*`` metrics); "off" is ``metrics_enabled=false`` (none of these).
 
-Wall-clock throughput on a shared 2-core machine moves by several percent between identical runs,
-more than the effect measured. So two quieter figures are printed beside it:
+Throughput of whole separate runs on this shared 2-core machine moves by ±20% between identical
+runs (an earlier version of this benchmark measured 0.88–1.35 for the same pair), far more than the
+effect asked about. So both servers are started side by side and loaded in short alternating bursts
+(on, off, off, on, …; only one is busy at a time, an idle vLLM engine waits without spinning): the
+machine's slow drifts hit both alike, and each adjacent pair gives one ratio. Reported: the median
+and a bootstrap 90% interval of the per-pair throughput ratios, and the attributed cost — the metric
+updates one request makes (in-flight gauge, request counter, latency and TTFT histograms, token
+counters) and the monitor's tick (energy, cost, queue depth; once per ``monitor_interval_s``),
+timed in-process on the real prometheus_client objects — as a share of a request's time.
+Target: overhead <= 2% (throughput ratio >= 0.98).
 
-* CPU seconds the server's process tree (API process, engine core, worker) spent per completed
-  request, on vs off — what the metrics actually cost, little affected by other processes' load;
-* the attributed cost: the metric updates one request makes (in-flight gauge, request counter,
-  latency and TTFT histograms, token counters) and one monitor tick (energy, cost, queue depth),
-  timed in-process on the real prometheus_client objects, as a share of a request's CPU time.
-
-    .venv/bin/python bench/metrics_overhead.py [--num-prompts 200] [--concurrency 8] [--rounds 2]
+    .venv/bin/python bench/metrics_overhead.py [--bursts 24] [--burst-requests 48] [--concurrency 8]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib.util
+import random
 import statistics
 import sys
 import time
 from pathlib import Path
 
-import psutil
+import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("serve_overhead", REPO / "bench" / "serve_overhead.py")
 assert _spec and _spec.loader
 so = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(so)
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process and all its descendants (alive now)."""
-    total = 0.0
-    root = psutil.Process(pid)
-    for p in [root, *root.children(recursive=True)]:
-        try:
-            t = p.cpu_times()
-            total += t.user + t.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
 
 
 def attributed_cost(iterations: int = 20000) -> tuple[float, float]:
@@ -68,72 +56,97 @@ def attributed_cost(iterations: int = 20000) -> tuple[float, float]:
         m.latency.labels("/v1/completions").observe(0.2)
     per_request = (time.perf_counter() - t0) / iterations * 1e6
     mon = Monitor(m, TcoConfig(), None, lambda: 0, waiting=lambda: 0)
-    t0 = time.perf_counter()
     ticks = max(iterations // 20, 100)
+    t0 = time.perf_counter()
     for _ in range(ticks):
         mon.tick()
     per_tick = (time.perf_counter() - t0) / ticks * 1e6
     return per_request, per_tick
 
 
-def measure(model: Path, enabled: bool, args: argparse.Namespace) -> tuple[float, float]:
-    port = so.free_port()
-    cmd = [sys.executable, "-m", "server", "serve", "--model", str(model), "--port", str(port)]
-    label = "on" if enabled else "off"
-    env = {"FORESIGHT_METRICS_ENABLED": "true" if enabled else "false", "FORESIGHT_LOG_FORMAT": "text",
-           "FORESIGHT_STORE_PATH": str(Path(args.log_dir) / f"bench-metrics-{port}.db")}
-    proc = so.start(cmd, port, "/ready", Path(args.log_dir) / f"bench-metrics-{label}-{port}.log", env)
-    try:
-        so.run_load(port, model, model.name, max(args.concurrency * 2, 16), args.concurrency, args.output_len)  # warm
-        cpu0 = tree_cpu_seconds(proc.pid)
-        result = so.run_load(port, model, model.name, args.num_prompts, args.concurrency, args.output_len)
-        cpu = tree_cpu_seconds(proc.pid) - cpu0
-    finally:
-        so.stop(proc)
-    rps = float(result["request_throughput"])
-    if int(result.get("completed") or 0) < args.num_prompts:
-        raise SystemExit(f"[metrics {label}] only {result.get('completed')} of {args.num_prompts} requests "
-                         f"succeeded; see {args.log_dir}")
-    cpu_per_request = cpu / args.num_prompts
-    print(f"[metrics {label}] {rps:.2f} requests/s, {1000 * cpu_per_request:.1f} CPU ms/request", file=sys.stderr)
-    return rps, cpu_per_request
+async def burst(client: httpx.AsyncClient, url: str, model: str, prompts: list[str], concurrency: int,
+                output_len: int) -> float:
+    """Requests per second over one burst (every request must succeed)."""
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(prompt: str) -> None:
+        async with sem:
+            r = await client.post(f"{url}/v1/completions", json={
+                "model": model, "prompt": prompt, "max_tokens": output_len, "temperature": 1.0,
+                "ignore_eos": True})
+            if r.status_code != 200:
+                raise SystemExit(f"{url}: HTTP {r.status_code}: {r.text[:200]}")
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(p) for p in prompts))
+    return len(prompts) / (time.perf_counter() - t0)
+
+
+def bootstrap(ratios: list[float], rounds: int = 2000, seed: int = 0) -> tuple[float, float]:
+    rng = random.Random(seed)
+    meds = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(rounds))
+    return meds[int(0.05 * rounds)], meds[int(0.95 * rounds) - 1]
+
+
+async def run(args: argparse.Namespace, urls: dict[bool, str], model: Path) -> list[tuple[float, float]]:
+    rng = random.Random(0)
+    prompts = [f"<information>x={rng.randint(2, 15)} target={rng.randint(20, 99)} steps=6</information>\n"
+               for _ in range(args.burst_requests)]
+    pairs: list[tuple[float, float]] = []
+    async with httpx.AsyncClient(timeout=120) as client:
+        for enabled in (True, False):  # warm both
+            await burst(client, urls[enabled], model.name, prompts[:16], args.concurrency, args.output_len)
+        for i in range(args.bursts):
+            order = (True, False) if i % 2 == 0 else (False, True)
+            got = {}
+            for enabled in order:
+                got[enabled] = await burst(client, urls[enabled], model.name, prompts, args.concurrency,
+                                           args.output_len)
+            pairs.append((got[True], got[False]))
+            print(f"pair {i + 1}: on {got[True]:.2f} req/s, off {got[False]:.2f} req/s, "
+                  f"ratio {got[True] / got[False]:.3f}", file=sys.stderr, flush=True)
+    return pairs
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=str(so.DEFAULT_MODEL))
-    ap.add_argument("--num-prompts", type=int, default=200)
+    ap.add_argument("--bursts", type=int, default=24, help="alternating pairs of bursts")
+    ap.add_argument("--burst-requests", type=int, default=48)
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--output-len", type=int, default=32)
-    ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--log-dir", default="/tmp")
     args = ap.parse_args()
     model = Path(args.model)
-    ratios, cpu_ratios, cpu_off, rps_on = [], [], [], []
-    for r in range(args.rounds):
-        order = (True, False) if r % 2 == 0 else (False, True)
-        got = {enabled: measure(model, enabled, args) for enabled in order}
-        ratios.append(got[True][0] / got[False][0])
-        cpu_ratios.append(got[True][1] / got[False][1])
-        cpu_off.append(got[False][1])
-        rps_on.append(got[True][0])
-        print(f"round {r + 1}: on {got[True][0]:.2f} req/s {1000 * got[True][1]:.1f} CPU ms/req, "
-              f"off {got[False][0]:.2f} req/s {1000 * got[False][1]:.1f} CPU ms/req; throughput ratio "
-              f"{ratios[-1]:.3f}, CPU ratio {cpu_ratios[-1]:.3f}")
-    ratio, cpu_ratio = statistics.median(ratios), statistics.median(cpu_ratios)
+    procs, urls = {}, {}
+    try:
+        for enabled in (True, False):
+            port = so.free_port()
+            label = "on" if enabled else "off"
+            env = {"FORESIGHT_METRICS_ENABLED": "true" if enabled else "false", "FORESIGHT_LOG_FORMAT": "text",
+                   "FORESIGHT_STORE_PATH": str(Path(args.log_dir) / f"bench-metrics-{port}.db")}
+            cmd = [sys.executable, "-m", "server", "serve", "--model", str(model), "--port", str(port)]
+            procs[enabled] = so.start(cmd, port, "/ready", Path(args.log_dir) / f"bench-metrics-{label}-{port}.log",
+                                      env)
+            urls[enabled] = f"http://127.0.0.1:{port}"
+        pairs = asyncio.run(run(args, urls, model))
+    finally:
+        for proc in procs.values():
+            so.stop(proc)
+    ratios = [on / off for on, off in pairs]
+    ratio = statistics.median(ratios)
+    lo, hi = bootstrap(ratios)
     per_request_us, per_tick_us = attributed_cost()
-    request_cpu_us = statistics.median(cpu_off) * 1e6
-    # one monitor tick a second (monitor_interval_s), shared by the requests served in that second
-    attributed = (per_request_us + per_tick_us / max(statistics.median(rps_on), 1e-9)) / request_cpu_us
-    print(f"throughput with metrics / without (median of {len(ratios)}): {ratio:.3f} "
-          f"(overhead {100 * (1 - ratio):+.1f}%)")
-    print(f"server CPU per request with metrics / without (median of {len(cpu_ratios)}): {cpu_ratio:.3f} "
-          f"(overhead {100 * (cpu_ratio - 1):+.1f}%)")
+    rps_on = statistics.median(on for on, _ in pairs)
+    attributed = (per_request_us * rps_on + per_tick_us) / 1e6  # share of each second spent on metric updates
+    print(f"{len(pairs)} alternating burst pairs of {args.burst_requests} requests (concurrency {args.concurrency}, "
+          f"{args.output_len} tokens each)")
+    print(f"throughput with metrics / without: median {ratio:.3f}, bootstrap 90% interval [{lo:.3f}, {hi:.3f}] "
+          f"(overhead {100 * (1 - ratio):+.1f}%); on {rps_on:.2f} req/s")
     print(f"attributed: {per_request_us:.1f} µs of metric updates per request + {per_tick_us:.0f} µs per monitor "
-          f"tick, against {request_cpu_us / 1000:.1f} CPU ms per request: {100 * attributed:.3f}%")
-    ok = cpu_ratio <= 1.02 and attributed <= 0.02
-    print(f"target <= 2% overhead (CPU per request and attributed cost): {'PASS' if ok else 'MISS'}; "
-          f"throughput ratio {'within' if ratio >= 0.98 else 'outside'} 2% this run")
+          f"tick (1/s) at {rps_on:.1f} req/s = {100 * attributed:.3f}% of the server's time")
+    verdict = "PASS" if lo >= 0.98 else ("PASS (median)" if ratio >= 0.98 else "MISS")
+    print(f"target <= 2% overhead (throughput ratio >= 0.98): {verdict}")
     return 0
 
 
