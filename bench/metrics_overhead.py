@@ -93,7 +93,10 @@ async def run(args: argparse.Namespace, urls: dict[bool, str], model: Path) -> l
     prompts = [f"<information>x={rng.randint(2, 15)} target={rng.randint(20, 99)} steps=6</information>\n"
                for _ in range(args.burst_requests)]
     pairs: list[tuple[float, float]] = []
-    async with httpx.AsyncClient(timeout=120) as client:
+    # idle connections expire before uvicorn's 5 s keep-alive does: a burst on the other server lasts
+    # seconds, and reusing a connection the server is closing fails with a ReadError
+    limits = httpx.Limits(keepalive_expiry=1.0)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
         for enabled in (True, False):  # warm both
             await burst(client, urls[enabled], model.name, prompts[:16], args.concurrency, args.output_len)
         for i in range(args.bursts):
