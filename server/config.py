@@ -32,8 +32,8 @@ class Settings(BaseSettings):
     served_model_name: str | None = Field(default=None, description="Name clients use; default: the directory name.")
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
         default="auto",
-        description="Weights and activations dtype (auto: a quantized checkpoint on CPU runs in float16, "
-                    "float32 on AVX2-only CPUs).",
+        description="Weights and activations dtype (auto, on CPU: float16 for a quantized checkpoint, float32 "
+                    "for it on AVX2-only CPUs and for a float32 checkpoint without native bfloat16).",
     )
     max_model_len: int | None = Field(default=None, gt=0, description="Context length; default: the model's.")
     gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1, description="Share of GPU memory vLLM may use.")

