@@ -91,11 +91,14 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--output-len", type=int, default=32)
     ap.add_argument("--log-dir", default="/tmp")
+    ap.add_argument("--dtype", default="float32", help="dtype for both servers (default float32)")
     ap.add_argument("--json", action="store_true", help="also print the figures as JSON")
     a = ap.parse_args()
     model = Path(a.model)
     name = model.name
-    common = ["--max-num-seqs", "64", "--seed", "0", "--enforce-eager", "--max-model-len", "256"]
+    # the same dtype on both sides: ours resolves `auto` itself (float32 for this checkpoint on CPUs
+    # without native bfloat16), vLLM's own server would pick bfloat16
+    common = ["--max-num-seqs", "64", "--seed", "0", "--enforce-eager", "--max-model-len", "256", "--dtype", a.dtype]
     results: dict[str, dict[str, Any]] = {}
     for label in ("foresight", "vllm"):
         port = free_port()
@@ -107,7 +110,7 @@ def main() -> int:
                    "--port", str(port), "--served-model-name", name, *common]
             ready = "/health"
         print(f"[{label}] starting on port {port}", file=sys.stderr)
-        proc = start(cmd, port, ready, Path(a.log_dir) / f"bench-{label}-{port}.log")
+        proc = start(cmd, port, ready, Path(a.log_dir) / f"bench-{label}-{port}.log", {"FORESIGHT_DTYPE": a.dtype})
         try:
             results[label] = run_load(port, model, name, a.num_prompts, a.concurrency, a.output_len)
         finally:
