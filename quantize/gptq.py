@@ -79,11 +79,12 @@ def quantize(job: dict[str, Any]) -> dict[str, Any]:
     original = AutoModelForCausalLM.from_pretrained(plan["model"], dtype=torch.float32).eval()
     # float32 compute on both sides: the KL measures the weights' change, not 16-bit activations
     quantized = AutoModelForCausalLM.from_pretrained(str(out), dtype=torch.float32).eval()
-    held = [_encode(tok, p, c, plan["max_seq_length"]) for p, c in _read_traces(job["heldout"])]
+    heldout = _read_traces(job["heldout"])
+    held = [_encode(tok, p, c, plan["max_seq_length"]) for p, c in heldout]
     div = logit_divergence(original, quantized, held)
 
     _stage(5, "greedy generation from the reloaded quantized checkpoint")
-    prompt = _read_traces(job["heldout"])[0][0] or tok.bos_token or ""
+    prompt = heldout[0][0] or tok.bos_token or ""
     enc = tok(prompt, return_tensors="pt")
     with torch.no_grad():
         gen = quantized.generate(**enc, max_new_tokens=48, do_sample=False)

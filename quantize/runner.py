@@ -19,7 +19,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from quantize.errors import EvaluationFailed, OutputExists, QuantizeEnvMissing, WorkerFailed
+from quantize.errors import BadCheckpoint, EvaluationFailed, OutputExists, QuantizeEnvMissing, WorkerFailed
+from quantize.fit import read_config_json
 from quantize.plan import QuantPlan
 from quantize.report import Quality, QuantReport
 from quantize.sizes import checkpoint_size
@@ -120,7 +121,7 @@ def evaluate_quality(model: str, dtype: str, episodes: int, states: int, best_of
 
 def original_eval_dtype(model: str) -> str:
     """The dtype the original is served in: its own (the reference model is float32)."""
-    cfg = json.loads((Path(model) / "config.json").read_text())
+    cfg = read_config_json(Path(model) / "config.json", BadCheckpoint)
     dt = str(cfg.get("dtype") or cfg.get("torch_dtype") or "float32")
     return dt if dt in ("float32", "float16", "bfloat16") else "float32"
 

@@ -122,7 +122,8 @@ class VllmEngine:
     async def start(self) -> None:
         cfg = self._config
         os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(cfg.cpu_kvcache_space_gib)
-        on_cpu = _device() == "cpu"
+        device = _device()
+        on_cpu = device == "cpu"
         dtype = resolve_dtype(cfg.dtype, cfg.model, on_cpu, cpu_wna16.needed(), not on_cpu or _native_bf16())
         if dtype != cfg.dtype:
             log.info("dtype auto → %s on this CPU (see resolve_dtype)", dtype)
@@ -150,7 +151,7 @@ class VllmEngine:
             max_model_len=int(mc.max_model_len),
             dtype=str(mc.dtype).removeprefix("torch."),
             quantization=str(quant) if quant else None,
-            device=_device(),
+            device=device,
             kv_cache_tokens=_kv_cache_tokens(self._llm),
         )
 
