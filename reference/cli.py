@@ -31,6 +31,8 @@ def add_reference(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     t.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     t.add_argument("--skip-check", action="store_true", help="skip the acceptance evaluation")
     t.add_argument("--check-episodes", type=int, default=150, help="episodes in the acceptance check")
+    t.add_argument("--device", default="cpu",
+                   help="torch device to train on (default cpu, as the shipped checkpoint was; e.g. cuda)")
     t.set_defaults(func=_train)
 
     e = rsub.add_parser("eval", help="evaluate a checkpoint against the simulator through vLLM",
@@ -131,7 +133,7 @@ def _train(args: argparse.Namespace) -> int:
             print(f"foresight: {out} exists; pass --force to overwrite it", file=sys.stderr)
             return 2
         shutil.rmtree(out)
-    train(TrainConfig(seed=args.seed), out)
+    train(TrainConfig(seed=args.seed), out, device=args.device)
     print(f"saved {out}", file=sys.stderr)
     if args.skip_check:
         return 0

@@ -135,20 +135,24 @@ def make_match(state: State, rng: random.Random) -> Example:
     return Example(prompt_for(state), text, state, (), 0.0)
 
 
-def random_plan(state: State, rng: random.Random) -> tuple[str, ...]:
-    return tuple(rng.choice(OPS) for _ in range(rng.randint(1, state.n)))
+def random_plan(state: State, rng: random.Random, full: bool = True) -> tuple[str, ...]:
+    """Random operations: ``state.n`` of them if ``full`` (the rollout then stops only at the
+    target, a bust or the last step — a deterministic stop), else a random number of them."""
+    return tuple(rng.choice(OPS) for _ in range(state.n if full else rng.randint(1, state.n)))
 
 
-def sample_plan(state: State, rng: random.Random) -> tuple[str, ...]:
-    """A plan from the policy prior :data:`PLAN_MIX`."""
+def sample_plan(state: State, rng: random.Random, mix: tuple[float, float, float] | None = None,
+                full: bool = True) -> tuple[str, ...]:
+    """A plan from the policy prior ``mix`` (reactive, shortest, random; default :data:`PLAN_MIX`)."""
+    reactive, shortest, _ = mix or (PLAN_MIX["reactive"], PLAN_MIX["shortest"], PLAN_MIX["random"])
     r = rng.random()
-    if r < PLAN_MIX["reactive"]:
+    if r < reactive:
         return env.reactive_plan(state.x, state.t, state.n)
-    if r < PLAN_MIX["reactive"] + PLAN_MIX["shortest"]:
+    if r < reactive + shortest:
         plans = env.shortest_plans(state.x, state.t, state.n)
         if plans:
             return rng.choice(plans)
-    return random_plan(state, rng)
+    return random_plan(state, rng, full)
 
 
 def visited_states(rng: random.Random, heldout: bool) -> Iterator[State]:
@@ -171,7 +175,8 @@ def visited_states(rng: random.Random, heldout: bool) -> Iterator[State]:
 
 
 def stage_examples(stage: int, count: int, seed: int, heldout: bool = False,
-                   stage1_policy_share: float = 0.0, match_share: float = 0.0) -> list[Example]:
+                   stage1_policy_share: float = 0.0, match_share: float = 0.0,
+                   mix: tuple[float, float, float] | None = None, full_plans: bool = True) -> list[Example]:
     """``count`` examples of training stage 1 (rollouts), 2 (turns) or 3 (turns, calibration).
 
     Stage 1 predicts rollouts of random plans; ``stage1_policy_share`` of them come from the policy
@@ -186,8 +191,9 @@ def stage_examples(stage: int, count: int, seed: int, heldout: bool = False,
             continue
         if stage == 1:
             policy = stage1_policy_share > 0 and rng.random() < stage1_policy_share
-            out.append(make_rollout_only(state, sample_plan(state, rng) if policy else random_plan(state, rng)))
+            plan = sample_plan(state, rng, mix, full_plans) if policy else random_plan(state, rng, full_plans)
+            out.append(make_rollout_only(state, plan))
         else:
-            ex = make_turn(state, sample_plan(state, rng))
+            ex = make_turn(state, sample_plan(state, rng, mix, full_plans))
             out.append(with_observation(ex) if rng.random() < OBSERVATION_SHARE else ex)
     return out

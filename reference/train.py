@@ -35,8 +35,8 @@ class ModelShape:
     hidden_size: int = 192
     intermediate_size: int = 512
     num_hidden_layers: int = 4
-    num_attention_heads: int = 3
-    num_key_value_heads: int = 1
+    num_attention_heads: int = 6
+    num_key_value_heads: int = 6
     max_position_embeddings: int = 256
 
 
@@ -45,17 +45,19 @@ class TrainConfig:
     """Everything that determines the trained checkpoint."""
 
     seed: int = 0
-    stage_steps: tuple[int, int, int] = (150, 600, 250)
-    batch_size: int = 96
+    stage_steps: tuple[int, int, int] = (400, 2000, 600)
+    batch_size: int = 32
     lr: float = 2e-3
     warmup: int = 50
     confidence_weight: float = 4.0
     decision_weight: float = 1.0  # > 1 up-weights the "arrived?" decisions (tried at 5: arithmetic collapsed)
     vocab_size: int = 384
-    identity_scale: float = 0.0  # > 0: fixed random input codes for numbers (untied embeddings)
+    identity_scale: float = 2.0  # > 0: fixed random input codes for numbers (untied embeddings)
     threads: int = 2
     stage1_policy_share: float = 0.0  # share of stage-1 rollouts from the policy prior (else random plans)
     match_share: float = 0.0  # share of stage-1 examples that are equality drills (a third of it in stages 2-3)
+    plan_mix: tuple[float, float, float] | None = None  # policy prior (reactive, shortest, random); None: data.PLAN_MIX
+    full_plans: bool = True  # random plans use every step left (their rollouts stop only at target/bust/end)
     shape: ModelShape = field(default_factory=ModelShape)
 
 
@@ -141,8 +143,9 @@ def _lr(step: int, total: int, cfg: TrainConfig) -> float:
     return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def train(cfg: TrainConfig, out: Path, log_path: Path | None = None) -> Path:
-    """Train from scratch and save a Hugging Face checkpoint in ``out``."""
+def train(cfg: TrainConfig, out: Path, log_path: Path | None = None, device: str = "cpu") -> Path:
+    """Train from scratch and save a Hugging Face checkpoint in ``out`` (on ``device``; the shipped
+    checkpoint is trained on the CPU)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(cfg.seed)
@@ -169,7 +172,8 @@ def train(cfg: TrainConfig, out: Path, log_path: Path | None = None) -> Path:
         pad_token_id=tok.token_to_id("<pad>"),
     )
     model = LlamaForCausalLM(config)
-    identity = _identity_codes(tok, s.hidden_size, cfg)
+    model.to(device)  # type: ignore[arg-type]  # transformers types .to oddly
+    identity = _identity_codes(tok, s.hidden_size, cfg).to(device)
     hook = model.model.embed_tokens.register_forward_hook(
         lambda _m, inp, out: out + torch.nn.functional.embedding(inp[0], identity)
     )
@@ -183,13 +187,14 @@ def train(cfg: TrainConfig, out: Path, log_path: Path | None = None) -> Path:
         for stage, n_steps in enumerate(cfg.stage_steps, start=1):
             examples = data.stage_examples(stage, n_steps * cfg.batch_size, cfg.seed,
                                            stage1_policy_share=cfg.stage1_policy_share,
-                                           match_share=cfg.match_share)
+                                           match_share=cfg.match_share, mix=cfg.plan_mix,
+                                           full_plans=cfg.full_plans)
             weight = cfg.confidence_weight if stage == 3 else 1.0
             rows = [_encode(tok, e, weight, cfg.decision_weight) for e in examples]
             batches = _bucketed(rows, cfg.batch_size, random.Random(cfg.seed * 31 + stage))
             model.train()
             for i in range(n_steps):
-                ids, w = _batch([rows[j] for j in batches[i]], pad)
+                ids, w = (t.to(device) for t in _batch([rows[j] for j in batches[i]], pad))
                 logits = model(input_ids=ids).logits[:, :-1]
                 target, tw = ids[:, 1:], w[:, 1:]
                 nll = torch.nn.functional.cross_entropy(
@@ -216,6 +221,7 @@ def train(cfg: TrainConfig, out: Path, log_path: Path | None = None) -> Path:
             model.lm_head.weight = torch.nn.Parameter(model.model.embed_tokens.weight.detach().clone())
             model.config.tie_word_embeddings = False
             model.model.embed_tokens.weight = torch.nn.Parameter(model.model.embed_tokens.weight + identity)
+    model.to("cpu")  # type: ignore[arg-type]
     model.save_pretrained(str(out), safe_serialization=True)
     save_hf_tokenizer(tok, out, s.max_position_embeddings)
     (out / "training.json").write_text(json.dumps({"config": asdict(cfg), "steps": step,

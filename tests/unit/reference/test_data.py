@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from planner import parse_turn
@@ -23,6 +25,16 @@ def test_every_turn_parses_and_labels_agree(stage: int) -> None:
         p = env.plan_success_prob(len(ro.ops), ex.state.n, ro.reaches)
         assert t.confidence == pytest.approx(round(p, 2))
         assert t.action is not None and data.op_of_action(t.action.arguments) == ex.plan[0]
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_plans_stop_only_at_the_target_a_bust_or_the_last_step(stage: int) -> None:
+    """Random plans use every step left, so "stop writing the rollout" is decided by the values alone."""
+    for ex in data.stage_examples(stage, 400, seed=2):
+        ro = env.rollout_plan(ex.state.x, ex.state.t, ex.plan)
+        assert ro.reaches or ro.busted or len(ro.ops) == ex.state.n, ex
+    lengths = {len(data.random_plan(env.State(7, 52, 6), random.Random(i), full=False)) for i in range(50)}
+    assert len(lengths) > 1  # the older variant: random lengths
 
 
 def test_observation_examples_predict_the_no_stall_next_state() -> None:
