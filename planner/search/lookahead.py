@@ -1,18 +1,21 @@
 """lookahead (depth ≥ 2): imagine the consequences of the best candidates, back up the value.
 
 Level 1: K whole turns in one call. Then, while depth and budget allow, for the
-top-b candidates of the deepest level (one engine call per level, batched by
-candidate): let the model imagine the observation its action leads to
-(``<information>…</information>``), sample K next turns from there, and back the
-best value one level down up to the candidate (a leaf's value is its calibrated
-confidence; an expanded candidate's value is the best value among its children —
-the model's own imagination standing in for the simulator). Commit to the
-first-level candidate with the highest value.
+top-b candidates of the deepest level with distinct actions (expanding two
+candidates that take the same action would imagine the same future twice; one
+engine call per level, batched by candidate): let the model imagine the
+observation its action leads to (``<information>…</information>``), sample K next
+turns from there, and back the value up (a leaf's value is its calibrated
+confidence; an expanded candidate's value is the better of its own and the best
+among its children — a plan that already reaches the goal keeps its value when
+the futures sampled after it are worse; the model's own imagination stands in
+for the simulator). Commit to the first-level candidate with the highest value.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 
 from planner.search.base import Candidate, Decision, LookaheadContext, PlanResult, SearchState, ranked
 
@@ -50,11 +53,28 @@ async def _deepen(state: SearchState, prompt: str, cand: Candidate, depth: int) 
 def _back_up(state: SearchState, cand: Candidate) -> float:
     own = cand.calibrated_confidence if cand.calibrated_confidence is not None else 0.0
     kids = [state.candidates[i] for i in cand.children]
-    if not kids:
-        cand.value = own
-        return own
-    cand.value = max(_back_up(state, k) for k in kids)
+    cand.value = max([own, *(_back_up(state, k) for k in kids)])
     return cand.value
+
+
+def distinct_actions(cands: list[tuple[Candidate, str]], b: int) -> list[tuple[Candidate, str]]:
+    """The ``b`` best candidates (by score) whose actions differ, among those that have one."""
+    picked: list[tuple[Candidate, str]] = []
+    seen: set[tuple[str, str]] = set()
+    for c, p in sorted(cands, key=lambda cp: (-cp[0].score, cp[0].id)):
+        action = c.turn.action
+        if action is None:
+            continue
+        what = action.content.strip() if action.arguments is None else json.dumps(action.arguments, sort_keys=True,
+                                                                                 default=str)
+        key = (p, f"{action.kind}\0{action.name}\0{what}")
+        if key in seen:
+            continue
+        seen.add(key)
+        picked.append((c, p))
+        if len(picked) == b:
+            break
+    return picked
 
 
 async def lookahead(state: SearchState, prompt: str) -> PlanResult:
@@ -65,8 +85,7 @@ async def lookahead(state: SearchState, prompt: str) -> PlanResult:
     frontier: list[tuple[Candidate, str]] = [(c, prompt) for c in roots]
     exhausted = False
     for depth in range(2, cfg.budget.max_depth + 1):
-        expandable = [(c, p) for c, p in frontier if c.turn.action is not None]
-        top = sorted(expandable, key=lambda cp: (-cp[0].score, cp[0].id))[: cfg.branch]
+        top = distinct_actions(frontier, cfg.branch)
         if not top or state.candidates_left <= 0 or state.tokens_left <= cfg.turn_max_tokens:
             exhausted = bool(top)
             break

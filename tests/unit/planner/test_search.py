@@ -100,6 +100,25 @@ async def test_lookahead_backs_up_imagined_futures() -> None:
     assert {c.parent for c in children} == {0, 1}
 
 
+async def test_lookahead_expands_distinct_actions_and_keeps_a_plan_that_already_hits() -> None:
+    # roots: op0 twice (95, 90) and op1 (40); with branch 2 the second op0 is skipped for op1.
+    # op0's imagined futures are poor (20) but its own plan already hits: it keeps 0.95.
+    def script(prompt: str, call: int, i: int) -> str:
+        if prompt.endswith("<information>"):
+            return ("after op0" if "answer>op0" in prompt else "after op1") + "</information>"
+        if "after op0" in prompt:
+            return turn(20, "x")
+        if "after op1" in prompt:
+            return turn(60, "y")
+        return turn([95, 90, 40][i], ["op0", "op0", "op1"][i])
+
+    s = ScriptedSampler(script)
+    r = await plan(s, "P", cfg("lookahead", width=3, branch=2, budget=Budget(max_depth=2)))
+    assert {c.parent for c in r.candidates if c.depth == 2} == {0, 2}
+    assert r.chosen is not None and r.chosen.id == 0 and r.chosen.value == pytest.approx(0.95)
+    assert r.candidates[2].value == pytest.approx(0.6)  # op1: its future beats its own 0.40
+
+
 async def test_lookahead_observation_context_prompts_with_observation_only() -> None:
     def script(prompt: str, call: int, i: int) -> str:
         if prompt.endswith("<information>"):
