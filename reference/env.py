@@ -129,12 +129,13 @@ def plan_success_prob(length: int, steps: int, reaches: bool) -> float:
     return sum(comb(steps, k) * q**k * STALL_PROB ** (steps - k) for k in range(length, steps + 1))
 
 
-def simulate_plan(state: State, ops: Sequence[str], rng: random.Random) -> bool:
-    """Execute a plan with retries in the real (stochastic) environment."""
+def simulate_plan(state: State, ops: Sequence[str], rng: random.Random, stall_prob: float = STALL_PROB) -> bool:
+    """Execute a plan with retries in the real (stochastic) environment (``stall_prob`` other than the
+    model's 0.15: a world that differs from what the model learned, as deployed worlds do)."""
     x, n, i = state.x, state.n, 0
     while n > 0 and i < len(ops):
         n -= 1
-        if rng.random() < STALL_PROB:
+        if rng.random() < stall_prob:
             continue
         x = apply_op(x, ops[i])
         i += 1

@@ -77,3 +77,11 @@ def test_split_is_disjoint_and_seeded() -> None:
     assert held and train
     assert not {(s.x, s.t) for s in held} & {(s.x, s.t) for s in train}
     assert env.heldout_pairs() == env.heldout_pairs()
+
+
+def test_simulate_plan_in_a_world_with_another_stall_rate() -> None:
+    state = env.State(7, 21, 2)
+    assert all(env.simulate_plan(state, ("*3",), random.Random(i), stall_prob=0.0) for i in range(50))
+    assert not any(env.simulate_plan(state, ("*3",), random.Random(i), stall_prob=1.0) for i in range(50))
+    rate = sum(env.simulate_plan(state, ("*3",), random.Random(i), stall_prob=0.5) for i in range(2000)) / 2000
+    assert abs(rate - 0.75) < 0.04  # P(not stalled twice)
