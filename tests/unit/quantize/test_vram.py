@@ -129,9 +129,10 @@ def test_predicted_kv_tokens_of_the_reference_model() -> None:
 
     ref = json.loads((Path(__file__).resolve().parents[3] / "models/foresight-numberreach/config.json").read_text())
     arch = Architecture.from_config(ref)
-    # 2 (K and V) · 4 layers · 1 KV head · 64 dims · 2 bytes = 1024 bytes a token: 1 GiB holds 2^20 tokens
-    assert arch.kv_bytes_per_token(2) == 1024
-    assert predicted_kv_tokens(arch, GIB, 2) == 1_048_576
-    assert predicted_kv_tokens(arch, GIB, 4) == 524_288
+    # 2 (K and V) · 4 layers · 6 KV heads · 32 dims · 2 bytes = 3072 bytes a token
+    assert arch.kv_bytes_per_token(2) == 3072
+    assert predicted_kv_tokens(arch, GIB, 2) == GIB // 3072 == 349_525
+    # float32 on CPU: vLLM logs "CPU KV cache size: 174,720 tokens" for 1 GiB (whole blocks)
+    assert predicted_kv_tokens(arch, GIB, 4) == 174_762
     llama = Architecture.from_config(LLAMA3_8B)
     assert predicted_kv_tokens(llama, 10 * GIB, 2) == 10 * GIB // (2 * 32 * 8 * 128 * 2)
