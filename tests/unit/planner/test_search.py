@@ -79,18 +79,24 @@ async def test_unparsable_output_is_a_candidate_with_problems() -> None:
     assert all(c.raw_confidence is None for c in r.candidates)
 
 
-async def test_lookahead_backs_up_imagined_futures() -> None:
-    # root op0 looks better (70 vs 60) but its imagined future is bad (20); op1's future is 95
+def two_futures(roots: list[tuple[int, str]], future_op0: int, future_op1: int) -> ScriptedSampler:
+    """Root turns (confidence, action); the model imagines "after opK" and then one future per action."""
+
     def script(prompt: str, call: int, i: int) -> str:
         if prompt.endswith("<information>"):
             return ("after op0" if "answer>op0" in prompt else "after op1") + "</information>"
         if "after op0" in prompt:
-            return turn(20, "x")
+            return turn(future_op0, "x")
         if "after op1" in prompt:
-            return turn(95, "y")
-        return turn([70, 60][i], f"op{i}")
+            return turn(future_op1, "y")
+        return turn(*roots[i])
 
-    s = ScriptedSampler(script)
+    return ScriptedSampler(script)
+
+
+async def test_lookahead_backs_up_imagined_futures() -> None:
+    # root op0 looks better (70 vs 60) but its imagined future is bad (20); op1's future is 95
+    s = two_futures([(70, "op0"), (60, "op1")], 20, 95)
     r = await plan(s, "P", cfg("lookahead", width=2, branch=2, budget=Budget(max_depth=2)))
     assert r.chosen is not None and r.chosen.turn.action is not None
     assert r.chosen.turn.action.content == "op1"
@@ -103,16 +109,7 @@ async def test_lookahead_backs_up_imagined_futures() -> None:
 async def test_lookahead_expands_distinct_actions_and_keeps_a_plan_that_already_hits() -> None:
     # roots: op0 twice (95, 90) and op1 (40); with branch 2 the second op0 is skipped for op1.
     # op0's imagined futures are poor (20) but its own plan already hits: it keeps 0.95.
-    def script(prompt: str, call: int, i: int) -> str:
-        if prompt.endswith("<information>"):
-            return ("after op0" if "answer>op0" in prompt else "after op1") + "</information>"
-        if "after op0" in prompt:
-            return turn(20, "x")
-        if "after op1" in prompt:
-            return turn(60, "y")
-        return turn([95, 90, 40][i], ["op0", "op0", "op1"][i])
-
-    s = ScriptedSampler(script)
+    s = two_futures([(95, "op0"), (90, "op0"), (40, "op1")], 20, 60)
     r = await plan(s, "P", cfg("lookahead", width=3, branch=2, budget=Budget(max_depth=2)))
     assert {c.parent for c in r.candidates if c.depth == 2} == {0, 2}
     assert r.chosen is not None and r.chosen.id == 0 and r.chosen.value == pytest.approx(0.95)
