@@ -60,14 +60,14 @@ def _back_up(state: SearchState, cand: Candidate) -> float:
 def distinct_actions(cands: list[tuple[Candidate, str]], b: int) -> list[tuple[Candidate, str]]:
     """The ``b`` best candidates (by score) whose actions differ, among those that have one."""
     picked: list[tuple[Candidate, str]] = []
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[str, str, str | None, str]] = set()
     for c, p in sorted(cands, key=lambda cp: (-cp[0].score, cp[0].id)):
         action = c.turn.action
         if action is None:
             continue
         what = action.content.strip() if action.arguments is None else json.dumps(action.arguments, sort_keys=True,
                                                                                  default=str)
-        key = (p, f"{action.kind}\0{action.name}\0{what}")
+        key = (p, action.kind, action.name, what)
         if key in seen:
             continue
         seen.add(key)
