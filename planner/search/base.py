@@ -192,6 +192,7 @@ class SearchState:
         self.config = config
         self.candidates: list[Candidate] = []
         self.usage = Usage()
+        self.seeds_used = 0  # seeds handed to the engine so far (see ``sample``)
         self.started = time.monotonic()
 
     # ------------------------------------------------------------------ budget
@@ -225,7 +226,10 @@ class SearchState:
     async def sample(self, prompt: str, n: int, stop: Sequence[str], max_tokens: int,
                      temperature: float | None = None, count_candidates: bool = True) -> list[Sample]:
         cfg = self.config
-        seed = None if cfg.seed is None else cfg.seed + self.usage.engine_calls
+        # Engines seed the i-th of n samples with seed + i (vLLM does): each call takes the next
+        # unused block of seeds, else a widening round would redraw the samples already judged.
+        seed = None if cfg.seed is None else cfg.seed + self.seeds_used
+        self.seeds_used += n
         batch = await self.sampler.sample(
             prompt, n, stop=stop, max_tokens=max_tokens,
             temperature=cfg.temperature if temperature is None else temperature, top_p=cfg.top_p, seed=seed,

@@ -28,12 +28,14 @@ class ScriptedSampler:
 
     script: Script
     calls: list[tuple[str, int, int, tuple[str, ...]]] = field(default_factory=list)
+    seeds: list[int | None] = field(default_factory=list)
     delay_s: float = 0.0
 
     async def sample(self, prompt: str, n: int, *, stop: Sequence[str], max_tokens: int, temperature: float,
                      top_p: float = 1.0, seed: int | None = None) -> SampleBatch:
         call = len(self.calls)
         self.calls.append((prompt, n, max_tokens, tuple(stop)))
+        self.seeds.append(seed)
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         out = []

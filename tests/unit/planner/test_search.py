@@ -55,6 +55,19 @@ async def test_branch_commit_widens_then_exhausts_budget() -> None:
     assert r.chosen.turn.action is not None  # the best span was still continued to an action
 
 
+async def test_every_engine_call_gets_seeds_no_earlier_call_used() -> None:
+    # the engine seeds sample i of a call with seed + i: consecutive calls must not overlap, or a
+    # widening round redraws the very samples it was meant to add to
+    s = ScriptedSampler(by_index([30, 50]))
+    budget = Budget(max_candidates=6, max_tokens=10_000)
+    await plan(s, "P", cfg("branch_commit", width=2, commit_threshold=0.8, budget=budget, seed=100))
+    blocks = [set(range(seed, seed + n)) for seed, (_, n, _, _) in zip(s.seeds, s.calls, strict=True)
+              if seed is not None]
+    assert len(blocks) == len(s.calls) == 4  # three proposal rounds and the continuation
+    assert all(a.isdisjoint(b) for i, a in enumerate(blocks) for b in blocks[i + 1:])
+    assert min(min(b) for b in blocks) == 100
+
+
 async def test_branch_commit_margin_forces_widening() -> None:
     s = ScriptedSampler(lambda p, call, i: turn([85, 84][i] if call == 0 else [99, 50][i], f"c{call}i{i}"))
     r = await plan(s, "P", cfg("branch_commit", width=2, commit_threshold=0.8, margin=0.05))
