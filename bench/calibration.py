@@ -1,7 +1,11 @@
 """Calibration benchmark on the reference environment (held-out states and episodes).
 
+The deployed world may differ from the one the model learnt: ``--stall`` sets how often an action
+stalls there (the model learnt 0.15; default 0.45, where its confidence is too high — in its own
+world the shipped model is already calibrated and a map has little to fix).
+
 1. Fit: the model plans (greedy, T=1) on held-out states; each committed plan is executed in
-   the simulator and its outcome reported — the (raw confidence, outcome) pairs an app would
+   the simulator of the deployed world and its outcome reported — the (raw confidence, outcome) pairs an app would
    send to ``/v1/outcomes``. The server's policy fits the map (Platt from 30 outcomes,
    isotonic from 300).
 2. Evaluate on other held-out states: ECE (15 bins) and Brier of raw vs calibrated confidence.
@@ -36,7 +40,8 @@ _spec.loader.exec_module(bench_planner)
 DOMAIN = "numberreach"
 
 
-async def turn_outcomes(sampler: object, states: list[env.State], seed: int) -> list[tuple[float, bool]]:
+async def turn_outcomes(sampler: object, states: list[env.State], seed: int,
+                        stall_prob: float) -> list[tuple[float, bool]]:
     """(raw confidence, outcome) of the model's greedy plan in each state; unparsable turns are failures at 0."""
     sem = asyncio.Semaphore(16)
 
@@ -46,7 +51,7 @@ async def turn_outcomes(sampler: object, states: list[env.State], seed: int) -> 
                                 PlanConfig(algorithm=Algorithm.GREEDY, turn_max_tokens=128, seed=seed + i))
         c = result.chosen
         ops = [op for op, _ in data.parse_rollout(c.turn.imaginary or "")] if c else []
-        success = bool(ops) and env.simulate_plan(state, ops, random.Random(seed * 31 + i))
+        success = bool(ops) and env.simulate_plan(state, ops, random.Random(seed * 31 + i), stall_prob)
         return (c.raw_confidence if c and c.raw_confidence is not None else 0.0), success
 
     return list(await asyncio.gather(*(one(i, s) for i, s in enumerate(states))))
@@ -69,10 +74,10 @@ async def main_async(args: argparse.Namespace) -> int:
         fit_states = [next(it) for _ in range(args.fit)]
         eval_states = [next(it) for _ in range(args.eval)]
         print(f"fitting on {len(fit_states)} held-out plans…", file=sys.stderr)
-        fit_pairs = await turn_outcomes(sampler, fit_states, args.seed)
+        fit_pairs = await turn_outcomes(sampler, fit_states, args.seed, args.stall)
         cmap = fit_map([c for c, _ in fit_pairs], [y for _, y in fit_pairs], CalibrationPolicy())
         print(f"evaluating on {len(eval_states)} other held-out plans…", file=sys.stderr)
-        pairs = await turn_outcomes(sampler, eval_states, args.seed + 10_000)
+        pairs = await turn_outcomes(sampler, eval_states, args.seed + 10_000, args.stall)
         raw = [c for c, _ in pairs]
         cal = [cmap(c) for c in raw]
         ys = [y for _, y in pairs]
@@ -82,13 +87,15 @@ async def main_async(args: argparse.Namespace) -> int:
         cfg = PlanConfig(algorithm=Algorithm.BRANCH_COMMIT, width=4, commit_threshold=0.9, domain=DOMAIN,
                          turn_max_tokens=128)
         print(f"branch_commit on {len(starts)} held-out episodes, raw then calibrated…", file=sys.stderr)
-        raw_success, raw_tok = await bench_planner.run_planner(sampler, cfg, starts, args.seed)
+        raw_success, raw_tok = await bench_planner.run_planner(sampler, cfg, starts, args.seed,
+                                                               stall_prob=args.stall)
         cal_success, cal_tok = await bench_planner.run_planner(sampler, cfg, starts, args.seed,
-                                                               calibrator=calibrator)
+                                                               calibrator=calibrator, stall_prob=args.stall)
     finally:
         await engine.close()
     e_raw, e_cal = expected_calibration_error(raw, ys), expected_calibration_error(cal, ys)
     b_raw, b_cal = brier_score(raw, ys), brier_score(cal, ys)
+    print(f"deployed world: actions stall with probability {args.stall} (the model learnt {env.STALL_PROB})")
     print(f"map: {cmap.kind} fitted on {len(fit_pairs)} outcomes (success rate "
           f"{sum(y for _, y in fit_pairs) / len(fit_pairs):.3f})")
     print(f"{'confidence':<12}{'ECE':>8}{'Brier':>8}{'branch_commit success':>23}{'tokens/decision':>17}")
@@ -107,7 +114,12 @@ def main() -> int:
     ap.add_argument("--eval", type=int, default=400, help="other held-out plans to evaluate on")
     ap.add_argument("--episodes", type=int, default=100, help="held-out episodes for branch_commit")
     ap.add_argument("--seed", type=int, default=0)
-    return asyncio.run(main_async(ap.parse_args()))
+    ap.add_argument("--stall", type=float, default=0.45,
+                    help=f"how often an action stalls in the deployed world (the model learnt {env.STALL_PROB})")
+    args = ap.parse_args()
+    if not 0.0 <= args.stall < 1.0:
+        ap.error(f"--stall must be within [0, 1), got {args.stall}")
+    return asyncio.run(main_async(args))
 
 
 if __name__ == "__main__":

@@ -42,7 +42,8 @@ CONFIGS: dict[str, PlanConfig] = {
 
 
 async def run_planner(sampler: object, config: PlanConfig, starts: list[env.State], seed: int,
-                      concurrency: int = 16, calibrator: object = None) -> tuple[float, float]:
+                      concurrency: int = 16, calibrator: object = None,
+                      stall_prob: float = env.STALL_PROB) -> tuple[float, float]:
     sem = asyncio.Semaphore(concurrency)
     tokens: list[int] = []
 
@@ -57,7 +58,7 @@ async def run_planner(sampler: object, config: PlanConfig, starts: list[env.Stat
             op = action_op(result.chosen.turn) if result.chosen else None
             if op is None:
                 return False
-            state = env.step(state, op, rng).state
+            state = env.step(state, op, rng, stall_prob).state
         return state.success
 
     results = await asyncio.gather(*(episode(i, s) for i, s in enumerate(starts)))

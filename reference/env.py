@@ -78,11 +78,12 @@ class StepResult:
     busted: bool
 
 
-def step(state: State, op: str, rng: random.Random) -> StepResult:
-    """Apply ``op`` with the stall probability; the only random transition."""
+def step(state: State, op: str, rng: random.Random, stall_prob: float = STALL_PROB) -> StepResult:
+    """Apply ``op`` with the stall probability (another than the model's in a deployed world that
+    differs, as in :func:`simulate_plan`); the only random transition."""
     if state.done:
         raise ValueError("episode is over")
-    if rng.random() < STALL_PROB:
+    if rng.random() < stall_prob:
         return StepResult(State(state.x, state.t, state.n - 1), stalled=True, busted=False)
     nx = apply_op(state.x, op)
     busted = not in_bounds(nx)

@@ -25,6 +25,16 @@ def test_hand_worked_transitions() -> None:
     assert r.stalled and r.state == State(7, 21, 5)
 
 
+def test_a_deployed_world_may_stall_more_or_less_often() -> None:
+    draw = random.Random(0)
+    draw.random = lambda: 0.3  # type: ignore[method-assign]  # stalls at 0.45, not at the model's 0.15
+    assert not env.step(State(7, 21, 6), "*3", draw).stalled
+    assert env.step(State(7, 21, 6), "*3", draw, stall_prob=0.45).stalled
+    rng = random.Random(1)
+    stalls = sum(env.step(State(7, 99, 6), "+1", rng, stall_prob=0.45).stalled for _ in range(4000))
+    assert abs(stalls / 4000 - 0.45) < 0.03
+
+
 def test_plan_rollout_and_probability() -> None:
     ro = env.rollout_plan(7, 23, ("*3", "+2", "+1"))
     assert ro.states == (21, 23) and ro.reaches and ro.ops == ("*3", "+2")
