@@ -36,7 +36,8 @@ class PlanRequest(BaseModel):
     branch: int = Field(default=2, ge=1, description="b: candidates lookahead deepens per level.")
     temperature: float = Field(default=1.0, ge=0, le=2)
     top_p: float = Field(default=1.0, gt=0, le=1)
-    seed: int | None = None
+    seed: int | None = Field(default=None, description=(
+        "Makes the plan reproducible: its samples take the seeds seed, seed+1, … in order, none twice."))
     max_tokens_per_turn: int = Field(default=256, ge=1)
     domain: str = Field(default="default", min_length=1, max_length=128)
     return_tree: bool = False
