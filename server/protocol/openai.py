@@ -12,6 +12,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+# a 64-bit signed seed: the engine's generators take no wider one (a wider one failed the request
+# inside the engine, a 500)
+SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
+
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -32,7 +36,7 @@ class _Sampling(_Request):
     top_p: float | None = Field(default=None, gt=0, le=1)
     max_tokens: int | None = Field(default=None, ge=1)
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=SEED_MIN, le=SEED_MAX)
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = None

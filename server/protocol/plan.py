@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from server.protocol.openai import ChatMessage
+from server.protocol.openai import SEED_MAX, SEED_MIN, ChatMessage
 
 AlgorithmName = Literal["greedy", "best_of_n", "branch_commit", "lookahead"]
 
@@ -36,7 +36,7 @@ class PlanRequest(BaseModel):
     branch: int = Field(default=2, ge=1, description="b: candidates lookahead deepens per level.")
     temperature: float = Field(default=1.0, ge=0, le=2)
     top_p: float = Field(default=1.0, gt=0, le=1)
-    seed: int | None = Field(default=None, description=(
+    seed: int | None = Field(default=None, ge=SEED_MIN, le=SEED_MAX, description=(
         "Makes the plan reproducible: its samples take the seeds seed, seed+1, … in order, none twice."))
     max_tokens_per_turn: int = Field(default=256, ge=1)
     domain: str = Field(default="default", min_length=1, max_length=128)
