@@ -293,5 +293,10 @@ class SearchState:
 
 
 def ranked(cands: Sequence[Candidate]) -> list[Candidate]:
-    """Best first: by score, then usable action, then fewer problems, then id (stable)."""
-    return sorted(cands, key=lambda c: (-c.score, c.turn.action is None, len(c.turn.problems), c.id))
+    """Best first: by score, then raw confidence, then usable action, then fewer problems, then id.
+
+    Raw confidence breaks ties of the calibrated one: a calibration map is monotone but may be flat
+    (isotonic regression pools neighbouring values), and two plans it maps to the same probability
+    are still ordered by what the model said."""
+    return sorted(cands, key=lambda c: (-c.score, -(-1.0 if c.raw_confidence is None else c.raw_confidence),
+                                        c.turn.action is None, len(c.turn.problems), c.id))

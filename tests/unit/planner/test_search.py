@@ -33,6 +33,20 @@ async def test_best_of_n_picks_the_most_confident_in_one_call() -> None:
     assert r.usage.completion_tokens == sum(len(turn(c, f"op{i}")) for i, c in enumerate([30, 90, 60, 10]))
 
 
+class FlatCalibrator:
+    """A monotone map that pools every confidence into one value (as isotonic regression may)."""
+
+    def calibrate(self, raw: float | None, domain: str) -> float | None:
+        return None if raw is None else 0.4
+
+
+async def test_raw_confidence_breaks_ties_of_a_flat_calibration_map() -> None:
+    s = ScriptedSampler(by_index([60, 90, 70]))
+    r = await plan(s, "P", cfg("best_of_n", width=3), FlatCalibrator())
+    assert r.chosen is not None and r.chosen.calibrated_confidence == 0.4
+    assert r.chosen.turn.action is not None and r.chosen.turn.action.content == "op1"
+
+
 async def test_branch_commit_commits_above_threshold_and_completes_only_the_winner() -> None:
     s = ScriptedSampler(by_index([30, 90, 60, 10]))
     r = await plan(s, "P", cfg("branch_commit", width=4, commit_threshold=0.8))
