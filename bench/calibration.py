@@ -5,14 +5,14 @@ stalls there (the model learnt 0.15; default 0.45, where its confidence is too h
 world the shipped model is already calibrated and a map has little to fix).
 
 1. Fit: the model plans (greedy, T=1) on held-out states; each committed plan is executed in
-   the simulator of the deployed world and its outcome reported — the (raw confidence, outcome) pairs an app would
-   send to ``/v1/outcomes``. The server's policy fits the map (Platt from 30 outcomes,
-   isotonic from 300).
+   the simulator of the deployed world and its outcome reported — the (raw confidence, outcome)
+   pairs an app would send to ``/v1/outcomes``. The server's policy fits the map (Platt from 30
+   outcomes, isotonic from 300).
 2. Evaluate on other held-out states: ECE (15 bins) and Brier of raw vs calibrated confidence.
 3. Episodes: branch_commit deciding with raw vs calibrated confidence, side by side on the
    same held-out starts.
 
-    .venv/bin/python bench/calibration.py [--fit 400] [--eval 400] [--episodes 100]
+    .venv/bin/python bench/calibration.py [--fit 400] [--eval 400] [--episodes 100] [--stall 0.45]
 """
 
 from __future__ import annotations
