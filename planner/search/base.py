@@ -194,29 +194,38 @@ class SearchState:
         self.usage = Usage()
         self.seeds_used = 0  # seeds handed to the engine so far (see ``sample``)
         self.started = time.monotonic()
+        # what engine calls in flight may still spend: concurrent calls (lookahead's branches) must
+        # not each see the whole budget left
+        self.reserved_tokens = 0
+        self.reserved_candidates = 0
 
     # ------------------------------------------------------------------ budget
 
     @property
     def tokens_left(self) -> int:
-        return self.config.budget.max_tokens - self.usage.completion_tokens
+        """Tokens neither generated nor reserved by an engine call in flight."""
+        return self.config.budget.max_tokens - self.usage.completion_tokens - self.reserved_tokens
 
     @property
     def candidates_left(self) -> int:
-        return self.config.budget.max_candidates - self.usage.candidates
+        """Candidates neither judged nor reserved by an engine call in flight."""
+        return self.config.budget.max_candidates - self.usage.candidates - self.reserved_candidates
 
     def time_left(self) -> float:
         return self.config.budget.deadline_s - (time.monotonic() - self.started)
 
-    def affordable(self, n: int, per_sample: int, min_per_sample: int = 8) -> tuple[int, int]:
-        """How many samples (≤ n) and tokens each the budget allows now; (0, 0) if none."""
+    def affordable(self, n: int, per_sample: int, min_per_sample: int = 8,
+                   tokens: int | None = None) -> tuple[int, int]:
+        """How many samples (≤ n) and tokens each the budget allows now — out of at most ``tokens``
+        when given (a share of what is left); (0, 0) if none."""
         n = min(n, self.candidates_left)
         if n <= 0 or self.time_left() <= 0:
             return 0, 0
-        per = min(per_sample, self.tokens_left // n)
+        pool = self.tokens_left if tokens is None else min(tokens, self.tokens_left)
+        per = min(per_sample, pool // n)
         while n > 1 and per < min_per_sample:
             n -= 1
-            per = min(per_sample, self.tokens_left // n)
+            per = min(per_sample, pool // n)
         if per < 1:
             return 0, 0
         return n, per
@@ -230,10 +239,17 @@ class SearchState:
         # unused block of seeds, else a widening round would redraw the samples already judged.
         seed = None if cfg.seed is None else cfg.seed + self.seeds_used
         self.seeds_used += n
-        batch = await self.sampler.sample(
-            prompt, n, stop=stop, max_tokens=max_tokens,
-            temperature=cfg.temperature if temperature is None else temperature, top_p=cfg.top_p, seed=seed,
-        )
+        tokens, cands = n * max_tokens, (n if count_candidates else 0)
+        self.reserved_tokens += tokens
+        self.reserved_candidates += cands
+        try:
+            batch = await self.sampler.sample(
+                prompt, n, stop=stop, max_tokens=max_tokens,
+                temperature=cfg.temperature if temperature is None else temperature, top_p=cfg.top_p, seed=seed,
+            )
+        finally:
+            self.reserved_tokens -= tokens
+            self.reserved_candidates -= cands
         self.usage.engine_calls += 1
         self.usage.prompt_tokens += batch.prompt_tokens
         self.usage.completion_tokens += sum(s.tokens for s in batch.samples)
@@ -256,9 +272,10 @@ class SearchState:
         return cand
 
     async def propose_turns(self, prompt: str, n: int, *, depth: int = 1, parent: int | None = None,
-                            temperature: float | None = None) -> list[Candidate]:
-        """n whole turns (world model, think, action) in one engine call."""
-        n, per = self.affordable(n, self.config.turn_max_tokens)
+                            temperature: float | None = None, tokens: int | None = None) -> list[Candidate]:
+        """n whole turns (world model, think, action) in one engine call, spending at most ``tokens``
+        (default: what the budget has left)."""
+        n, per = self.affordable(n, self.config.turn_max_tokens, tokens=tokens)
         if n == 0:
             return []
         samples = await self.sample(prompt, n, ACTION_STOPS, per, temperature)

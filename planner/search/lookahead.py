@@ -3,7 +3,8 @@
 Level 1: K whole turns in one call. Then, while depth and budget allow, for the
 top-b candidates of the deepest level with distinct actions (expanding two
 candidates that take the same action would imagine the same future twice; one
-engine call per level, batched by candidate): let the model imagine the
+engine call per level, batched by candidate; the budget left is split evenly
+between the branches, which run side by side): let the model imagine the
 observation its action leads to (``<information>…</information>``), sample K next
 turns from there, and back the value up (a leaf's value is its calibrated
 confidence; an expanded candidate's value is the better of its own and the best
@@ -31,23 +32,35 @@ def next_prompt(prompt: str, cand: Candidate, observation: str, context: Lookahe
     return prompt + cand.text + "\n" + obs
 
 
-async def _imagine(state: SearchState, prompt: str, cand: Candidate) -> str | None:
-    n, per = state.affordable(1, OBSERVATION_MAX_TOKENS, min_per_sample=1)
+async def _imagine(state: SearchState, prompt: str, cand: Candidate, tokens: int) -> tuple[str | None, int]:
+    """The observation the model imagines after ``cand``'s action, and the tokens that cost."""
+    n, per = state.affordable(1, OBSERVATION_MAX_TOKENS, min_per_sample=1, tokens=tokens)
     if n == 0:
-        return None
+        return None, 0
     (s,) = await state.sample(prompt + cand.text + OBSERVATION_OPEN, 1, (OBSERVATION_CLOSE,), per,
                               temperature=0.0, count_candidates=False)
     text = s.text.split(OBSERVATION_CLOSE)[0]
-    return text if text.strip() else None
+    return (text if text.strip() else None), s.tokens
 
 
-async def _deepen(state: SearchState, prompt: str, cand: Candidate, depth: int) -> list[tuple[Candidate, str]]:
-    observation = await _imagine(state, prompt, cand)
+async def _deepen(state: SearchState, prompt: str, cand: Candidate, depth: int,
+                  share: tuple[int, int]) -> list[tuple[Candidate, str]]:
+    """Imagine ``cand``'s next observation and sample turns there, within ``share`` (candidates,
+    tokens): this branch's part of the budget, so branches expanded side by side cannot overrun it."""
+    candidates, tokens = share
+    observation, spent = await _imagine(state, prompt, cand, tokens)
     if observation is None:
         return []
     child_prompt = next_prompt(prompt, cand, observation, state.config.lookahead_context)
-    children = await state.propose_turns(child_prompt, state.config.width, depth=depth, parent=cand.id)
+    children = await state.propose_turns(child_prompt, min(state.config.width, candidates), depth=depth,
+                                         parent=cand.id, tokens=tokens - spent)
     return [(c, child_prompt) for c in children]
+
+
+def shares(total: int, parts: int) -> list[int]:
+    """``total`` split into ``parts`` near-equal whole shares, the larger ones first."""
+    q, r = divmod(total, parts)
+    return [q + (i < r) for i in range(parts)]
 
 
 def _back_up(state: SearchState, cand: Candidate) -> float:
@@ -89,7 +102,10 @@ async def lookahead(state: SearchState, prompt: str) -> PlanResult:
         if not top or state.candidates_left <= 0 or state.tokens_left <= cfg.turn_max_tokens:
             exhausted = bool(top)
             break
-        levels = await asyncio.gather(*(_deepen(state, p, c, depth) for c, p in top))
+        top = top[: state.candidates_left]  # a branch without a candidate to spend imagines for nothing
+        budget = zip(shares(state.candidates_left, len(top)), shares(state.tokens_left, len(top)), strict=True)
+        levels = await asyncio.gather(*(_deepen(state, p, c, depth, share) for (c, p), share in zip(top, budget,
+                                                                                                     strict=True)))
         frontier = [cp for level in levels for cp in level]
         if not frontier:
             exhausted = True

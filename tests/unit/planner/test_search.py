@@ -154,6 +154,20 @@ async def test_lookahead_observation_context_prompts_with_observation_only() -> 
     assert any(c[0] == "<information>x=3</information>\n" for c in s.calls)
 
 
+@pytest.mark.parametrize("max_tokens", [4096, 1400])
+async def test_lookahead_branches_side_by_side_share_the_budget_and_never_overrun_it(max_tokens: int) -> None:
+    # five distinct actions expanded at once by an engine that takes time: each branch must see its
+    # share of what is left, not the whole of it (before, all five took 8 candidates: 48 of 16)
+    s = ScriptedSampler(by_index([10, 20, 30, 40, 50, 60, 70, 80]), delay_s=0.01)
+    budget = Budget(max_depth=2, max_candidates=16, max_tokens=max_tokens)
+    r = await plan(s, "P", cfg("lookahead", width=8, branch=5, budget=budget))
+    assert r.usage.candidates == len(r.candidates) <= 16
+    assert r.usage.completion_tokens <= max_tokens
+    kids = [c.parent for c in r.candidates if c.depth == 2]
+    assert len(set(kids)) == 5  # every expanded branch got children
+    assert max(kids.count(p) for p in set(kids)) - min(kids.count(p) for p in set(kids)) <= 1
+
+
 async def test_twenty_concurrent_plans_do_not_interfere() -> None:
     samplers = [ScriptedSampler(by_index([10 + k, 5]), delay_s=0.001 * (k % 3)) for k in range(20)]
     results = await asyncio.gather(*(plan(s, f"P{k}", cfg("branch_commit", width=2, commit_threshold=0.05))
