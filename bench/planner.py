@@ -36,8 +36,8 @@ CONFIGS: dict[str, PlanConfig] = {
     "best_of_8": PlanConfig(algorithm=Algorithm.BEST_OF_N, width=8, turn_max_tokens=128),
     "branch_commit": PlanConfig(algorithm=Algorithm.BRANCH_COMMIT, width=4, commit_threshold=0.9,
                                 budget=Budget(max_candidates=8), turn_max_tokens=128),
-    "lookahead": PlanConfig(algorithm=Algorithm.LOOKAHEAD, width=8, branch=5,
-                            budget=Budget(max_depth=2, max_candidates=8 + 5 * 8),
+    "lookahead": PlanConfig(algorithm=Algorithm.LOOKAHEAD, width=16, branch=5,
+                            budget=Budget(max_depth=2, max_candidates=16 + 5 * 16, max_tokens=8192, deadline_s=600),
                             lookahead_context=LookaheadContext.OBSERVATION, turn_max_tokens=128),
 }
 
