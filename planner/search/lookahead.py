@@ -103,9 +103,9 @@ async def lookahead(state: SearchState, prompt: str) -> PlanResult:
             exhausted = bool(top)
             break
         top = top[: state.candidates_left]  # a branch without a candidate to spend imagines for nothing
-        budget = zip(shares(state.candidates_left, len(top)), shares(state.tokens_left, len(top)), strict=True)
-        levels = await asyncio.gather(*(_deepen(state, p, c, depth, share) for (c, p), share in zip(top, budget,
-                                                                                                     strict=True)))
+        cands, tokens = shares(state.candidates_left, len(top)), shares(state.tokens_left, len(top))
+        levels = await asyncio.gather(*(_deepen(state, p, c, depth, (k, t))
+                                        for (c, p), k, t in zip(top, cands, tokens, strict=True)))
         frontier = [cp for level in levels for cp in level]
         if not frontier:
             exhausted = True
