@@ -31,6 +31,9 @@ def add_reference(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     t.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     t.add_argument("--skip-check", action="store_true", help="skip the acceptance evaluation")
     t.add_argument("--check-episodes", type=int, default=150, help="episodes in the acceptance check")
+    t.add_argument("--ended-share", type=_share, default=0.0, metavar="P",
+                   help="share of stage-2/3 examples that are turns at an ended episode (default 0, as the "
+                        "shipped checkpoint; 0.08 was tried: see README, 'The reference model')")
     t.add_argument("--device", default="cpu",
                    help="torch device to train on (default cpu, as the shipped checkpoint was; e.g. cuda)")
     t.set_defaults(func=_train)
@@ -52,6 +55,16 @@ def add_reference(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
         return 2
 
     ref.set_defaults(func=_help)
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1): {value}")
+    return value
 
 
 def _check_model_dir(path: str) -> Path:
@@ -133,7 +146,7 @@ def _train(args: argparse.Namespace) -> int:
             print(f"foresight: {out} exists; pass --force to overwrite it", file=sys.stderr)
             return 2
         shutil.rmtree(out)
-    train(TrainConfig(seed=args.seed), out, device=args.device)
+    train(TrainConfig(seed=args.seed, ended_share=args.ended_share), out, device=args.device)
     print(f"saved {out}", file=sys.stderr)
     if args.skip_check:
         return 0

@@ -114,6 +114,39 @@ def with_observation(ex: Example) -> Example:
     return Example(ex.prompt, text, ex.state, ex.plan, ex.confidence)
 
 
+def ended_state(state: State, rng: random.Random) -> State:
+    """An ended episode near ``state``: the last step's result with no steps left (short of the
+    target, or on it), or a bust — the observations lookahead imagines after a last or a busting
+    action. (Not the target reached with steps to spare: those examples taught the model to end
+    episodes early next to the target; a plan that reaches it already says so by its confidence.)"""
+    r = rng.random()
+    if r < 0.5:
+        return State(env.apply_op(state.x, rng.choice(OPS)), state.t, 0)
+    if r < 0.75:
+        return State(state.t, state.t, 0)
+    return State(rng.choice((0, rng.randint(200, 597))), state.t, rng.randint(0, max(state.n - 1, 0)))
+
+
+def make_ended_turn(state: State) -> Example:
+    """The turn at an ended episode: its rollout is the value it ended on (so "is it the target?"
+    is judged on the last value written, as in every rollout), the confidence is 100% if that is
+    the target, else 0%, and the action an ``<answer>``. Training never meets these states
+    otherwise, and without them a model asked to look past its last step keeps predicting hits."""
+    if not state.done:
+        raise ValueError(f"episode is not over: {state}")
+    busted = not env.in_bounds(state.x)
+    verdict = "hit" if state.success else ("bust" if busted else "miss")
+    p = 1.0 if state.success else 0.0
+    text = (
+        f"<imaginary>{state.x}{' bust' if busted else ''}</imaginary>\n"
+        f"<analysis>0 of {state.n}, {verdict}</analysis>\n"
+        f"<confidence>{format_confidence(p)}</confidence>\n"
+        f"<think>episode over: {verdict}</think>\n"
+        f"<answer>{verdict}</answer>"
+    )
+    return Example(prompt_for(state), text, state, (), p)
+
+
 def make_rollout_only(state: State, plan: tuple[str, ...]) -> Example:
     """Stage 1 (world-model mid-training): the predicted trajectory of a plan only."""
     ro = env.rollout_plan(state.x, state.t, plan)
@@ -176,12 +209,15 @@ def visited_states(rng: random.Random, heldout: bool) -> Iterator[State]:
 
 def stage_examples(stage: int, count: int, seed: int, heldout: bool = False,
                    stage1_policy_share: float = 0.0, match_share: float = 0.0,
-                   mix: tuple[float, float, float] | None = None, full_plans: bool = True) -> list[Example]:
+                   mix: tuple[float, float, float] | None = None, full_plans: bool = True,
+                   ended_share: float = 0.0) -> list[Example]:
     """``count`` examples of training stage 1 (rollouts), 2 (turns) or 3 (turns, calibration).
 
     Stage 1 predicts rollouts of random plans; ``stage1_policy_share`` of them come from the policy
-    prior instead (plans that approach and hit the target, so "stop at the target" is seen early)."""
+    prior instead (plans that approach and hit the target, so "stop at the target" is seen early);
+    ``ended_share`` of stage-2/3 examples are turns at an ended episode (:func:`make_ended_turn`)."""
     rng = random.Random(seed * 1000 + stage)
+    held = env.heldout_pairs()
     states = visited_states(rng, heldout)
     out: list[Example] = []
     for _ in range(count):
@@ -193,7 +229,12 @@ def stage_examples(stage: int, count: int, seed: int, heldout: bool = False,
             policy = stage1_policy_share > 0 and rng.random() < stage1_policy_share
             plan = sample_plan(state, rng, mix, full_plans) if policy else random_plan(state, rng, full_plans)
             out.append(make_rollout_only(state, plan))
-        else:
-            ex = make_turn(state, sample_plan(state, rng, mix, full_plans))
-            out.append(with_observation(ex) if rng.random() < OBSERVATION_SHARE else ex)
+            continue
+        if ended_share > 0 and rng.random() < ended_share:
+            ended = ended_state(state, rng)
+            if ((ended.x, ended.t) in held) == heldout:
+                out.append(make_ended_turn(ended))
+                continue
+        ex = make_turn(state, sample_plan(state, rng, mix, full_plans))
+        out.append(with_observation(ex) if rng.random() < OBSERVATION_SHARE else ex)
     return out

@@ -58,6 +58,9 @@ class TrainConfig:
     match_share: float = 0.0  # share of stage-1 examples that are equality drills (a third of it in stages 2-3)
     plan_mix: tuple[float, float, float] | None = None  # policy prior (reactive, shortest, random); None: data.PLAN_MIX
     full_plans: bool = True  # random plans use every step left (their rollouts stop only at target/bust/end)
+    # share of stage-2/3 examples that are turns at an ended episode (what lookahead imagines after a
+    # last step); 0.08 fixed lookahead's last step but cost best-of-8 (README, "The reference model")
+    ended_share: float = 0.0
     shape: ModelShape = field(default_factory=ModelShape)
 
 
@@ -188,7 +191,7 @@ def train(cfg: TrainConfig, out: Path, log_path: Path | None = None, device: str
             examples = data.stage_examples(stage, n_steps * cfg.batch_size, cfg.seed,
                                            stage1_policy_share=cfg.stage1_policy_share,
                                            match_share=cfg.match_share, mix=cfg.plan_mix,
-                                           full_plans=cfg.full_plans)
+                                           full_plans=cfg.full_plans, ended_share=cfg.ended_share)
             weight = cfg.confidence_weight if stage == 3 else 1.0
             rows = [_encode(tok, e, weight, cfg.decision_weight) for e in examples]
             batches = _bucketed(rows, cfg.batch_size, random.Random(cfg.seed * 31 + stage))

@@ -56,3 +56,31 @@ def test_training_data_excludes_heldout_pairs() -> None:
 def test_prompt_round_trip() -> None:
     s = env.State(7, 52, 6)
     assert data.parse_prompt(data.prompt_for(s)) == s
+
+
+@pytest.mark.parametrize("heldout", [False, True])
+def test_ended_turns_answer_with_certainty_and_keep_the_split(heldout: bool) -> None:
+    """Turns at an ended episode (what lookahead imagines after a last step): 100% only at the target."""
+    held = env.heldout_pairs()
+    ended = [e for e in data.stage_examples(2, 1500, seed=4, heldout=heldout, ended_share=0.2) if not e.plan]
+    assert len(ended) > 20  # held-out pairs are 15% of all: fewer ended states land there
+    verdicts = set()
+    for e in ended:
+        assert e.state.done and ((e.state.x, e.state.t) in held) == heldout
+        t = parse_turn(e.completion)
+        assert t.problems == (), (e.completion, t.problems)
+        assert t.confidence == (1.0 if e.state.x == e.state.t else 0.0)
+        assert t.action is not None and t.action.kind == "answer"
+        assert (t.imaginary or "").split()[0] == str(e.state.x)  # judged on the last value, as rollouts are
+        verdicts.add(t.action.content)
+        assert data.parse_prompt(e.prompt) == e.state
+    # the split is over in-bounds pairs: busted states (x outside 1..199) fall on the training side
+    assert verdicts == ({"hit", "miss"} if heldout else {"hit", "miss", "bust"})
+    assert any(e.state.n == 0 and e.state.x != e.state.t for e in ended)  # out of steps short of the target
+
+
+def test_an_ended_turn_needs_an_ended_episode() -> None:
+    with pytest.raises(ValueError, match="not over"):
+        data.make_ended_turn(env.State(7, 52, 1))
+    assert "100%" in data.make_ended_turn(env.State(52, 52, 0)).completion
+    assert "0%" in data.make_ended_turn(env.State(51, 52, 0)).completion
