@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -54,16 +53,7 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        reap_group(self.proc.pid)
         return int(self.proc.returncode)
-
-
-def reap_group(pgid: int) -> None:
-    """Kill whatever is left in a stopped server's process group: vLLM's engine core and its worker
-    outlive a server killed with SIGKILL (they do not watch their parent), and would run on after
-    the tests holding memory."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGKILL)
 
 
 def start_server(model: Path, log_dir: Path, *extra: str, env: dict[str, str] | None = None,
@@ -77,7 +67,6 @@ def start_server(model: Path, log_dir: Path, *extra: str, env: dict[str, str] | 
         proc = subprocess.Popen(
             [sys.executable, "-m", "server", "serve", "--model", str(model), "--port", str(port), *extra],
             cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, so stop() can reap what a SIGKILL leaves
         )
     server = ServerProcess(proc, port, log_path, full_env)
     deadline = time.monotonic() + STARTUP_TIMEOUT_S

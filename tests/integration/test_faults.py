@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -100,6 +101,7 @@ def test_acknowledged_outcomes_survive_sigkill(tmp_path: Path) -> None:
     asyncio.run(seed())
     srv = start_server(served_model(), tmp_path, env={"FORESIGHT_STORE_PATH": str(store_path)})
     acked: list[str] = []
+    engine: list[psutil.Process] = []
     killed = False
     try:
         with httpx.Client(timeout=30, limits=httpx.Limits(max_connections=64)) as client:
@@ -117,11 +119,16 @@ def test_acknowledged_outcomes_survive_sigkill(tmp_path: Path) -> None:
                     if got:
                         acked.append(got)
                     if len(acked) >= n // 3 and not killed:
+                        # vLLM's engine core does not watch its parent: reap it after the kill
+                        engine = psutil.Process(srv.proc.pid).children(recursive=True)
                         srv.proc.send_signal(signal.SIGKILL)
                         killed = True
         assert killed and n // 3 <= len(acked) < n
     finally:
         srv.stop(signal.SIGKILL)
+        for p in engine:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
 
     async def stored() -> set[str]:
         store = Store(default_url(store_path))
