@@ -83,4 +83,4 @@ def test_an_ended_turn_needs_an_ended_episode() -> None:
     with pytest.raises(ValueError, match="not over"):
         data.make_ended_turn(env.State(7, 52, 1))
     assert "100%" in data.make_ended_turn(env.State(52, 52, 0)).completion
-    assert "0%" in data.make_ended_turn(env.State(51, 52, 0)).completion
+    assert "<confidence>0%</confidence>" in data.make_ended_turn(env.State(51, 52, 0)).completion
