@@ -1,0 +1,223 @@
+"""How cheaply can branch_commit stop? Commit rules replayed offline on recorded samples.
+
+``bench/planner.py`` measures each planner configuration by playing episodes — minutes per
+configuration, and its success rates differ by noise of a few points. This benchmark asks the
+narrower question behind branch_commit's token target: given the turns the model actually writes
+on held-out states, which stopping rule gets best-of-8's decision quality for the fewest tokens?
+
+1. Through the real engine (vLLM on CPU), sample ``--samples`` whole turns for each of ``--states``
+   held-out states (visited by a mix of policies), one engine call per state, temperature 1.
+   Each turn is split into its world-model span (up to ``</confidence>``) and the rest: a rule
+   pays for the spans it draws and for one policy span, the committed one's. (The planner continues
+   a committed span greedily; here the turn's own sampled continuation stands in for it — the same
+   action for this model, whose action is its plan's first step.)
+2. Replay, without the engine, every rule on the same samples: best_of_n (the first n turns) and
+   branch_commit (width K, commit threshold, candidate cap: the planner's own loop with an
+   identity calibrator and margin 0), and an oracle that stops as soon as its choice is as good as
+   best-of-8's. Each decision is scored by its exact loss against the optimum
+   (``V*(s) - Q*(s, action)``, the simulator's dynamic programme), and by the generated tokens it
+   pays for: every span it drew, plus the committed turn's policy span.
+3. Print the frontier: the rules whose loss is no worse than best-of-8's, cheapest first, and the
+   cheapest rule at 50% of best-of-8's tokens; plus how often a sampled plan hits, by the length
+   of the shortest hitting plan (where the model's proposals run out).
+
+    .venv/bin/python bench/commit_rules.py [--states 300] [--samples 16] [--seed 11]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from planner.format import ACTION_STOPS, CONFIDENCE_STOP, parse_turn  # noqa: E402
+from reference import data, env  # noqa: E402
+from reference.evaluate import TURN_MAX_TOKENS, action_op  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """One sampled turn: what the planner judges it by and what it costs."""
+
+    confidence: float | None
+    has_action: bool
+    problems: int
+    op: str | None
+    span_tokens: int  # world-model span, up to and including </confidence>
+    turn_tokens: int  # the whole turn
+
+
+@dataclass(frozen=True)
+class Row:
+    state: env.State
+    q: dict[str, float]  # exact success probability of each op now, optimal play after
+    drawn: list[Drawn]
+
+    def loss(self, d: Drawn) -> float:
+        return max(self.q.values()) - (self.q.get(d.op, 0.0) if d.op else 0.0)
+
+
+Rule = Callable[[list[Drawn]], list[Drawn]]  # the samples a rule draws before it stops
+
+
+def chosen(drawn: list[Drawn]) -> Drawn:
+    """The planner's ranking (``planner.search.base.ranked`` with an identity calibrator)."""
+    def key(i: int) -> tuple[float, bool, int, int]:
+        c = drawn[i].confidence
+        return (-(-1.0 if c is None else c), not drawn[i].has_action, drawn[i].problems, i)
+
+    order = sorted(range(len(drawn)), key=key)
+    return drawn[order[0]]
+
+
+def best_of(n: int) -> Rule:
+    return lambda drawn: drawn[:n]
+
+
+def branch_commit(width: int, threshold: float, cap: int) -> Rule:
+    def rule(drawn: list[Drawn]) -> list[Drawn]:
+        used: list[Drawn] = []
+        while len(used) < cap:
+            used = drawn[: min(len(used) + width, cap)]
+            if (chosen(used).confidence or 0.0) >= threshold:
+                break
+        return used
+    return rule
+
+
+def score(rows: list[Row], rule: Rule, whole_turns: bool) -> tuple[float, float]:
+    """Mean exact loss per decision and mean generated tokens per decision."""
+    loss = tokens = 0.0
+    for row in rows:
+        used = rule(row.drawn)
+        pick = chosen(used)
+        loss += row.loss(pick)
+        if whole_turns:
+            tokens += sum(d.turn_tokens for d in used)
+        else:
+            tokens += sum(d.span_tokens for d in used) + pick.turn_tokens - pick.span_tokens
+    return loss / len(rows), tokens / len(rows)
+
+
+def oracle_spans(rows: list[Row], n: int = 8) -> float:
+    """Mean spans drawn by a rule that knew when its choice was already as good as best-of-n's."""
+    total = 0
+    for row in rows:
+        target = row.loss(chosen(row.drawn[:n]))
+        total += next(m for m in range(1, n + 1) if row.loss(chosen(row.drawn[:m])) <= target + 1e-9)
+    return total / len(rows)
+
+
+async def record(model: Path, states: int, samples: int, seed: int) -> list[Row]:
+    from server.config import Settings
+    from server.engine.vllm_engine import VllmEngine, VllmEngineConfig
+    from server.services.generation import GenerationService
+    from server.services.planning import EngineSampler
+
+    engine = VllmEngine(VllmEngineConfig(model=str(model), served_model_name=model.name, dtype="float32",
+                                         log_stats=False))
+    await engine.start()
+    try:
+        sampler = EngineSampler(GenerationService(engine, Settings(model=str(model))), add_special_tokens=True)
+        visited = data.visited_states(random.Random(seed), heldout=True)
+        todo = [next(visited) for _ in range(states)]
+        sem = asyncio.Semaphore(16)
+
+        async def one(k: int, s: env.State) -> Row:
+            async with sem:
+                batch = await sampler.sample(data.prompt_for(s), samples, stop=ACTION_STOPS,
+                                             max_tokens=TURN_MAX_TOKENS, temperature=1.0, seed=seed * 100_003 + k)
+            drawn = []
+            for smp in batch.samples:
+                turn = parse_turn(smp.text)
+                cut = smp.text.find(CONFIDENCE_STOP)
+                span = smp.text[: cut + len(CONFIDENCE_STOP)] if cut >= 0 else smp.text
+                span_tokens = min(len(engine.encode(span, add_special_tokens=False)), smp.tokens)
+                drawn.append(Drawn(turn.confidence, turn.action is not None, len(turn.problems), action_op(turn),
+                                   span_tokens, smp.tokens))
+            return Row(s, {op: env.q_value(s.x, s.t, s.n, op) for op in env.OPS}, drawn)
+
+        rows = await asyncio.gather(*(one(k, s) for k, s in enumerate(todo)))
+    finally:
+        await engine.close()
+    return list(rows)
+
+
+def coverage(rows: list[Row]) -> dict[int | None, tuple[int, float]]:
+    """By the length of the shortest hitting plan: states, and the share of samples that plan a hit."""
+    by: dict[int | None, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for row in rows:
+        plans = env.shortest_plans(row.state.x, row.state.t, row.state.n)
+        cell = by[len(plans[0]) if plans else None]
+        cell[0] += 1
+        cell[1] += sum((d.confidence or 0.0) > 0 for d in row.drawn)
+        cell[2] += len(row.drawn)
+    return {k: (v[0], v[1] / max(v[2], 1)) for k, v in by.items()}
+
+
+def report(rows: list[Row]) -> None:
+    b8_loss, b8_tokens = score(rows, best_of(8), whole_turns=True)
+    print(f"{len(rows)} held-out states, {len(rows[0].drawn)} turns each; loss = V*(s) - Q*(s, action)")
+    print(f"{'rule':<28}{'loss':>8}{'tokens':>9}{'x best_of_8':>13}")
+    for n in (1, 2, 4, 8, 16):
+        if n <= len(rows[0].drawn):
+            loss, tok = score(rows, best_of(n), whole_turns=True)
+            print(f"{f'best_of_{n}':<28}{loss:>8.4f}{tok:>9.1f}{tok / b8_tokens:>13.2f}")
+    results = []
+    for width in (1, 2, 4):
+        for threshold in (0.35, 0.5, 0.7, 0.8, 0.9):
+            for cap in (4, 6, 8, 10, 12, 16):
+                if cap <= len(rows[0].drawn) and width <= cap:
+                    loss, tok = score(rows, branch_commit(width, threshold, cap), whole_turns=False)
+                    results.append((loss, tok / b8_tokens, f"branch_commit K{width} >={threshold} <={cap}"))
+    as_good = sorted((r for r in results if r[0] <= b8_loss + 1e-9), key=lambda r: r[1])
+    print("branch_commit rules at least as good as best_of_8, cheapest first:")
+    for loss, ratio, name in as_good[:5] or [(float("nan"), float("nan"), "(none)")]:
+        print(f"  {name:<34}{loss:>8.4f}{ratio:>9.2f}")
+    half = sorted((r for r in results if r[1] <= 0.5), key=lambda r: r[0])
+    print("best branch_commit rules within 50% of best_of_8's tokens:")
+    for loss, ratio, name in half[:5] or [(float("nan"), float("nan"), "(none)")]:
+        print(f"  {name:<34}{loss:>8.4f}{ratio:>9.2f}")
+    print(f"oracle stopping (knows when its choice equals best_of_8's): {oracle_spans(rows):.2f} spans a decision")
+    print("share of sampled plans that hit, by the shortest hitting plan's length (None: no plan hits):")
+    for length, (count, share) in sorted(coverage(rows).items(), key=lambda kv: (kv[0] is not None, kv[0] or 0)):
+        print(f"  length {length}: {count} states, {share:.3f}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=str(REPO / "models" / "foresight-numberreach"))
+    ap.add_argument("--states", type=int, default=300)
+    ap.add_argument("--samples", type=int, default=16)
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--save", help="write the recorded samples here (JSON)")
+    ap.add_argument("--load", help="replay samples recorded earlier with --save (no engine)")
+    args = ap.parse_args()
+    if args.states < 1 or args.samples < 8:
+        ap.error("--states must be >= 1 and --samples >= 8 (best_of_8 is the yardstick)")
+    if args.load:
+        try:
+            raw = json.loads(Path(args.load).read_text())
+            rows = [Row(env.State(*r["state"]), r["q"], [Drawn(**d) for d in r["drawn"]]) for r in raw]
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            ap.error(f"--load {args.load}: not samples written by --save ({exc})")
+    else:
+        rows = asyncio.run(record(Path(args.model), args.states, args.samples, args.seed))
+    if args.save:
+        Path(args.save).write_text(json.dumps([{"state": [r.state.x, r.state.t, r.state.n], "q": r.q,
+                                                "drawn": [asdict(d) for d in r.drawn]} for r in rows]))
+    report(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

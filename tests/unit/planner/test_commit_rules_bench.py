@@ -1,0 +1,114 @@
+"""bench/commit_rules.py replays branch_commit and best_of_n offline: its replay must decide and
+count tokens exactly as the planner itself does on the same samples, or its frontier means nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import random
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from planner.format import CONFIDENCE_STOP, parse_turn
+from planner.search import Algorithm, Budget, PlanConfig, Sample, SampleBatch, plan
+from reference import data, env
+from reference.evaluate import action_op
+
+REPO = Path(__file__).resolve().parents[3]
+_spec = importlib.util.spec_from_file_location("commit_rules", REPO / "bench" / "commit_rules.py")
+assert _spec and _spec.loader
+bench = importlib.util.module_from_spec(_spec)
+sys.modules["commit_rules"] = bench  # dataclasses look their module up while the class is built
+_spec.loader.exec_module(bench)
+
+
+class Replay:
+    """Serves recorded whole turns in order, one character per token: a span call gets the next
+    turn's world-model span, a continuation call the rest of the turn whose span ends the prompt."""
+
+    def __init__(self, turns: list[str]) -> None:
+        self.turns, self.next = turns, 0
+
+    async def sample(self, prompt: str, n: int, *, stop: Sequence[str], max_tokens: int, temperature: float,
+                     top_p: float = 1.0, seed: int | None = None) -> SampleBatch:
+        if prompt.endswith(CONFIDENCE_STOP):
+            (text,) = [t[len(span(t)):] for t in self.turns if prompt.endswith(span(t))][:1]
+            return SampleBatch([Sample(text, len(text), "stop")], len(prompt))
+        out = []
+        for _ in range(n):
+            t = self.turns[self.next]
+            self.next += 1
+            text = span(t) if CONFIDENCE_STOP in stop else t
+            out.append(Sample(text, len(text), "stop"))
+        return SampleBatch(out, len(prompt))
+
+
+def span(turn: str) -> str:
+    return turn[: turn.index(CONFIDENCE_STOP) + len(CONFIDENCE_STOP)]
+
+
+def recorded(state: env.State, count: int, rng: random.Random) -> list[str]:
+    return [data.make_turn(state, data.sample_plan(state, rng)).completion for _ in range(count)]
+
+
+def drawn(turns: list[str]) -> list[object]:
+    out = []
+    for t in turns:
+        parsed = parse_turn(t)
+        out.append(bench.Drawn(parsed.confidence, parsed.action is not None, len(parsed.problems), action_op(parsed),
+                               len(span(t)), len(t)))
+    return out
+
+
+@pytest.mark.parametrize(("width", "threshold", "cap"),
+                         [(1, 0.5, 8), (2, 0.9, 8), (4, 0.8, 12), (3, 0.35, 8), (2, None, 8)])
+def test_branch_commit_replay_matches_the_planner(width: int, threshold: float | None, cap: int) -> None:
+    rng = random.Random(width * 100 + cap)
+    starts = env.start_states(heldout=True)
+    commits = exhausted = 0
+    for _ in range(40):
+        start = rng.choice(starts)
+        state = env.State(start.x, start.t, rng.randint(1, 6))
+        turns = recorded(state, 16, rng)
+        # None: the threshold is a confidence the model wrote (commit at equality, as the planner does)
+        at = threshold if threshold is not None else max(d.confidence or 0.0 for d in drawn(turns)[:cap])
+        cfg = PlanConfig(algorithm=Algorithm.BRANCH_COMMIT, width=width, commit_threshold=at,
+                         budget=Budget(max_candidates=cap, max_tokens=100_000), turn_max_tokens=1000)
+        result = asyncio.run(plan(Replay(turns), data.prompt_for(state), cfg))
+        used = bench.branch_commit(width, at, cap)(drawn(turns))
+        pick = bench.chosen(used)
+        assert result.chosen is not None
+        assert action_op(result.chosen.turn) == pick.op
+        assert result.usage.candidates == len(used)
+        assert result.usage.completion_tokens == sum(d.span_tokens for d in used) + pick.turn_tokens - pick.span_tokens
+        commits += result.decision.value == "commit"
+        exhausted += result.decision.value == "budget_exhausted"
+    assert commits and (exhausted or threshold is None)  # both of the planner's exits were exercised
+
+
+def test_best_of_n_replay_matches_the_planner() -> None:
+    rng = random.Random(7)
+    for _ in range(20):
+        state = env.State(rng.randint(2, 15), rng.randint(20, 99), 6)
+        turns = recorded(state, 8, rng)
+        cfg = PlanConfig(algorithm=Algorithm.BEST_OF_N, width=8, turn_max_tokens=1000,
+                         budget=Budget(max_candidates=8, max_tokens=100_000))
+        result = asyncio.run(plan(Replay(turns), data.prompt_for(state), cfg))
+        row = bench.Row(state, {op: 0.5 for op in env.OPS}, drawn(turns))
+        loss, tokens = bench.score([row], bench.best_of(8), whole_turns=True)
+        assert result.chosen is not None
+        assert action_op(result.chosen.turn) == bench.chosen(drawn(turns)).op
+        assert result.usage.completion_tokens == tokens == sum(len(t) for t in turns)
+        assert loss == 0.0  # every action is worth the same here
+
+
+def test_oracle_stops_at_the_first_choice_as_good_as_best_of_8() -> None:
+    state = env.State(7, 52, 6)
+    q = {op: env.q_value(state.x, state.t, state.n, op) for op in env.OPS}
+    best, worst = max(q, key=q.__getitem__), min(q, key=q.__getitem__)
+    d = [bench.Drawn(0.0, True, 0, worst, 5, 9)] * 2 + [bench.Drawn(0.5, True, 0, best, 5, 9)] * 6
+    assert bench.oracle_spans([bench.Row(state, q, d)]) == 3
+    assert bench.score([bench.Row(state, q, d)], bench.best_of(2), whole_turns=True) == (q[best] - q[worst], 18)
