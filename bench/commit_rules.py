@@ -187,6 +187,8 @@ def report(rows: list[Row]) -> None:
     print("best branch_commit rules within 50% of best_of_8's tokens:")
     for loss, ratio, name in half[:5] or [(float("nan"), float("nan"), "(none)")]:
         print(f"  {name:<34}{loss:>8.4f}{ratio:>9.2f}")
+    blind = sum(row.loss(chosen(row.drawn[:8])) for row in rows if not chosen(row.drawn[:8]).confidence) / len(rows)
+    print(f"best_of_8's loss from decisions where none of its 8 plans claims any chance: {blind:.4f} of {b8_loss:.4f}")
     print(f"oracle stopping (knows when its choice equals best_of_8's): {oracle_spans(rows):.2f} spans a decision")
     print("share of sampled plans that hit, by the shortest hitting plan's length (None: no plan hits):")
     for length, (count, share) in sorted(coverage(rows).items(), key=lambda kv: (kv[0] is not None, kv[0] or 0)):
