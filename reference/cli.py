@@ -45,6 +45,10 @@ def add_reference(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     e.add_argument("--episodes", type=int, default=200, help="held-out episodes per policy (default 200)")
     e.add_argument("--states", type=int, default=300, help="held-out states for turn metrics (default 300)")
     e.add_argument("--best-of", type=int, default=8, help="N for the model's best-of-N policy (default 8)")
+    e.add_argument("--temperature", type=_temperature, default=1.0,
+                   help="sampling temperature of the best-of-N policy, in (0, 2] (default 1.0)")
+    e.add_argument("--split", choices=("heldout", "train"), default="heldout",
+                   help="evaluate on held-out (x, t) pairs (default) or on training pairs")
     e.add_argument("--seed", type=int, default=0, help="evaluation seed")
     e.add_argument("--dtype", default="float32", help="engine dtype (default float32)")
     e.add_argument("--json", action="store_true", help="print the results as one JSON object on stdout")
@@ -64,6 +68,16 @@ def _share(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not 0.0 <= value < 1.0:
         raise argparse.ArgumentTypeError(f"must be in [0, 1): {value}")
+    return value
+
+
+def _temperature(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 < value <= 2.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 2]: {value} (best-of-N needs distinct samples)")
     return value
 
 
@@ -99,12 +113,16 @@ def print_table(result: Any, out: Any = None) -> None:
         ("Brier gap", f"{t.brier_gap:+.4f}"),
         ("confidence ECE", f"{t.confidence_ece:.4f}"),
     ]
-    print(f"model {result.model}  seed {result.seed}  held-out states {t.states}", file=out)
+    where = "held-out" if result.split == "heldout" else "training-pair"
+    print(f"model {result.model}  seed {result.seed}  {where} states {t.states}", file=out)
     for k, v in rows:
         print(f"  {k:<26}{v:>10}", file=out)
-    print(f"episode success over {result.episodes} held-out episodes:", file=out)
+    print(f"episode success over {result.episodes} {where} episodes:", file=out)
     for policy, rate in result.success.items():
-        label = f"model best-of-{result.best_of_n}" if policy == "model_best_of_n" else policy
+        label = policy
+        if policy == "model_best_of_n":
+            temp = f" (T={result.temperature:g})" if result.temperature != 1 else ""
+            label = f"model best-of-{result.best_of_n}{temp}"
         print(f"  {label:<26}{rate:>10.3f}", file=out)
 
 
@@ -114,7 +132,8 @@ def _eval(args: argparse.Namespace) -> int:
     model = _check_model_dir(args.model)
     with json_stdout(args.json) as out:
         result = asyncio.run(_run_eval(model, args.dtype, episodes=args.episodes, states=args.states,
-                                       seed=args.seed, best_of_n=args.best_of))
+                                       seed=args.seed, best_of_n=args.best_of, temperature=args.temperature,
+                                       heldout=args.split == "heldout"))
         if args.json:
             print(json.dumps(result.to_dict()), file=out)
     if not args.json:

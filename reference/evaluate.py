@@ -58,6 +58,8 @@ class EvalResult:
     turns: TurnMetrics
     episodes: int
     best_of_n: int
+    temperature: float = 1.0  # best-of-N's sampling temperature
+    split: str = "heldout"  # the (x, t) pairs evaluated: "heldout" or "train"
     success: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -119,9 +121,9 @@ def score_turn(state: State, turn: Turn) -> dict[str, float]:
 
 
 async def evaluate_turns(engine: Engine, count: int, seed: int, show: bool = True,
-                         concurrency: int = 32) -> TurnMetrics:
+                         concurrency: int = 32, heldout: bool = True) -> TurnMetrics:
     rng = random.Random(seed)
-    states = data.visited_states(rng, heldout=True)
+    states = data.visited_states(rng, heldout=heldout)
     picked = [next(states) for _ in range(count)]
     sem = asyncio.Semaphore(concurrency)
     scores: list[dict[str, float]] = []
@@ -154,11 +156,12 @@ async def evaluate_turns(engine: Engine, count: int, seed: int, show: bool = Tru
     )
 
 
-async def _model_op(engine: Engine, state: State, n: int, rng: random.Random) -> str | None:
+async def _model_op(engine: Engine, state: State, n: int, rng: random.Random,
+                    temperature: float = 1.0) -> str | None:
     if n == 1:
         (text,) = await sample_turns(engine, state, 1, 0.0)
         return action_op(parse_turn(text))
-    texts = await sample_turns(engine, state, n, 1.0, seed=rng.randrange(2**31))
+    texts = await sample_turns(engine, state, n, temperature, seed=rng.randrange(2**31))
     turns = [parse_turn(t) for t in texts]
     usable = [t for t in turns if action_op(t) is not None]
     if not usable:
@@ -168,8 +171,9 @@ async def _model_op(engine: Engine, state: State, n: int, rng: random.Random) ->
 
 
 async def run_episodes(engine: Engine | None, policy: str, starts: list[State], seed: int,
-                       best_of_n: int = 8, show: bool = True, concurrency: int = 32) -> float:
-    """Success rate of one policy over ``starts`` (one episode each)."""
+                       best_of_n: int = 8, show: bool = True, concurrency: int = 32,
+                       temperature: float = 1.0) -> float:
+    """Success rate of one policy over ``starts`` (one episode each); ``temperature`` is best-of-N's."""
     sem = asyncio.Semaphore(concurrency)
     bar = _progress(len(starts), policy, show)
 
@@ -184,7 +188,7 @@ async def run_episodes(engine: Engine | None, policy: str, starts: list[State], 
             return env.optimal_op(state.x, state.t, state.n)
         assert engine is not None
         async with sem:
-            return await _model_op(engine, state, 1 if policy == "model_greedy" else best_of_n, rng)
+            return await _model_op(engine, state, 1 if policy == "model_greedy" else best_of_n, rng, temperature)
 
     async def episode(i: int, start: State) -> bool:
         rng = random.Random(seed * 7919 + i)
@@ -206,12 +210,17 @@ POLICIES = ("random", "reactive", "model_greedy", "model_best_of_n", "one_step",
 
 
 async def evaluate(engine: Engine, *, episodes: int = 200, states: int = 300, seed: int = 0,
-                   best_of_n: int = 8, show: bool = True, policies: tuple[str, ...] = POLICIES) -> EvalResult:
+                   best_of_n: int = 8, show: bool = True, policies: tuple[str, ...] = POLICIES,
+                   temperature: float = 1.0, heldout: bool = True) -> EvalResult:
+    """Turn metrics and episode success on held-out pairs (``heldout=False``: on training pairs,
+    to tell a generalization gap from a capacity one); best-of-N samples at ``temperature``."""
     rng = random.Random(seed)
-    pool = env.start_states(heldout=True)
+    pool = env.start_states(heldout=heldout)
     starts = [rng.choice(pool) for _ in range(episodes)]
-    turns = await evaluate_turns(engine, states, seed, show) if states else TurnMetrics()
-    result = EvalResult(model=engine.info.name, seed=seed, turns=turns, episodes=episodes, best_of_n=best_of_n)
+    turns = await evaluate_turns(engine, states, seed, show, heldout=heldout) if states else TurnMetrics()
+    result = EvalResult(model=engine.info.name, seed=seed, turns=turns, episodes=episodes, best_of_n=best_of_n,
+                        temperature=temperature, split="heldout" if heldout else "train")
     for policy in policies if starts else ():
-        result.success[policy] = await run_episodes(engine, policy, starts, seed, best_of_n, show)
+        result.success[policy] = await run_episodes(engine, policy, starts, seed, best_of_n, show,
+                                                    temperature=temperature)
     return result

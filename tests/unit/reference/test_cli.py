@@ -17,3 +17,19 @@ def test_ended_share_defaults_to_the_shipped_recipe_and_rejects_bad_values(capsy
         assert exc.value.code == 2
         err = capsys.readouterr().err
         assert "--ended-share" in err and why in err
+
+
+def test_eval_temperature_and_split_default_to_the_acceptance_setting_and_reject_bad_values(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    parser = build_parser()
+    args = parser.parse_args(["reference", "eval"])
+    assert (args.temperature, args.split) == (1.0, "heldout")
+    args = parser.parse_args(["reference", "eval", "--temperature", "0.7", "--split", "train"])
+    assert (args.temperature, args.split) == (0.7, "train")
+    for flag, bad, why in (("--temperature", "0", "must be in (0, 2]"), ("--temperature", "2.5", "must be in (0, 2]"),
+                           ("--temperature", "hot", "not a number"), ("--split", "test", "invalid choice")):
+        with pytest.raises(SystemExit) as exc:
+            parser.parse_args(["reference", "eval", flag, bad])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert flag in err and why in err
