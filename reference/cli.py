@@ -40,10 +40,11 @@ def add_reference(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
 
     e = rsub.add_parser("eval", help="evaluate a checkpoint against the simulator through vLLM",
                         description="Held-out turns (format, rollout accuracy, Brier, ECE) and held-out "
-                                    "episodes for every policy. Progress goes to stderr.")
+                                    "episodes for every policy (--split train: on training pairs instead). "
+                                    "Progress goes to stderr.")
     e.add_argument("--model", default=str(DEFAULT_MODEL), help="checkpoint directory (default: shipped model)")
-    e.add_argument("--episodes", type=int, default=200, help="held-out episodes per policy (default 200)")
-    e.add_argument("--states", type=int, default=300, help="held-out states for turn metrics (default 300)")
+    e.add_argument("--episodes", type=int, default=200, help="episodes per policy (default 200)")
+    e.add_argument("--states", type=int, default=300, help="states for turn metrics (default 300)")
     e.add_argument("--best-of", type=int, default=8, help="N for the model's best-of-N policy (default 8)")
     e.add_argument("--temperature", type=_temperature, default=1.0,
                    help="sampling temperature of the best-of-N policy, in (0, 2] (default 1.0)")
