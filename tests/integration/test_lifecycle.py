@@ -18,6 +18,10 @@ pytestmark = pytest.mark.integration
 PROMPT = "<information>x=5 target=40 steps=6</information>\n"
 LONG = {"prompt": PROMPT, "max_tokens": 190, "n": 8, "ignore_eos": True, "temperature": 1.0}
 FULL_TOKENS = 190 * 8
+# without a stream the server notices a disconnect by polling (~0.5 s after the client left): give it
+# a request that takes several times that, even on a busy 2-core machine (240 + prompt < 256 context)
+LONGER = {**LONG, "max_tokens": 240, "n": 16}
+LONGER_TOKENS = 240 * 16
 
 
 def generated_tokens(server: ServerProcess) -> float:
@@ -54,10 +58,10 @@ def test_streaming_client_disconnect_aborts(server: ServerProcess) -> None:
 def test_non_streaming_client_disconnect_aborts(server: ServerProcess) -> None:
     before = generated_tokens(server)
     with pytest.raises(httpx.TimeoutException):
-        httpx.post(f"{server.url}/v1/completions", json=LONG, timeout=0.3)
+        httpx.post(f"{server.url}/v1/completions", json=LONGER, timeout=0.3)
     assert wait_idle(server) == 0
     time.sleep(1)
-    assert generated_tokens(server) - before < FULL_TOKENS
+    assert generated_tokens(server) - before < LONGER_TOKENS
 
 
 def test_sigterm_drains_in_flight_stream_and_exits_zero(tmp_path: Path) -> None:
