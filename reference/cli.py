@@ -34,9 +34,6 @@ def add_reference(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     t.add_argument("--ended-share", type=_share, default=0.0, metavar="P",
                    help="share of stage-2/3 examples that are turns at an ended episode (default 0, as the "
                         "shipped checkpoint; 0.08 was tried: see README, 'The reference model')")
-    t.add_argument("--successor-list", action="store_true",
-                   help="turns first list every operation's next value (<keyword>), so the first step is read "
-                        "off, not searched (off in the shipped checkpoint)")
     t.add_argument("--device", default="cpu",
                    help="torch device to train on (default cpu, as the shipped checkpoint was; e.g. cuda)")
     t.set_defaults(func=_train)
@@ -169,8 +166,7 @@ def _train(args: argparse.Namespace) -> int:
             print(f"foresight: {out} exists; pass --force to overwrite it", file=sys.stderr)
             return 2
         shutil.rmtree(out)
-    train(TrainConfig(seed=args.seed, ended_share=args.ended_share, successors=args.successor_list), out,
-          device=args.device)
+    train(TrainConfig(seed=args.seed, ended_share=args.ended_share), out, device=args.device)
     print(f"saved {out}", file=sys.stderr)
     if args.skip_check:
         return 0

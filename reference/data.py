@@ -90,24 +90,11 @@ def analysis_for(state: State, ro: env.PlanRollout) -> str:
     return f"{len(ro.ops)} of {state.n}, {verdict}"
 
 
-def render_successors(state: State) -> str:
-    """Every operation's next value, marked ``hit`` at the target and ``bust`` out of bounds."""
-    parts = []
-    for op in OPS:
-        value = env.apply_op(state.x, op)
-        mark = " bust" if not env.in_bounds(value) else (" hit" if value == state.t else "")
-        parts.append(f"{op} {value}{mark}")
-    return ", ".join(parts)
-
-
-def make_turn(state: State, plan: tuple[str, ...], successors: bool = False) -> Example:
-    """A whole turn for ``plan``; with ``successors`` its world-model span first lists the value
-    every operation leads to (``<keyword>``), so the plan's first step can be read off, not searched."""
+def make_turn(state: State, plan: tuple[str, ...]) -> Example:
     ro = env.rollout_plan(state.x, state.t, plan)
     p = env.plan_success_prob(len(ro.ops), state.n, ro.reaches)
-    head = f"<keyword>{render_successors(state)}</keyword>\n" if successors else ""
     text = (
-        f"{head}<imaginary>{render_rollout(ro)}</imaginary>\n"
+        f"<imaginary>{render_rollout(ro)}</imaginary>\n"
         f"<analysis>{analysis_for(state, ro)}</analysis>\n"
         f"<confidence>{format_confidence(round(p, 2))}</confidence>\n"
         f"<think>first {ro.ops[0]}</think>\n"
@@ -223,13 +210,12 @@ def visited_states(rng: random.Random, heldout: bool) -> Iterator[State]:
 def stage_examples(stage: int, count: int, seed: int, heldout: bool = False,
                    stage1_policy_share: float = 0.0, match_share: float = 0.0,
                    mix: tuple[float, float, float] | None = None, full_plans: bool = True,
-                   ended_share: float = 0.0, successors: bool = False) -> list[Example]:
+                   ended_share: float = 0.0) -> list[Example]:
     """``count`` examples of training stage 1 (rollouts), 2 (turns) or 3 (turns, calibration).
 
     Stage 1 predicts rollouts of random plans; ``stage1_policy_share`` of them come from the policy
     prior instead (plans that approach and hit the target, so "stop at the target" is seen early);
-    ``ended_share`` of stage-2/3 examples are turns at an ended episode (:func:`make_ended_turn`);
-    ``successors``: stage-2/3 turns list every operation's next value first (:func:`make_turn`)."""
+    ``ended_share`` of stage-2/3 examples are turns at an ended episode (:func:`make_ended_turn`)."""
     rng = random.Random(seed * 1000 + stage)
     held = env.heldout_pairs()
     states = visited_states(rng, heldout)
@@ -249,6 +235,6 @@ def stage_examples(stage: int, count: int, seed: int, heldout: bool = False,
             if ((ended.x, ended.t) in held) == heldout:
                 out.append(make_ended_turn(ended))
                 continue
-        ex = make_turn(state, sample_plan(state, rng, mix, full_plans), successors)
+        ex = make_turn(state, sample_plan(state, rng, mix, full_plans))
         out.append(with_observation(ex) if rng.random() < OBSERVATION_SHARE else ex)
     return out

@@ -62,9 +62,6 @@ class TrainConfig:
     # last step); 0.08 fixed lookahead's last step, but best-of-8 was no better over three seeds and the
     # seed-0 checkpoint failed the acceptance check (README, "The reference model")
     ended_share: float = 0.0
-    # stage-2/3 turns first list every operation's next value (<keyword>), so the reactive step is
-    # read off instead of searched before the first token (off in the shipped recipe)
-    successors: bool = False
     shape: ModelShape = field(default_factory=ModelShape)
 
 
@@ -161,7 +158,7 @@ def train(cfg: TrainConfig, out: Path, log_path: Path | None = None, device: str
     out.mkdir(parents=True, exist_ok=True)
     log_path = log_path or out / "train_log.jsonl"
 
-    corpus = data.stage_examples(2, 4000, cfg.seed + 99, successors=cfg.successors)
+    corpus = data.stage_examples(2, 4000, cfg.seed + 99)
     tok = build_tokenizer((e.prompt + e.completion for e in corpus), cfg.vocab_size)
     s = cfg.shape
     config = LlamaConfig(
@@ -195,8 +192,7 @@ def train(cfg: TrainConfig, out: Path, log_path: Path | None = None, device: str
             examples = data.stage_examples(stage, n_steps * cfg.batch_size, cfg.seed,
                                            stage1_policy_share=cfg.stage1_policy_share,
                                            match_share=cfg.match_share, mix=cfg.plan_mix,
-                                           full_plans=cfg.full_plans, ended_share=cfg.ended_share,
-                                           successors=cfg.successors)
+                                           full_plans=cfg.full_plans, ended_share=cfg.ended_share)
             weight = cfg.confidence_weight if stage == 3 else 1.0
             rows = [_encode(tok, e, weight, cfg.decision_weight) for e in examples]
             batches = _bucketed(rows, cfg.batch_size, random.Random(cfg.seed * 31 + stage))

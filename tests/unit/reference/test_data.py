@@ -84,28 +84,3 @@ def test_an_ended_turn_needs_an_ended_episode() -> None:
         data.make_ended_turn(env.State(7, 52, 1))
     assert "100%" in data.make_ended_turn(env.State(52, 52, 0)).completion
     assert "<confidence>0%</confidence>" in data.make_ended_turn(env.State(51, 52, 0)).completion
-
-
-def test_successor_lists_agree_with_the_simulator_and_parse_cleanly() -> None:
-    examples = data.stage_examples(2, 400, seed=3, successors=True)
-    turns = [e for e in examples if "<keyword>" in e.completion]
-    assert len(turns) > 300  # every turn but the ended ones (none here) carries the list
-    hits = busts = 0
-    for ex in turns:
-        turn = parse_turn(ex.completion.split("\n<information>")[0])  # without an imagined observation
-        assert turn.problems == () and turn.keywords is not None
-        assert turn.action is not None and data.op_of_action(turn.action.arguments) == ex.plan[0]
-        entries = [k.split() for k in turn.keywords]
-        assert [e[0] for e in entries] == list(env.OPS)
-        for op, value, *mark in entries:
-            v = env.apply_op(ex.state.x, op)
-            assert int(value) == v
-            expected = ["bust"] if not env.in_bounds(v) else (["hit"] if v == ex.state.t else [])
-            assert mark == expected
-            hits += mark == ["hit"]
-            busts += mark == ["bust"]
-    assert hits and busts  # both marks occur
-
-
-def test_successor_lists_are_off_by_default() -> None:
-    assert not any("<keyword>" in e.completion for e in data.stage_examples(2, 200, seed=3))
