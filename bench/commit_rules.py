@@ -88,7 +88,8 @@ def branch_commit(width: int, threshold: float, cap: int) -> Rule:
         used: list[Drawn] = []
         while len(used) < cap:
             used = drawn[: min(len(used) + width, cap)]
-            if (chosen(used).confidence or 0.0) >= threshold:
+            best = chosen(used).confidence
+            if best is not None and best >= threshold:  # no confidence never commits, as in the planner
                 break
         return used
     return rule
