@@ -62,21 +62,22 @@ def add_reference(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     ref.set_defaults(func=_help)
 
 
-def _share(text: str) -> float:
+def _number(text: str) -> float:
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def _share(text: str) -> float:
+    value = _number(text)
     if not 0.0 <= value < 1.0:
         raise argparse.ArgumentTypeError(f"must be in [0, 1): {value}")
     return value
 
 
 def _temperature(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    value = _number(text)
     if not 0.0 < value <= 2.0:
         raise argparse.ArgumentTypeError(f"must be in (0, 2]: {value} (best-of-N needs distinct samples)")
     return value
