@@ -122,9 +122,12 @@ class PlanConfig:
     domain: str = "default"
     turn_max_tokens: int = 256
     lookahead_context: LookaheadContext = LookaheadContext.HISTORY
+    # lookahead: an imagined future's value is multiplied by this before it competes with its
+    # parent's own confidence (the imagined transition may not happen as imagined); 1: no discount
+    discount: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in ("commit_threshold", "margin", "top_p"):
+        for name in ("commit_threshold", "margin", "top_p", "discount"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise InvalidPlanRequest(name, f"must be within [0, 1], got {v}")

@@ -8,9 +8,13 @@ between the branches, which run side by side): let the model imagine the
 observation its action leads to (``<information>…</information>``), sample K next
 turns from there, and back the value up (a leaf's value is its calibrated
 confidence; an expanded candidate's value is the better of its own and the best
-among its children — a plan that already reaches the goal keeps its value when
-the futures sampled after it are worse; the model's own imagination stands in
-for the simulator). Commit to the first-level candidate with the highest value.
+among its children, each multiplied by ``discount`` — a plan that already reaches
+the goal keeps its value when the futures sampled after it are worse; the model's
+own imagination stands in for the simulator, and ``discount`` < 1 says how much
+less an imagined future is trusted than a plan the model wrote out in full: the
+transition to it may not happen as imagined, and a model asked about a state it
+never met can claim success there). Commit to the first-level candidate with the
+highest value; of equal values, the higher own confidence.
 """
 
 from __future__ import annotations
@@ -66,7 +70,7 @@ def shares(total: int, parts: int) -> list[int]:
 def _back_up(state: SearchState, cand: Candidate) -> float:
     own = cand.calibrated_confidence if cand.calibrated_confidence is not None else 0.0
     kids = [state.candidates[i] for i in cand.children]
-    cand.value = max([own, *(_back_up(state, k) for k in kids)])
+    cand.value = max([own, *(state.config.discount * _back_up(state, k) for k in kids)])
     return cand.value
 
 

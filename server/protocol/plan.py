@@ -42,6 +42,9 @@ class PlanRequest(BaseModel):
     domain: str = Field(default="default", min_length=1, max_length=128)
     return_tree: bool = False
     lookahead_context: Literal["history", "observation"] = "history"
+    discount: float = Field(default=1.0, ge=0, le=1, description=(
+        "lookahead: an imagined future's value is multiplied by this before it competes with its parent's "
+        "own confidence (1: no discount; e.g. the chance that an action takes effect as imagined)."))
 
     @model_validator(mode="after")
     def _one_input(self) -> PlanRequest:

@@ -143,6 +143,23 @@ async def test_lookahead_expands_distinct_actions_and_keeps_a_plan_that_already_
     assert r.candidates[2].value == pytest.approx(0.6)  # op1: its future beats its own 0.40
 
 
+async def test_lookahead_discount_weighs_an_imagined_future_below_a_plan_written_out() -> None:
+    # op0's own plan claims 85%; op1's own plan 0%, but the future imagined after it claims 100%
+    # (a model asked about a state it never met). Undiscounted, the imagined 100% wins; at 0.85
+    # it ties op0's 85% and the plan written out (higher own confidence) wins; at 0.5 op1 is 0.5.
+    async def run(discount: float) -> tuple[str, float, float]:
+        s = two_futures([(85, "op0"), (0, "op1")], 0, 100)
+        r = await plan(s, "P", cfg("lookahead", width=2, branch=2, budget=Budget(max_depth=2), discount=discount))
+        assert r.chosen is not None and r.chosen.turn.action is not None
+        op0, op1 = r.candidates[0].value, r.candidates[1].value
+        assert op0 is not None and op1 is not None
+        return r.chosen.turn.action.content, op0, op1
+
+    assert await run(1.0) == ("op1", pytest.approx(0.85), pytest.approx(1.0))
+    assert await run(0.85) == ("op0", pytest.approx(0.85), pytest.approx(0.85))
+    assert await run(0.5) == ("op0", pytest.approx(0.85), pytest.approx(0.5))  # its own plan is not discounted
+
+
 async def test_lookahead_observation_context_prompts_with_observation_only() -> None:
     def script(prompt: str, call: int, i: int) -> str:
         if prompt.endswith("<information>"):
@@ -181,7 +198,7 @@ async def test_twenty_concurrent_plans_do_not_interfere() -> None:
 @pytest.mark.parametrize(
     ("kw", "field"),
     [({"commit_threshold": 1.5}, "commit_threshold"), ({"margin": -0.1}, "margin"), ({"width": 0}, "width"),
-     ({"temperature": 3.0}, "temperature")],
+     ({"temperature": 3.0}, "temperature"), ({"discount": 1.5}, "discount"), ({"discount": -0.1}, "discount")],
 )
 def test_bad_parameters_name_the_field(kw: dict[str, object], field: str) -> None:
     with pytest.raises(InvalidPlanRequest) as err:

@@ -49,6 +49,7 @@ async def test_messages_and_greedy(plan_client: httpx.AsyncClient) -> None:
     [({"prompt": "p", "algorithm": "mcts"}, "algorithm"),
      ({"prompt": "p", "commit_threshold": 1.2}, "commit_threshold"),
      ({"prompt": "p", "margin": -1}, "margin"),
+     ({"prompt": "p", "discount": 2}, "discount"),
      ({"prompt": "p", "budget": {"max_tokens": -5}}, "budget.max_tokens"),
      ({"prompt": "p", "budget": {"deadline_s": 0}}, "budget.deadline_s"),
      ({"prompt": "p", "messages": [{"role": "user", "content": "x"}]}, "messages"),
