@@ -217,6 +217,27 @@ def one_step_op(x: int, t: int, n: int) -> str:
 
 
 @cache
+def one_step_value(x: int, t: int, n: int) -> float:
+    """Exact success probability of the one-step rollout planner, which re-plans at every step."""
+    if x == t:
+        return 1.0
+    if n <= 0 or not in_bounds(x):
+        return 0.0
+    return one_step_q(x, t, n, one_step_op(x, t, n))
+
+
+def one_step_q(x: int, t: int, n: int, op: str) -> float:
+    """Success probability of ``op`` now, the one-step rollout planner afterwards.
+
+    ``one_step_q(s, a) - one_step_value(s)`` summed along a policy's own episodes estimates, without
+    bias, how much more often that policy succeeds than the one-step planner from the same start (the
+    performance-difference identity) — with far less noise than comparing two success rates."""
+    nx = apply_op(x, op)
+    moved = one_step_value(nx, t, n - 1) if in_bounds(nx) else 0.0
+    return STALL_PROB * one_step_value(x, t, n - 1) + (1 - STALL_PROB) * moved
+
+
+@cache
 def shortest_plans(x: int, t: int, n: int) -> tuple[tuple[str, ...], ...]:
     """All shortest deterministic op sequences (≤ n) from ``x`` to ``t``, in bounds."""
     frontier: list[tuple[int, tuple[str, ...]]] = [(x, ())]

@@ -81,6 +81,41 @@ def test_policy_success_rates_match_the_design() -> None:
     assert 0.90 < optimal < 0.96
 
 
+def test_one_step_value_is_the_planner_played_out() -> None:
+    # hand-worked: one step left, +1 hits unless it stalls; far from the target nothing can hit
+    assert env.one_step_value(30, 31, 1) == pytest.approx(0.85)
+    assert env.one_step_q(30, 31, 1, "+2") == 0.0
+    assert env.one_step_value(5, 90, 1) == 0.0
+    # against the one-step planner simulated step by step
+    rng = random.Random(3)
+    for x, t in [(7, 52), (3, 41), (14, 77)]:
+        wins = 0
+        for _ in range(4000):
+            s = State(x, t, env.HORIZON)
+            while not s.done:
+                s = env.step(s, env.one_step_op(s.x, s.t, s.n), rng).state
+            wins += s.success
+        assert wins / 4000 == pytest.approx(env.one_step_value(x, t, env.HORIZON), abs=0.03)
+
+
+def test_one_step_advantages_along_a_policy_estimate_its_success() -> None:
+    # performance difference: V_one_step(start) + the sum of one_step_q(s, a) - one_step_value(s) along
+    # the reactive heuristic's own episodes estimates the reactive heuristic's exact success
+    rng = random.Random(4)
+    x, t = 6, 47
+    estimates = []
+    for _ in range(3000):
+        s, gain = State(x, t, env.HORIZON), 0.0
+        while not s.done:
+            op = env.reactive_op(s.x, s.t)
+            gain += env.one_step_q(s.x, s.t, s.n, op) - env.one_step_value(s.x, s.t, s.n)
+            s = env.step(s, op, rng).state
+        estimates.append(env.one_step_value(x, t, env.HORIZON) + gain)
+    reactive = env.reactive_value(x, t, env.HORIZON)
+    assert env.one_step_value(x, t, env.HORIZON) - reactive > 0.2  # a case where they differ
+    assert sum(estimates) / len(estimates) == pytest.approx(reactive, abs=0.02)
+
+
 def test_split_is_disjoint_and_seeded() -> None:
     held = env.start_states(heldout=True)
     train = env.start_states(heldout=False)
