@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import random
 import sys
 from pathlib import Path
@@ -31,11 +30,7 @@ from planner.calibrate import CalibrationPolicy, DomainCalibrator, fit_map  # no
 from planner.calibration_math import brier_score, expected_calibration_error  # noqa: E402
 from planner.search import Algorithm, PlanConfig, plan  # noqa: E402
 from reference import data, env  # noqa: E402
-
-_spec = importlib.util.spec_from_file_location("bench_planner", REPO / "bench" / "planner.py")
-assert _spec and _spec.loader
-bench_planner = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench_planner)
+from reference.planning import run_planner  # noqa: E402
 
 DOMAIN = "numberreach"
 
@@ -87,10 +82,9 @@ async def main_async(args: argparse.Namespace) -> int:
         cfg = PlanConfig(algorithm=Algorithm.BRANCH_COMMIT, width=4, commit_threshold=0.9, domain=DOMAIN,
                          turn_max_tokens=128)
         print(f"branch_commit on {len(starts)} held-out episodes, raw then calibrated…", file=sys.stderr)
-        raw_success, raw_tok = await bench_planner.run_planner(sampler, cfg, starts, args.seed,
-                                                               stall_prob=args.stall)
-        cal_success, cal_tok = await bench_planner.run_planner(sampler, cfg, starts, args.seed,
-                                                               calibrator=calibrator, stall_prob=args.stall)
+        raw_success, raw_tok = await run_planner(sampler, cfg, starts, args.seed, stall_prob=args.stall)
+        cal_success, cal_tok = await run_planner(sampler, cfg, starts, args.seed, calibrator=calibrator,
+                                                 stall_prob=args.stall)
     finally:
         await engine.close()
     e_raw, e_cal = expected_calibration_error(raw, ys), expected_calibration_error(cal, ys)

@@ -25,69 +25,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from planner.format import parse_turn  # noqa: E402
-from planner.search import Algorithm, Budget, LookaheadContext, PlanConfig, plan  # noqa: E402
+from planner.search import Algorithm, PlanConfig, plan  # noqa: E402
 from planner.search.base import Sample, SampleBatch, ranked  # noqa: E402
 from reference import data, env  # noqa: E402
-from reference.evaluate import action_op, run_episodes  # noqa: E402
+from reference.evaluate import run_episodes  # noqa: E402
+from reference.planning import PLANNERS, paired_estimate, run_planner  # noqa: E402
 
-CONFIGS: dict[str, PlanConfig] = {
-    "greedy": PlanConfig(algorithm=Algorithm.GREEDY, turn_max_tokens=128),
-    "best_of_4": PlanConfig(algorithm=Algorithm.BEST_OF_N, width=4, turn_max_tokens=128),
-    "best_of_8": PlanConfig(algorithm=Algorithm.BEST_OF_N, width=8, turn_max_tokens=128),
-    "branch_commit": PlanConfig(algorithm=Algorithm.BRANCH_COMMIT, width=4, commit_threshold=0.9,
-                                budget=Budget(max_candidates=8), turn_max_tokens=128),
-    # discount 0.85: an imagined next state is reached only if the action does not stall (p 0.15),
-    # and the shipped model claims hits at ended episodes it never saw (README, "Planning")
-    "lookahead": PlanConfig(algorithm=Algorithm.LOOKAHEAD, width=16, branch=5, discount=0.85,
-                            budget=Budget(max_depth=2, max_candidates=16 + 5 * 16, max_tokens=8192, deadline_s=600),
-                            lookahead_context=LookaheadContext.OBSERVATION, turn_max_tokens=128),
-}
-
-
-async def run_planner(sampler: object, config: PlanConfig, starts: list[env.State], seed: int,
-                      concurrency: int = 16, calibrator: object = None,
-                      stall_prob: float = env.STALL_PROB, gains: list[float] | None = None) -> tuple[float, float]:
-    """Success rate and generated tokens per decision; ``gains`` (if given) receives, per episode, the
-    sum of the exact one-step planner's advantages of the actions taken (see :func:`paired_estimate`)."""
-    if gains is not None and stall_prob != env.STALL_PROB:
-        raise ValueError("one-step advantages are exact only in the world the model learnt")
-    sem = asyncio.Semaphore(concurrency)
-    tokens: list[int] = []
-
-    async def episode(i: int, start: env.State) -> bool:
-        rng = random.Random(seed * 7919 + i)
-        state, gain = start, 0.0
-        try:
-            while not state.done:
-                async with sem:
-                    cfg = PlanConfig(**{**config.__dict__, "seed": rng.randrange(2**31)})
-                    result = await plan(sampler, data.prompt_for(state), cfg, calibrator)  # type: ignore[arg-type]
-                tokens.append(result.usage.completion_tokens)
-                op = action_op(result.chosen.turn) if result.chosen else None
-                now = env.one_step_value(state.x, state.t, state.n)
-                if op is None:
-                    gain -= now
-                    return False
-                gain += env.one_step_q(state.x, state.t, state.n, op) - now
-                state = env.step(state, op, rng, stall_prob).state
-            return state.success
-        finally:
-            if gains is not None:
-                gains.append(gain)
-
-    results = await asyncio.gather(*(episode(i, s) for i, s in enumerate(starts)))
-    return sum(results) / len(results), sum(tokens) / max(len(tokens), 1)
-
-
-def paired_estimate(starts: list[env.State], gains: list[float]) -> tuple[float, float]:
-    """A policy's success rate estimated as the exact one-step planner's value from the same starts plus
-    the mean of its episodes' one-step advantages (the performance-difference identity: unbiased, and
-    much less noisy than a success rate, since most actions differ little from the planner's), with
-    one standard error. The estimate minus the one-step planner's exact value is their difference."""
-    base = sum(env.one_step_value(s.x, s.t, s.n) for s in starts) / len(starts)
-    mean = sum(gains) / len(gains)
-    se = (sum((g - mean) ** 2 for g in gains) / max(len(gains) - 1, 1) / len(gains)) ** 0.5
-    return base + mean, se
+CONFIGS = PLANNERS
 
 
 class _FixedSampler:

@@ -50,6 +50,9 @@ def add_reference(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
                    help="sampling temperature of the best-of-N policy, in (0, 2] (default 1.0)")
     e.add_argument("--split", choices=("heldout", "train"), default="heldout",
                    help="evaluate on held-out (x, t) pairs (default) or on training pairs")
+    e.add_argument("--planners", nargs="+", default=[], metavar="NAME", type=_planner,
+                   help="also play these planner configurations on the same episodes, through the planner "
+                        f"itself ({', '.join(_planner_names())}; lookahead takes ~15 min for 150 episodes here)")
     e.add_argument("--seed", type=int, default=0, help="evaluation seed")
     e.add_argument("--dtype", default="float32", help="engine dtype (default float32)")
     e.add_argument("--json", action="store_true", help="print the results as one JSON object on stdout")
@@ -81,6 +84,18 @@ def _temperature(text: str) -> float:
     if not 0.0 < value <= 2.0:
         raise argparse.ArgumentTypeError(f"must be in (0, 2]: {value} (best-of-N needs distinct samples)")
     return value
+
+
+def _planner_names() -> list[str]:
+    from reference.planning import PLANNERS
+
+    return list(PLANNERS)
+
+
+def _planner(text: str) -> str:
+    if text not in _planner_names():
+        raise argparse.ArgumentTypeError(f"unknown planner {text!r} (choose from {', '.join(_planner_names())})")
+    return text
 
 
 def _check_model_dir(path: str) -> Path:
@@ -125,7 +140,11 @@ def print_table(result: Any, out: Any = None) -> None:
         if policy == "model_best_of_n":
             temp = f" (T={result.temperature:g})" if result.temperature != 1 else ""
             label = f"model best-of-{result.best_of_n}{temp}"
-        print(f"  {label:<26}{rate:>10.3f}", file=out)
+        tokens = result.planner_tokens.get(policy.removeprefix("planner_")) if policy.startswith("planner_") else None
+        if tokens is not None:
+            label = f"planner {policy.removeprefix('planner_')}"
+        extra = f"   {tokens:.0f} tokens/decision" if tokens is not None else ""
+        print(f"  {label:<26}{rate:>10.3f}{extra}", file=out)
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -135,7 +154,7 @@ def _eval(args: argparse.Namespace) -> int:
     with json_stdout(args.json) as out:
         result = asyncio.run(_run_eval(model, args.dtype, episodes=args.episodes, states=args.states,
                                        seed=args.seed, best_of_n=args.best_of, temperature=args.temperature,
-                                       heldout=args.split == "heldout"))
+                                       heldout=args.split == "heldout", planners=tuple(args.planners)))
         if args.json:
             print(json.dumps(result.to_dict()), file=out)
     if not args.json:

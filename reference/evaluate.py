@@ -8,7 +8,8 @@ Two parts:
   the exact probabilities of the same plans (the floor a perfect model reaches);
 * **episodes** from held-out starts: success rate of random, reactive heuristic,
   model greedy, model best-of-N (highest confidence), exact one-step rollout
-  planner, exact optimum.
+  planner, exact optimum — and, on request, the planner's own algorithms
+  (``planners``: branch_commit, lookahead, …) played through ``planner.search``.
 
 Brier scores are computed in expectation over the plan's exact success
 probability p: E[(c - Y)^2] = p(1-c)^2 + (1-p)c^2, so they carry no sampling
@@ -61,6 +62,8 @@ class EvalResult:
     temperature: float = 1.0  # best-of-N's sampling temperature
     split: str = "heldout"  # the (x, t) pairs evaluated: "heldout" or "train"
     success: dict[str, float] = field(default_factory=dict)
+    # generated tokens per decision of each planner configuration played (``--planners``)
+    planner_tokens: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -211,9 +214,10 @@ POLICIES = ("random", "reactive", "model_greedy", "model_best_of_n", "one_step",
 
 async def evaluate(engine: Engine, *, episodes: int = 200, states: int = 300, seed: int = 0,
                    best_of_n: int = 8, show: bool = True, policies: tuple[str, ...] = POLICIES,
-                   temperature: float = 1.0, heldout: bool = True) -> EvalResult:
+                   temperature: float = 1.0, heldout: bool = True, planners: tuple[str, ...] = ()) -> EvalResult:
     """Turn metrics and episode success on held-out pairs (``heldout=False``: on training pairs,
-    to tell a generalization gap from a capacity one); best-of-N samples at ``temperature``."""
+    to tell a generalization gap from a capacity one); best-of-N samples at ``temperature``;
+    ``planners`` also plays those planner configurations (:data:`reference.planning.PLANNERS`)."""
     rng = random.Random(seed)
     pool = env.start_states(heldout=heldout)
     starts = [rng.choice(pool) for _ in range(episodes)]
@@ -223,4 +227,26 @@ async def evaluate(engine: Engine, *, episodes: int = 200, states: int = 300, se
     for policy in policies if starts else ():
         result.success[policy] = await run_episodes(engine, policy, starts, seed, best_of_n, show,
                                                     temperature=temperature)
+    if planners and starts:
+        await _play_planners(engine, planners, starts, seed, result, show)
     return result
+
+
+async def _play_planners(engine: Engine, names: tuple[str, ...], starts: list[State], seed: int,
+                         result: EvalResult, show: bool) -> None:
+    """The planner's algorithms (:data:`reference.planning.PLANNERS`) on the same episodes."""
+    from reference.planning import PLANNERS, run_planner
+    from server.config import Settings
+    from server.services.generation import GenerationService
+    from server.services.planning import EngineSampler
+
+    unknown = sorted(set(names) - set(PLANNERS))
+    if unknown:
+        raise ValueError(f"unknown planner configuration(s) {unknown}; known: {sorted(PLANNERS)}")
+    sampler = EngineSampler(GenerationService(engine, Settings(model=engine.info.path)), add_special_tokens=True)
+    for name in names:
+        if show:
+            print(f"planner {name} on {len(starts)} episodes…", file=sys.stderr)
+        rate, tokens = await run_planner(sampler, PLANNERS[name], starts, seed)
+        result.success[f"planner_{name}"] = rate
+        result.planner_tokens[name] = tokens

@@ -33,3 +33,31 @@ def test_eval_temperature_and_split_default_to_the_acceptance_setting_and_reject
         assert exc.value.code == 2
         err = capsys.readouterr().err
         assert flag in err and why in err
+
+
+def test_eval_planners_are_named_configurations(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = build_parser()
+    assert parser.parse_args(["reference", "eval"]).planners == []
+    args = parser.parse_args(["reference", "eval", "--planners", "branch_commit", "lookahead"])
+    assert args.planners == ["branch_commit", "lookahead"]
+    with pytest.raises(SystemExit) as exc:
+        parser.parse_args(["reference", "eval", "--planners", "mcts"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--planners" in err and "unknown planner 'mcts'" in err and "lookahead" in err
+
+
+def test_table_shows_planner_rows_with_their_tokens() -> None:
+    import io
+
+    from reference.cli import print_table
+    from reference.evaluate import EvalResult, TurnMetrics
+
+    result = EvalResult(model="m", seed=0, turns=TurnMetrics(), episodes=10, best_of_n=8,
+                        success={"model_best_of_n": 0.5, "planner_lookahead": 0.8},
+                        planner_tokens={"lookahead": 3469.0})
+    out = io.StringIO()
+    print_table(result, out)
+    lines = out.getvalue().splitlines()
+    assert any("model best-of-8" in line and "0.500" in line and "tokens" not in line for line in lines)
+    assert any("planner lookahead" in line and "0.800" in line and "3469 tokens/decision" in line for line in lines)

@@ -1,26 +1,17 @@
-"""bench/planner.py's paired estimate: the exact one-step planner's value plus the one-step advantages
-a policy's episodes collect must estimate that policy's success, or its lookahead verdict means nothing."""
+"""reference/planning.py's paired estimate: the exact one-step planner's value plus the one-step advantages
+a policy's episodes collect must estimate that policy's success, or the lookahead verdict means nothing."""
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import random
-import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import pytest
 
 from planner.search import Algorithm, PlanConfig, Sample, SampleBatch
 from reference import data, env
-
-REPO = Path(__file__).resolve().parents[3]
-_spec = importlib.util.spec_from_file_location("planner_bench", REPO / "bench" / "planner.py")
-assert _spec and _spec.loader
-bench = importlib.util.module_from_spec(_spec)
-sys.modules["planner_bench"] = bench
-_spec.loader.exec_module(bench)
+from reference.planning import paired_estimate, run_planner
 
 
 class Reactive:
@@ -39,8 +30,8 @@ def test_paired_estimate_recovers_the_reactive_heuristics_exact_success() -> Non
     starts = [random.Random(5).choice(pool) for _ in range(1)] * 1500
     gains: list[float] = []
     config = PlanConfig(algorithm=Algorithm.GREEDY, turn_max_tokens=128)
-    played, tokens = asyncio.run(bench.run_planner(Reactive(), config, starts, seed=2, gains=gains))
-    estimate, se = bench.paired_estimate(starts, gains)
+    played, tokens = asyncio.run(run_planner(Reactive(), config, starts, seed=2, gains=gains))
+    estimate, se = paired_estimate(starts, gains)
     exact = env.reactive_value(starts[0].x, starts[0].t, starts[0].n)
     one_step = env.one_step_value(starts[0].x, starts[0].t, starts[0].n)
     assert len(gains) == len(starts) and tokens == 1
@@ -51,5 +42,4 @@ def test_paired_estimate_recovers_the_reactive_heuristics_exact_success() -> Non
 
 def test_gains_refused_in_another_world() -> None:
     with pytest.raises(ValueError, match="world"):
-        asyncio.run(bench.run_planner(Reactive(), PlanConfig(algorithm=Algorithm.GREEDY), [], 0,
-                                      stall_prob=0.3, gains=[]))
+        asyncio.run(run_planner(Reactive(), PlanConfig(algorithm=Algorithm.GREEDY), [], 0, stall_prob=0.3, gains=[]))
