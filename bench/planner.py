@@ -34,8 +34,6 @@ from reference import data, env  # noqa: E402
 from reference.evaluate import run_episodes  # noqa: E402
 from reference.planning import PLANNERS, paired_estimate, run_planner  # noqa: E402
 
-CONFIGS = PLANNERS
-
 
 class _FixedSampler:
     """Replays canned candidates: measures the planner's own cost without an engine."""
@@ -87,7 +85,7 @@ async def main_async(args: argparse.Namespace) -> tuple[list[tuple[str, float, f
         for name in ("reactive", "one_step", "optimal"):
             rows.append((name, await run_episodes(None, name, starts, args.seed, show=False), 0.0))
         estimates["one_step"] = (sum(env.one_step_value(s.x, s.t, s.n) for s in starts) / len(starts), 0.0)
-        for name, cfg in CONFIGS.items():
+        for name, cfg in PLANNERS.items():
             if args.only and name not in args.only:
                 continue
             t0 = time.monotonic()
@@ -154,8 +152,8 @@ def main() -> int:
     ap.add_argument("--model", default=str(REPO / "models" / "foresight-numberreach"))
     ap.add_argument("--episodes", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--only", nargs="+", choices=sorted(CONFIGS), metavar="NAME",
-                    help=f"run only these planner configurations ({', '.join(CONFIGS)})")
+    ap.add_argument("--only", nargs="+", choices=sorted(PLANNERS), metavar="NAME",
+                    help=f"run only these planner configurations ({', '.join(PLANNERS)})")
     ap.add_argument("--plot", default=str(REPO / "bench" / "planner.png"))
     args = ap.parse_args()
     rows, estimates = asyncio.run(main_async(args))
