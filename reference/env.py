@@ -172,21 +172,33 @@ def reactive_plan(x: int, t: int, n: int) -> tuple[str, ...]:
     return tuple(ops)
 
 
-@cache
-def optimal_value(x: int, t: int, n: int) -> float:
-    """Exact success probability of the optimal closed-loop policy (DP)."""
+def _ended(x: int, t: int, n: int) -> float | None:
+    """1 or 0 if the episode is over at (x, t, n), else None."""
     if x == t:
         return 1.0
     if n <= 0 or not in_bounds(x):
         return 0.0
-    return max(q_value(x, t, n, op) for op in OPS)
+    return None
+
+
+def _then(value: Callable[[int, int, int], float], x: int, t: int, n: int, op: str) -> float:
+    """Success probability of ``op`` now and the policy whose value is ``value`` afterwards (a stall
+    keeps x and uses the step)."""
+    nx = apply_op(x, op)
+    moved = value(nx, t, n - 1) if in_bounds(nx) else 0.0
+    return STALL_PROB * value(x, t, n - 1) + (1 - STALL_PROB) * moved
+
+
+@cache
+def optimal_value(x: int, t: int, n: int) -> float:
+    """Exact success probability of the optimal closed-loop policy (DP)."""
+    ended = _ended(x, t, n)
+    return ended if ended is not None else max(q_value(x, t, n, op) for op in OPS)
 
 
 def q_value(x: int, t: int, n: int, op: str) -> float:
     """Success probability of ``op`` now, optimal afterwards."""
-    nx = apply_op(x, op)
-    moved = optimal_value(nx, t, n - 1) if in_bounds(nx) else 0.0
-    return STALL_PROB * optimal_value(x, t, n - 1) + (1 - STALL_PROB) * moved
+    return _then(optimal_value, x, t, n, op)
 
 
 def optimal_op(x: int, t: int, n: int) -> str:
@@ -196,34 +208,20 @@ def optimal_op(x: int, t: int, n: int) -> str:
 @cache
 def reactive_value(x: int, t: int, n: int) -> float:
     """Exact success probability of following the reactive heuristic."""
-    if x == t:
-        return 1.0
-    if n <= 0 or not in_bounds(x):
-        return 0.0
-    nx = apply_op(x, reactive_op(x, t))
-    moved = reactive_value(nx, t, n - 1) if in_bounds(nx) else 0.0
-    return STALL_PROB * reactive_value(x, t, n - 1) + (1 - STALL_PROB) * moved
+    ended = _ended(x, t, n)
+    return ended if ended is not None else _then(reactive_value, x, t, n, reactive_op(x, t))
 
 
 def one_step_op(x: int, t: int, n: int) -> str:
     """Exact one-step rollout planner: best op when followed by the reactive heuristic."""
-
-    def value(op: str) -> float:
-        nx = apply_op(x, op)
-        moved = reactive_value(nx, t, n - 1) if in_bounds(nx) else 0.0
-        return STALL_PROB * reactive_value(x, t, n - 1) + (1 - STALL_PROB) * moved
-
-    return max(OPS, key=value)
+    return max(OPS, key=lambda op: _then(reactive_value, x, t, n, op))
 
 
 @cache
 def one_step_value(x: int, t: int, n: int) -> float:
     """Exact success probability of the one-step rollout planner, which re-plans at every step."""
-    if x == t:
-        return 1.0
-    if n <= 0 or not in_bounds(x):
-        return 0.0
-    return one_step_q(x, t, n, one_step_op(x, t, n))
+    ended = _ended(x, t, n)
+    return ended if ended is not None else one_step_q(x, t, n, one_step_op(x, t, n))
 
 
 def one_step_q(x: int, t: int, n: int, op: str) -> float:
@@ -231,10 +229,8 @@ def one_step_q(x: int, t: int, n: int, op: str) -> float:
 
     ``one_step_q(s, a) - one_step_value(s)`` summed along a policy's own episodes estimates, without
     bias, how much more often that policy succeeds than the one-step planner from the same start (the
-    performance-difference identity) — with far less noise than comparing two success rates."""
-    nx = apply_op(x, op)
-    moved = one_step_value(nx, t, n - 1) if in_bounds(nx) else 0.0
-    return STALL_PROB * one_step_value(x, t, n - 1) + (1 - STALL_PROB) * moved
+    performance-difference identity) — with less noise than comparing two success rates."""
+    return _then(one_step_value, x, t, n, op)
 
 
 @cache
