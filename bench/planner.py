@@ -121,6 +121,12 @@ def plot(rows: list[tuple[str, float, float]], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def _at_least_one(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1: {text!r}")
+    return int(text)
+
+
 def _verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
@@ -129,7 +135,9 @@ def report(rows: list[tuple[str, float, float]], estimates: dict[str, tuple[floa
     by = {name: (rate, tok) for name, rate, tok in rows}
     print(f"{'policy':<16}{'success':>9}{'paired est.':>18}{'tokens/decision':>17}")
     for name, rate, tok in rows:
-        est = f"{estimates[name][0]:.3f} ± {estimates[name][1]:.3f}" if name in estimates else "-"
+        value, se = estimates.get(name, (0.0, 0.0))
+        est = f"{value:.3f} (exact)" if name == "one_step" else f"{value:.3f} ± {se:.3f}"
+        est = est if name in estimates else "-"
         print(f"{name:<16}{rate:>9.3f}{est:>18}{(f'{tok:.0f}' if tok else '-'):>17}")
     print("(paired est.: the exact one-step planner's value from the same starts plus the mean of the policy's "
           "one-step advantages along its own episodes, ± 1 SE)")
@@ -150,7 +158,7 @@ def report(rows: list[tuple[str, float, float]], estimates: dict[str, tuple[floa
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=str(REPO / "models" / "foresight-numberreach"))
-    ap.add_argument("--episodes", type=int, default=200)
+    ap.add_argument("--episodes", type=_at_least_one, default=200)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", nargs="+", choices=sorted(PLANNERS), metavar="NAME",
                     help=f"run only these planner configurations ({', '.join(PLANNERS)})")
