@@ -32,7 +32,8 @@ from planner.search import Algorithm, PlanConfig, plan  # noqa: E402
 from planner.search.base import Sample, SampleBatch, ranked  # noqa: E402
 from reference import data, env  # noqa: E402
 from reference.evaluate import run_episodes  # noqa: E402
-from reference.planning import PLANNERS, paired_estimate, run_planner  # noqa: E402
+from reference.planning import PLANNERS, one_step_expectation, paired_estimate, run_planner  # noqa: E402
+from server.cli_types import positive  # noqa: E402
 
 
 class _FixedSampler:
@@ -84,7 +85,7 @@ async def main_async(args: argparse.Namespace) -> tuple[list[tuple[str, float, f
         starts = [rng.choice(pool) for _ in range(args.episodes)]
         for name in ("reactive", "one_step", "optimal"):
             rows.append((name, await run_episodes(None, name, starts, args.seed, show=False), 0.0))
-        estimates["one_step"] = (sum(env.one_step_value(s.x, s.t, s.n) for s in starts) / len(starts), 0.0)
+        estimates["one_step"] = (one_step_expectation(starts), 0.0)
         for name, cfg in PLANNERS.items():
             if args.only and name not in args.only:
                 continue
@@ -121,12 +122,6 @@ def plot(rows: list[tuple[str, float, float]], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def _at_least_one(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1: {text!r}")
-    return int(text)
-
-
 def _verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
@@ -158,7 +153,7 @@ def report(rows: list[tuple[str, float, float]], estimates: dict[str, tuple[floa
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=str(REPO / "models" / "foresight-numberreach"))
-    ap.add_argument("--episodes", type=_at_least_one, default=200)
+    ap.add_argument("--episodes", type=positive, default=200)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", nargs="+", choices=sorted(PLANNERS), metavar="NAME",
                     help=f"run only these planner configurations ({', '.join(PLANNERS)})")

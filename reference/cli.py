@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from server.cli_types import number
 from server.config import DEFAULT_MODEL
 
 # acceptance of a trained checkpoint (DESIGN §8); `train` fails loudly below these
@@ -65,22 +66,15 @@ def add_reference(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     ref.set_defaults(func=_help)
 
 
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-
-
 def _share(text: str) -> float:
-    value = _number(text)
+    value = number(text)
     if not 0.0 <= value < 1.0:
         raise argparse.ArgumentTypeError(f"must be in [0, 1): {value}")
     return value
 
 
 def _temperature(text: str) -> float:
-    value = _number(text)
+    value = number(text)
     if not 0.0 < value <= 2.0:
         raise argparse.ArgumentTypeError(f"must be in (0, 2]: {value} (best-of-N needs distinct samples)")
     return value

@@ -67,12 +67,17 @@ async def run_planner(sampler: Sampler, config: PlanConfig, starts: list[env.Sta
     return sum(results) / len(results), sum(tokens) / max(len(tokens), 1)
 
 
+def one_step_expectation(starts: list[env.State]) -> float:
+    """The exact one-step planner's expected success from ``starts``."""
+    return sum(env.one_step_value(s.x, s.t, s.n) for s in starts) / len(starts)
+
+
 def paired_estimate(starts: list[env.State], gains: list[float]) -> tuple[float, float]:
     """A policy's success rate estimated as the exact one-step planner's value from the same starts plus
     the mean of its episodes' one-step advantages (the performance-difference identity: unbiased, and
     much less noisy than a success rate, since most actions differ little from the planner's), with
     one standard error. The estimate minus the one-step planner's exact value is their difference."""
-    base = sum(env.one_step_value(s.x, s.t, s.n) for s in starts) / len(starts)
+    base = one_step_expectation(starts)
     mean = sum(gains) / len(gains)
     se = (sum((g - mean) ** 2 for g in gains) / max(len(gains) - 1, 1) / len(gains)) ** 0.5
     return base + mean, se

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from server.cli_types import positive, unit
 from server.config import DEFAULT_MODEL
 
 
@@ -24,12 +25,12 @@ def add_plan(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--prompt-file", required=True, help="file holding the prompt text ('-' for stdin)")
     p.add_argument("--algorithm", default="branch_commit",
                    choices=["greedy", "best_of_n", "branch_commit", "lookahead"])
-    p.add_argument("--width", type=_positive, default=4, help="K samples per round (N for best_of_n)")
-    p.add_argument("--commit-threshold", type=_unit, default=0.8, help="in [0, 1] (default %(default)s)")
-    p.add_argument("--max-tokens", type=_positive, default=4096, help="token budget of the whole plan")
-    p.add_argument("--max-depth", type=_positive, default=2)
+    p.add_argument("--width", type=positive, default=4, help="K samples per round (N for best_of_n)")
+    p.add_argument("--commit-threshold", type=unit, default=0.8, help="in [0, 1] (default %(default)s)")
+    p.add_argument("--max-tokens", type=positive, default=4096, help="token budget of the whole plan")
+    p.add_argument("--max-depth", type=positive, default=2)
     p.add_argument("--lookahead-context", choices=["history", "observation"], default="history")
-    p.add_argument("--discount", type=_unit, default=1.0,
+    p.add_argument("--discount", type=unit, default=1.0,
                    help="lookahead: weight of an imagined future against a plan's own confidence, in [0, 1]")
     p.add_argument("--seed", type=int)
     p.add_argument("--url", default="http://127.0.0.1:8000", help="server to ask (default %(default)s)")
@@ -38,26 +39,6 @@ def add_plan(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--model", default=str(DEFAULT_MODEL), help="checkpoint for --in-process")
     p.add_argument("--json", action="store_true", help="print the whole response as JSON")
     p.set_defaults(func=_plan)
-
-
-def _unit(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1]: {value}")
-    return value
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
-    return value
 
 
 def _body(args: argparse.Namespace, prompt: str) -> dict[str, Any]:
