@@ -32,6 +32,8 @@ def add_plan(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--lookahead-context", choices=["history", "observation"], default="history")
     p.add_argument("--discount", type=unit, default=1.0,
                    help="lookahead: weight of an imagined future against a plan's own confidence, in [0, 1]")
+    p.add_argument("--root-rounds", type=positive, default=1,
+                   help="lookahead: rounds of --width first-level turns while none reaches --commit-threshold")
     p.add_argument("--seed", type=int)
     p.add_argument("--url", default="http://127.0.0.1:8000", help="server to ask (default %(default)s)")
     p.add_argument("--api-key", help="bearer key, if the server wants one")
@@ -45,7 +47,8 @@ def _body(args: argparse.Namespace, prompt: str) -> dict[str, Any]:
     return {"prompt": prompt, "algorithm": args.algorithm, "width": args.width,
             "commit_threshold": args.commit_threshold, "seed": args.seed,
             "budget": {"max_tokens": args.max_tokens, "max_depth": args.max_depth},
-            "lookahead_context": args.lookahead_context, "discount": args.discount}
+            "lookahead_context": args.lookahead_context, "discount": args.discount,
+            "root_rounds": args.root_rounds}
 
 
 async def _in_process(model: str, body: dict[str, Any]) -> dict[str, Any]:

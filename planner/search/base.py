@@ -125,6 +125,9 @@ class PlanConfig:
     # lookahead: an imagined future's value is multiplied by this before it competes with its
     # parent's own confidence (the imagined transition may not happen as imagined); 1: no discount
     discount: float = 1.0
+    # lookahead: rounds of ``width`` root turns drawn while the best root's own confidence is below
+    # ``commit_threshold`` (1: draw once); more roots, more distinct actions to imagine the future of
+    root_rounds: int = 1
 
     def __post_init__(self) -> None:
         for name in ("commit_threshold", "margin", "top_p", "discount"):
@@ -137,6 +140,8 @@ class PlanConfig:
             raise InvalidPlanRequest("width", "must be at least 1")
         if self.branch < 1:
             raise InvalidPlanRequest("branch", "must be at least 1")
+        if self.root_rounds < 1:
+            raise InvalidPlanRequest("root_rounds", "must be at least 1")
         if self.turn_max_tokens < 1:
             raise InvalidPlanRequest("turn_max_tokens", "must be at least 1")
 

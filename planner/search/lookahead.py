@@ -1,6 +1,8 @@
 """lookahead (depth ≥ 2): imagine the consequences of the best candidates, back up the value.
 
-Level 1: K whole turns in one call. Then, while depth and budget allow, for the
+Level 1: K whole turns in one call; while the best of them is below ``commit_threshold``, another
+K (at most ``root_rounds`` rounds: where no plan reaches the goal, more actions are worth imagining
+the future of). Then, while depth and budget allow, for the
 top-b candidates of the deepest level with distinct actions (expanding two
 candidates that take the same action would imagine the same future twice; one
 engine call per level, batched by candidate; the budget left is split evenly
@@ -97,6 +99,13 @@ def distinct_actions(cands: list[tuple[Candidate, str]], b: int) -> list[tuple[C
 async def lookahead(state: SearchState, prompt: str) -> PlanResult:
     cfg = state.config
     roots = await state.propose_turns(prompt, cfg.width)
+    for _ in range(cfg.root_rounds - 1):
+        if not roots or ranked(roots)[0].score >= cfg.commit_threshold:
+            break
+        more = await state.propose_turns(prompt, cfg.width)
+        if not more:
+            break
+        roots += more
     if not roots:
         return state.result(Decision.BUDGET_EXHAUSTED, None)
     frontier: list[tuple[Candidate, str]] = [(c, prompt) for c in roots]

@@ -45,6 +45,9 @@ class PlanRequest(BaseModel):
     discount: float = Field(default=1.0, ge=0, le=1, description=(
         "lookahead: an imagined future's value is multiplied by this before it competes with its parent's "
         "own confidence (1: no discount; e.g. the chance that an action takes effect as imagined)."))
+    root_rounds: int = Field(default=1, ge=1, description=(
+        "lookahead: rounds of `width` first-level turns drawn while the best of them is below "
+        "commit_threshold (1: one round); within budget.max_candidates."))
 
     @model_validator(mode="after")
     def _one_input(self) -> PlanRequest:

@@ -111,7 +111,7 @@ def to_config(req: PlanRequest) -> PlanConfig:
             commit_threshold=req.commit_threshold, margin=req.margin, width=req.width, branch=req.branch,
             temperature=req.temperature, top_p=req.top_p, seed=req.seed, domain=req.domain,
             turn_max_tokens=req.max_tokens_per_turn, lookahead_context=LookaheadContext(req.lookahead_context),
-            discount=req.discount,
+            discount=req.discount, root_rounds=req.root_rounds,
         )
     except InvalidPlanRequest as exc:
         raise BadRequest(str(exc), param=exc.field) from exc

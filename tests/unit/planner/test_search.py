@@ -160,6 +160,30 @@ async def test_lookahead_discount_weighs_an_imagined_future_below_a_plan_written
     assert await run(0.5) == ("op0", pytest.approx(0.85), pytest.approx(0.5))  # its own plan is not discounted
 
 
+async def test_lookahead_widens_the_root_while_no_plan_reaches_the_threshold() -> None:
+    # first round: two plans claiming nothing; second round: op1 claims 60%; a third round is never
+    # drawn (60% reaches the threshold), and with root_rounds 1 the second is not drawn either
+    def script(prompt: str, call: int, i: int) -> str:
+        if prompt.endswith("<information>"):
+            return "after</information>"
+        if "after" in prompt:
+            return turn(0, "z")
+        return turn(0, "op0") if call == 0 else turn(60, f"op{i + 1}")
+
+    async def run(rounds: int) -> tuple[list[int], str]:
+        s = ScriptedSampler(script)
+        r = await plan(s, "P", cfg("lookahead", width=2, branch=1, root_rounds=rounds, commit_threshold=0.5,
+                                   budget=Budget(max_depth=2)))
+        roots = [c.id for c in r.candidates if c.depth == 1]
+        assert r.chosen is not None and r.chosen.turn.action is not None
+        return roots, r.chosen.turn.action.content
+
+    assert await run(1) == ([0, 1], "op0")
+    assert await run(3) == ([0, 1, 2, 3], "op1")
+    with pytest.raises(InvalidPlanRequest, match="root_rounds"):
+        cfg("lookahead", root_rounds=0)
+
+
 async def test_lookahead_observation_context_prompts_with_observation_only() -> None:
     def script(prompt: str, call: int, i: int) -> str:
         if prompt.endswith("<information>"):

@@ -11,16 +11,19 @@ def test_plan_options_default_and_pass_through() -> None:
     from server.plan_cli import _body
 
     args = build_parser().parse_args(["plan", "--prompt-file", "p.txt", "--algorithm", "lookahead",
-                                      "--discount", "0.85", "--width", "16"])
+                                      "--discount", "0.85", "--width", "16", "--root-rounds", "3"])
     body = _body(args, "obs")
-    assert (body["discount"], body["width"], body["algorithm"], body["prompt"]) == (0.85, 16, "lookahead", "obs")
-    assert build_parser().parse_args(["plan", "--prompt-file", "p.txt"]).discount == 1.0
+    assert (body["discount"], body["width"], body["algorithm"], body["prompt"], body["root_rounds"]) == (
+        0.85, 16, "lookahead", "obs", 3)
+    defaults = build_parser().parse_args(["plan", "--prompt-file", "p.txt"])
+    assert (defaults.discount, defaults.root_rounds) == (1.0, 1)
 
 
 @pytest.mark.parametrize(("flag", "bad", "why"), [
     ("--discount", "1.5", "must be in [0, 1]"), ("--discount", "high", "not a number"),
     ("--commit-threshold", "-0.1", "must be in [0, 1]"), ("--width", "0", "must be at least 1"),
     ("--max-tokens", "many", "not a whole number"), ("--max-depth", "0", "must be at least 1"),
+    ("--root-rounds", "0", "must be at least 1"),
 ])
 def test_bad_plan_options_are_cli_errors_naming_the_option(flag: str, bad: str, why: str,
                                                            capsys: pytest.CaptureFixture[str]) -> None:

@@ -44,12 +44,24 @@ async def test_messages_and_greedy(plan_client: httpx.AsyncClient) -> None:
     assert r.json()["usage"]["candidates"] == 1
 
 
+@pytest.mark.parametrize(("rounds", "threshold", "roots"), [(1, 0.95, 2), (3, 0.95, 6), (3, 0.5, 2)])
+async def test_lookahead_root_rounds_widen_only_below_the_threshold(plan_client: httpx.AsyncClient, rounds: int,
+                                                                    threshold: float, roots: int) -> None:
+    # width 2 draws 40% and 90%: below 0.95 every round is drawn; 0.9 reaches 0.5 after the first
+    r = await plan_client.post("/v1/plan", json={
+        "prompt": "obs", "algorithm": "lookahead", "width": 2, "root_rounds": rounds, "commit_threshold": threshold,
+        "budget": {"max_depth": 1}})
+    assert r.status_code == 200, r.text
+    assert sum(c["depth"] == 1 for c in r.json()["candidates"]) == roots
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [({"prompt": "p", "algorithm": "mcts"}, "algorithm"),
      ({"prompt": "p", "commit_threshold": 1.2}, "commit_threshold"),
      ({"prompt": "p", "margin": -1}, "margin"),
      ({"prompt": "p", "discount": 2}, "discount"),
+     ({"prompt": "p", "root_rounds": 0}, "root_rounds"),
      ({"prompt": "p", "budget": {"max_tokens": -5}}, "budget.max_tokens"),
      ({"prompt": "p", "budget": {"deadline_s": 0}}, "budget.deadline_s"),
      ({"prompt": "p", "messages": [{"role": "user", "content": "x"}]}, "messages"),
