@@ -53,17 +53,9 @@ async def turn_outcomes(sampler: object, states: list[env.State], seed: int,
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    from server.config import Settings
-    from server.engine.vllm_engine import VllmEngine, VllmEngineConfig
-    from server.services.generation import GenerationService
-    from server.services.planning import EngineSampler
+    from server.services.planning import local_sampler
 
-    model = Path(args.model)
-    engine = VllmEngine(VllmEngineConfig(model=str(model), served_model_name=model.name, dtype="float32",
-                                         log_stats=False))
-    await engine.start()
-    try:
-        sampler = EngineSampler(GenerationService(engine, Settings(model=str(model))), add_special_tokens=True)
+    async with local_sampler(args.model) as sampler:
         rng = random.Random(args.seed)
         it = data.visited_states(rng, heldout=True)
         fit_states = [next(it) for _ in range(args.fit)]
@@ -85,8 +77,6 @@ async def main_async(args: argparse.Namespace) -> int:
         raw_success, raw_tok = await run_planner(sampler, cfg, starts, args.seed, stall_prob=args.stall)
         cal_success, cal_tok = await run_planner(sampler, cfg, starts, args.seed, calibrator=calibrator,
                                                  stall_prob=args.stall)
-    finally:
-        await engine.close()
     e_raw, e_cal = expected_calibration_error(raw, ys), expected_calibration_error(cal, ys)
     b_raw, b_cal = brier_score(raw, ys), brier_score(cal, ys)
     print(f"deployed world: actions stall with probability {args.stall} (the model learnt {env.STALL_PROB})")

@@ -119,16 +119,10 @@ def oracle_spans(rows: list[Row], n: int = 8) -> float:
 
 
 async def record(model: Path, states: int, samples: int, seed: int) -> list[Row]:
-    from server.config import Settings
-    from server.engine.vllm_engine import VllmEngine, VllmEngineConfig
-    from server.services.generation import GenerationService
-    from server.services.planning import EngineSampler
+    from server.services.planning import local_sampler
 
-    engine = VllmEngine(VllmEngineConfig(model=str(model), served_model_name=model.name, dtype="float32",
-                                         log_stats=False))
-    await engine.start()
-    try:
-        sampler = EngineSampler(GenerationService(engine, Settings(model=str(model))), add_special_tokens=True)
+    async with local_sampler(model) as sampler:
+        engine = sampler.service.engine
         visited = data.visited_states(random.Random(seed), heldout=True)
         todo = [next(visited) for _ in range(states)]
         sem = asyncio.Semaphore(16)
@@ -148,8 +142,6 @@ async def record(model: Path, states: int, samples: int, seed: int) -> list[Row]
             return Row(s, {op: env.q_value(s.x, s.t, s.n, op) for op in env.OPS}, drawn)
 
         rows = await asyncio.gather(*(one(k, s) for k, s in enumerate(todo)))
-    finally:
-        await engine.close()
     return list(rows)
 
 

@@ -67,19 +67,11 @@ def planner_overhead_ms(repeats: int = 2000) -> float:
 
 
 async def main_async(args: argparse.Namespace) -> tuple[list[tuple[str, float, float]], dict[str, tuple[float, float]]]:
-    from server.config import Settings
-    from server.engine.vllm_engine import VllmEngine, VllmEngineConfig
-    from server.services.generation import GenerationService
-    from server.services.planning import EngineSampler
+    from server.services.planning import local_sampler
 
-    model = Path(args.model)
-    engine = VllmEngine(VllmEngineConfig(model=str(model), served_model_name=model.name, dtype="float32",
-                                         log_stats=False))
-    await engine.start()
     rows: list[tuple[str, float, float]] = []
     estimates: dict[str, tuple[float, float]] = {}
-    try:
-        sampler = EngineSampler(GenerationService(engine, Settings(model=str(model))), add_special_tokens=True)
+    async with local_sampler(args.model) as sampler:
         rng = random.Random(args.seed)
         pool = env.start_states(heldout=True)
         starts = [rng.choice(pool) for _ in range(args.episodes)]
@@ -96,8 +88,6 @@ async def main_async(args: argparse.Namespace) -> tuple[list[tuple[str, float, f
             print(f"  {name}: {rate:.3f} success, {tok:.0f} tokens/decision ({time.monotonic() - t0:.0f}s)",
                   file=sys.stderr)
             rows.append((name, rate, tok))
-    finally:
-        await engine.close()
     return rows, estimates
 
 

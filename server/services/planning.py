@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from planner import InvalidPlanRequest
@@ -75,6 +77,21 @@ class EngineSampler:
         result = await self.service.collect(greq, f"plan-{uuid.uuid4().hex}")
         samples = [Sample(s.text, s.num_tokens, s.finish_reason) for s in result.sequences]
         return SampleBatch(samples, result.prompt_tokens)
+
+
+@asynccontextmanager
+async def local_sampler(model: str | Path, dtype: str = "float32") -> AsyncIterator[EngineSampler]:
+    """The planner's sampler over an engine loaded here on ``model`` (benchmarks, offline evaluation),
+    closed on leaving."""
+    from server.engine.vllm_engine import VllmEngine, VllmEngineConfig
+
+    path = Path(model)
+    engine = VllmEngine(VllmEngineConfig(model=str(path), served_model_name=path.name, dtype=dtype, log_stats=False))
+    await engine.start()
+    try:
+        yield EngineSampler(GenerationService(engine, Settings(model=str(path))), add_special_tokens=True)
+    finally:
+        await engine.close()
 
 
 def check_budget(req: PlanRequest, settings: Settings) -> None:
