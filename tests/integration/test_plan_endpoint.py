@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +37,40 @@ def test_plan_algorithms_on_the_reference_model(server: ServerProcess, algorithm
     if algorithm == "lookahead":
         assert plan["usage"]["depth"] == 2
         assert any(c["depth"] == 2 for c in plan["candidates"])
+
+
+def test_lookahead_widens_its_roots_on_the_reference_model(server: ServerProcess) -> None:
+    # from 2 no two operations reach 99: no plan can claim the threshold, so every round is drawn
+    body = {"prompt": data.prompt_for(env.State(2, 99, 2)), "algorithm": "lookahead", "width": 2, "seed": 3,
+            "root_rounds": 3, "commit_threshold": 1.0, "budget": {"max_depth": 1, "max_candidates": 6}}
+    r = httpx.post(f"{server.url}/v1/plan", json=body, timeout=120)
+    assert r.status_code == 200, r.text
+    roots = [c for c in r.json()["candidates"] if c["depth"] == 1]
+    assert len(roots) == 6 and r.json()["usage"]["engine_calls"] == 3
+
+
+def test_local_sampler_loads_the_checkpoint_here(tmp_path: Path) -> None:
+    """What the benchmarks plan through: an engine loaded in this process, the planner's sampler over it."""
+    code = (
+        "import asyncio, json\n"
+        "from planner import parse_turn\n"
+        "from reference import data, env\n"
+        "from server.services.planning import local_sampler\n"
+        "async def main():\n"
+        "    async with local_sampler('models/foresight-numberreach') as s:\n"
+        "        b = await s.sample(data.prompt_for(env.State(5, 40, 6)), 2, stop=['</tool_call>'], max_tokens=128,\n"
+        "                           temperature=1.0, seed=1)\n"
+        "    print(json.dumps([[x.tokens, parse_turn(x.text).confidence is not None] for x in b.samples]))\n"
+        "if __name__ == '__main__':\n"
+        "    asyncio.run(main())\n"
+    )
+    script = tmp_path / "sample.py"
+    script.write_text(code)
+    proc = subprocess.run([sys.executable, str(script)], cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(REPO), "VLLM_CPU_KVCACHE_SPACE": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    samples = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert len(samples) == 2 and all(tokens > 0 and parsed for tokens, parsed in samples)
 
 
 def test_plan_rejects_bad_parameters(server: ServerProcess) -> None:
