@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from planner.search import Algorithm, PlanConfig, PlanResult, Sampler, plan  # noqa: E402
 from reference import data, env  # noqa: E402
-from reference.planning import PLANNERS  # noqa: E402
+from reference.planning import PLANNERS, chosen_op, mean_se, one_step_advantage  # noqa: E402
 from server.cli_types import positive, unit  # noqa: E402
 
 
@@ -52,13 +52,6 @@ def configs(rounds: int, threshold: float) -> tuple[PlanConfig, PlanConfig]:
     wide = dataclasses.replace(base, root_rounds=rounds, commit_threshold=threshold, budget=dataclasses.replace(
         budget, max_candidates=budget.max_candidates + per_round * (rounds - 1)))
     return one, wide
-
-
-def advantage(state: env.State, result: PlanResult) -> float:
-    action = result.chosen.turn.action if result.chosen else None
-    op = data.op_of_action(action.arguments) if action else None
-    now = env.one_step_value(state.x, state.t, state.n)
-    return (env.one_step_q(state.x, state.t, state.n, op) if op else 0.0) - now
 
 
 async def measure(sampler: Sampler, args: argparse.Namespace) -> list[Pair]:
@@ -87,13 +80,9 @@ async def measure(sampler: Sampler, args: argparse.Namespace) -> list[Pair]:
           f"claiming {args.threshold} or more", file=sys.stderr)
     a = await asyncio.gather(*(run(s, one, seed) for s, seed in hopeless))
     b = await asyncio.gather(*(run(s, wide, seed) for s, seed in hopeless))
-    return [Pair(s, advantage(s, ra), advantage(s, rb), (ra.usage.completion_tokens, rb.usage.completion_tokens))
+    return [Pair(s, one_step_advantage(s, chosen_op(ra.chosen)), one_step_advantage(s, chosen_op(rb.chosen)),
+                 (ra.usage.completion_tokens, rb.usage.completion_tokens))
             for (s, _), ra, rb in zip(hopeless, a, b, strict=True)]
-
-
-def mean_se(xs: list[float]) -> tuple[float, float]:
-    m = sum(xs) / len(xs)
-    return m, (sum((x - m) ** 2 for x in xs) / max(len(xs) - 1, 1) / len(xs)) ** 0.5
 
 
 def report(pairs: list[Pair], rounds: int) -> None:

@@ -31,9 +31,22 @@ PLANNERS: dict[str, PlanConfig] = {
 }
 
 
-def _op(chosen: Candidate | None) -> str | None:
+def chosen_op(chosen: Candidate | None) -> str | None:
+    """The environment operation a plan's chosen turn takes (None: no usable action)."""
     action = chosen.turn.action if chosen else None
     return data.op_of_action(action.arguments) if action else None
+
+
+def one_step_advantage(state: env.State, op: str | None) -> float:
+    """``one_step_q(s, op) − one_step_value(s)``; no action forfeits the state's whole value."""
+    q = env.one_step_q(state.x, state.t, state.n, op) if op else 0.0
+    return q - env.one_step_value(state.x, state.t, state.n)
+
+
+def mean_se(xs: list[float]) -> tuple[float, float]:
+    """Mean and its standard error."""
+    mean = sum(xs) / len(xs)
+    return mean, (sum((x - mean) ** 2 for x in xs) / max(len(xs) - 1, 1) / len(xs)) ** 0.5
 
 
 async def run_planner(sampler: Sampler, config: PlanConfig, starts: list[env.State], seed: int,
@@ -55,12 +68,10 @@ async def run_planner(sampler: Sampler, config: PlanConfig, starts: list[env.Sta
                     cfg = PlanConfig(**{**config.__dict__, "seed": rng.randrange(2**31)})
                     result = await plan(sampler, data.prompt_for(state), cfg, calibrator)
                 tokens.append(result.usage.completion_tokens)
-                op = _op(result.chosen)
-                now = env.one_step_value(state.x, state.t, state.n)
+                op = chosen_op(result.chosen)
+                gain += one_step_advantage(state, op)
                 if op is None:
-                    gain -= now
                     return False
-                gain += env.one_step_q(state.x, state.t, state.n, op) - now
                 state = env.step(state, op, rng, stall_prob).state
             return state.success
         finally:
@@ -81,7 +92,5 @@ def paired_estimate(starts: list[env.State], gains: list[float]) -> tuple[float,
     the mean of its episodes' one-step advantages (the performance-difference identity: unbiased, and
     much less noisy than a success rate, since most actions differ little from the planner's), with
     one standard error. The estimate minus the one-step planner's exact value is their difference."""
-    base = one_step_expectation(starts)
-    mean = sum(gains) / len(gains)
-    se = (sum((g - mean) ** 2 for g in gains) / max(len(gains) - 1, 1) / len(gains)) ** 0.5
-    return base + mean, se
+    mean, se = mean_se(gains)
+    return one_step_expectation(starts) + mean, se
