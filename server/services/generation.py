@@ -145,17 +145,24 @@ class GenerationService:
     async def stream(self, greq: GenerationRequest, request_id: str) -> AsyncIterator[GenerationChunk]:
         """Engine chunks; the generation is aborted if the consumer stops early."""
         started = time.perf_counter()
-        deadline = time.monotonic() + self.settings.request_timeout_s
+        deadline = asyncio.get_running_loop().time() + self.settings.request_timeout_s
         first = True
         finished = False
         chunks = aiter(self.engine.generate(greq, request_id))
         try:
             while True:
+                # asyncio.timeout_at, not wait_for: on Python 3.11 wait_for returns the chunk instead of
+                # raising when a cancel (the client left) lands just as a chunk arrives, and the request then
+                # ran to its end. The deadline covers awaiting the engine only, never the consumer (the yield).
+                timeout = asyncio.timeout_at(deadline)
                 try:
-                    chunk = await asyncio.wait_for(anext(chunks), max(0.0, deadline - time.monotonic()))
+                    async with timeout:
+                        chunk = await anext(chunks)
                 except StopAsyncIteration:
                     break
                 except TimeoutError as exc:
+                    if not timeout.expired():
+                        raise
                     raise RequestTimeout(f"the request ran past its deadline of {self.settings.request_timeout_s} s "
                                          "(request_timeout_s); its generation was aborted") from exc
                 if first and any(d.num_tokens for d in chunk.deltas):

@@ -184,9 +184,13 @@ class PlanningService:
         gen.check_prompt_length(len(gen.engine.encode(prompt, add_special_tokens=sampler.add_special_tokens)),
                                 "messages" if req.messages is not None else "prompt")
         grace = config.budget.deadline_s + 5.0
+        timeout = asyncio.timeout(grace)  # not wait_for: on Python 3.11 it can swallow a cancel
         try:
-            result = await asyncio.wait_for(plan(sampler, prompt, config, self.calibrator), timeout=grace)
+            async with timeout:
+                result = await plan(sampler, prompt, config, self.calibrator)
         except TimeoutError as exc:
+            if not timeout.expired():
+                raise
             raise PlanTimeout(f"the plan ran past its deadline of {config.budget.deadline_s}s") from exc
         response = self.respond(req, result)
         if self.metrics is not None:
