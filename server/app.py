@@ -33,6 +33,7 @@ from server.services.monitor import Monitor
 from server.services.planning import PlanningService
 from server.store import Store
 from server.tco import TcoConfig
+from server.warmup import warm_up
 
 log = logging.getLogger("foresight.app")
 EXIT_LOAD_FAILED = 1
@@ -97,6 +98,17 @@ def create_app(
             lifecycle.set(Phase.FAILED, f"model load failed: {exc}")
             exit_cb(EXIT_LOAD_FAILED)
             return
+        if settings.warmup:
+            lifecycle.set(Phase.LOADING, "warming up")
+            try:
+                log.info("warm-up took %.1f s", await warm_up(the_engine))
+            except EngineDeadError as exc:
+                log.error("the engine died during warm-up: %s", exc)
+                lifecycle.set(Phase.FAILED, f"the engine died during warm-up: {exc}")
+                exit_cb(EXIT_LOAD_FAILED)
+                return
+            except Exception as exc:  # a warm-up that fails only costs the first request's latency
+                log.warning("warm-up failed (%s); serving without it", exc)
         lifecycle.set(Phase.READY)
         log.info("ready: serving %s", the_engine.info.name)
 

@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     max_plan_depth: int = Field(default=4, ge=1, description="Largest plan budget.max_depth.")
     max_plan_deadline_s: float = Field(default=120.0, gt=0, description="Largest plan budget.deadline_s.")
     health_check_interval_s: float = Field(default=5.0, gt=0, description="How often the engine's health is polled.")
+    warmup: bool = Field(default=True, description="Run two tiny generations (sampled, with log-probabilities) "
+                         "before /ready, so that the first requests do not pay kernel compilation.")
 
     # outcomes and calibration (DESIGN §4)
     database_url: str | None = Field(

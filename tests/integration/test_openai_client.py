@@ -83,6 +83,12 @@ def test_logprobs(client: openai.OpenAI) -> None:
     assert all(len(t.top_logprobs) >= 1 for t in content)
 
 
+def test_the_server_warmed_up_before_it_was_ready(server: ServerProcess) -> None:
+    log = server.log_path.read_text(errors="replace")
+    assert "warm-up took" in log
+    assert log.index("warm-up took") < log.index("ready: serving")
+
+
 def test_errors_are_400_openai_style(client: openai.OpenAI, server: ServerProcess) -> None:
     with pytest.raises(openai.BadRequestError):
         client.completions.create(model="no-such-model", prompt=PROMPT, max_tokens=5)

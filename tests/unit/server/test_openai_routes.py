@@ -22,7 +22,7 @@ async def test_chat_completion_shape_and_usage(client: httpx.AsyncClient, engine
     text = body["choices"][0]["message"]["content"]
     assert text.startswith("echo 0:")
     assert body["usage"]["completion_tokens"] == len(text)
-    assert body["usage"]["prompt_tokens"] == len(engine.requests[0].prompt_token_ids)
+    assert body["usage"]["prompt_tokens"] == len(engine.requests[-1].prompt_token_ids)
     assert body["usage"]["total_tokens"] == body["usage"]["prompt_tokens"] + len(text)
 
 
