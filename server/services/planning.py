@@ -50,6 +50,9 @@ class PlanMemory(Protocol):
     async def remember(self, record: PlanRecord) -> bool: ...
 
 
+PLAN_GRACE_S = 5.0  # past budget.deadline_s, how long a plan's last engine call may run before 504
+
+
 class PlanTimeout(ApiError):
     """504: the plan ran past its deadline."""
 
@@ -183,8 +186,8 @@ class PlanningService:
             sampler = EngineSampler(gen, add_special_tokens=True)
         gen.check_prompt_length(len(gen.engine.encode(prompt, add_special_tokens=sampler.add_special_tokens)),
                                 "messages" if req.messages is not None else "prompt")
-        grace = config.budget.deadline_s + 5.0
-        timeout = asyncio.timeout(grace)  # not wait_for: on Python 3.11 it can swallow a cancel
+        # not wait_for: on Python 3.11 it can swallow a cancel
+        timeout = asyncio.timeout(config.budget.deadline_s + PLAN_GRACE_S)
         try:
             async with timeout:
                 result = await plan(sampler, prompt, config, self.calibrator)

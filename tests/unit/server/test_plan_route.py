@@ -91,3 +91,15 @@ async def test_greedy_branching_is_refused(plan_client: httpx.AsyncClient) -> No
     assert r.status_code == 400 and r.json()["error"]["param"] == "temperature"
     ok = await plan_client.post("/v1/plan", json={"prompt": "p", "algorithm": "greedy", "temperature": 0})
     assert ok.status_code == 200
+
+
+async def test_a_plan_past_its_deadline_is_504_and_its_generation_aborted(monkeypatch: pytest.MonkeyPatch) -> None:
+    from server.services import planning
+
+    monkeypatch.setattr(planning, "PLAN_GRACE_S", 0.2)
+    engine = ScriptedEngine(foresight_script, max_model_len=2048, delay_s=0.05)  # ~4 s a turn
+    async with running_app(engine) as client:
+        r = await client.post("/v1/plan", json={"prompt": "obs", "width": 2, "budget": {"deadline_s": 0.1}})
+        assert r.status_code == 504, r.text
+        assert "deadline" in r.json()["error"]["message"]
+        assert engine.aborted and not engine.running
