@@ -31,7 +31,7 @@ import asyncio
 import json
 import random
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -54,6 +54,7 @@ class Drawn:
     op: str | None
     span_tokens: int  # world-model span, up to and including </confidence>
     turn_tokens: int  # the whole turn
+    plan: str = ""  # the imagined rollout, whitespace-normalized: which proposals are the same plan
 
 
 @dataclass(frozen=True)
@@ -83,13 +84,25 @@ def best_of(n: int) -> Rule:
     return lambda drawn: drawn[:n]
 
 
-def branch_commit(width: int, threshold: float, cap: int) -> Rule:
+def unseen_share(drawn: list[Drawn]) -> float:
+    """Good-Turing's estimate of the chance that one more sample is a plan not drawn yet: the share
+    of the drawn samples whose plan was drawn exactly once."""
+    counts = Counter(d.plan for d in drawn)
+    return sum(1 for c in counts.values() if c == 1) / len(drawn)
+
+
+def branch_commit(width: int, threshold: float, cap: int, novelty: float | None = None) -> Rule:
+    """The planner's loop; with ``novelty``, it also stops widening once the chance of a plan not
+    yet drawn (:func:`unseen_share`) is at most ``novelty`` — a stopping signal that needs no
+    knowledge of the world, only whether the model keeps proposing the same plans."""
     def rule(drawn: list[Drawn]) -> list[Drawn]:
         used: list[Drawn] = []
         while len(used) < cap:
             used = drawn[: min(len(used) + width, cap)]
             best = chosen(used).confidence
             if best is not None and best >= threshold:  # no confidence never commits, as in the planner
+                break
+            if novelty is not None and unseen_share(used) <= novelty:
                 break
         return used
     return rule
@@ -138,7 +151,7 @@ async def record(model: Path, states: int, samples: int, seed: int) -> list[Row]
                 span = smp.text[: cut + len(CONFIDENCE_STOP)] if cut >= 0 else smp.text
                 span_tokens = min(len(engine.encode(span, add_special_tokens=False)), smp.tokens)
                 drawn.append(Drawn(turn.confidence, turn.action is not None, len(turn.problems), action_op(turn),
-                                   span_tokens, smp.tokens))
+                                   span_tokens, smp.tokens, " ".join((turn.imaginary or "").split())))
             return Row(s, {op: env.q_value(s.x, s.t, s.n, op) for op in env.OPS}, drawn)
 
         rows = await asyncio.gather(*(one(k, s) for k, s in enumerate(todo)))
@@ -179,6 +192,18 @@ def report(rows: list[Row]) -> None:
     half = sorted((r for r in results if r[1] <= 0.5), key=lambda r: r[0])
     print("best branch_commit rules within 50% of best_of_8's tokens:")
     for loss, ratio, name in half[:5] or [(float("nan"), float("nan"), "(none)")]:
+        print(f"  {name:<34}{loss:>8.4f}{ratio:>9.2f}")
+    novel = []
+    for width in (1, 2, 4):
+        for threshold in (0.35, 0.5, 0.9):
+            for cap in (8, 10, 12, 16):
+                for novelty in (0.0, 0.1, 0.25):
+                    if cap <= len(rows[0].drawn):
+                        loss, tok = score(rows, branch_commit(width, threshold, cap, novelty), whole_turns=False)
+                        novel.append((loss, tok / b8_tokens, f"K{width} >={threshold} <={cap} unseen<={novelty}"))
+    as_good = sorted((r for r in novel if r[0] <= b8_loss + 1e-9), key=lambda r: r[1])
+    print("with the novelty stop (needs turns recorded with their plans), as good as best_of_8, cheapest first:")
+    for loss, ratio, name in as_good[:3] or [(float("nan"), float("nan"), "(none)")]:
         print(f"  {name:<34}{loss:>8.4f}{ratio:>9.2f}")
     blind = sum(row.loss(chosen(row.drawn[:8])) for row in rows if not chosen(row.drawn[:8]).confidence) / len(rows)
     print(f"best_of_8's loss from decisions where none of its 8 plans claims any chance: {blind:.4f} of {b8_loss:.4f}")

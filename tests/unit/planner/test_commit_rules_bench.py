@@ -112,3 +112,16 @@ def test_oracle_stops_at_the_first_choice_as_good_as_best_of_8() -> None:
     d = [bench.Drawn(0.0, True, 0, worst, 5, 9)] * 2 + [bench.Drawn(0.5, True, 0, best, 5, 9)] * 6
     assert bench.oracle_spans([bench.Row(state, q, d)]) == 3
     assert bench.score([bench.Row(state, q, d)], bench.best_of(2), whole_turns=True) == (q[best] - q[worst], 18)
+
+
+def test_novelty_stop_ends_widening_once_the_model_repeats_itself() -> None:
+    def d(plan: str) -> object:
+        return bench.Drawn(0.0, True, 0, "+1", 5, 9, plan)
+
+    repeating = [d("a"), d("a"), d("a"), d("a")] + [d(str(i)) for i in range(12)]
+    novel = [d(str(i)) for i in range(16)]
+    assert bench.unseen_share(repeating[:4]) == 0.0
+    assert bench.unseen_share([d("a"), d("a"), d("b"), d("c")]) == 0.5
+    assert len(bench.branch_commit(2, 0.9, 16, novelty=0.0)(repeating)) == 2  # "a", "a": nothing new
+    assert len(bench.branch_commit(2, 0.9, 16, novelty=0.0)(novel)) == 16  # every plan new: up to the cap
+    assert len(bench.branch_commit(2, 0.9, 16)(repeating)) == 16  # off by default
