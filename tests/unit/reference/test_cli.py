@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from server.cli import build_parser
@@ -61,3 +63,29 @@ def test_table_shows_planner_rows_with_their_tokens() -> None:
     lines = out.getvalue().splitlines()
     assert any("model best-of-8" in line and "0.500" in line and "tokens" not in line for line in lines)
     assert any("planner lookahead" in line and "0.800" in line and "3469 tokens/decision" in line for line in lines)
+
+
+def test_steps_default_to_the_shipped_recipe_and_reject_bad_values(capsys: pytest.CaptureFixture[str]) -> None:
+    from reference.train import TrainConfig
+
+    parser = build_parser()
+    assert parser.parse_args(["reference", "train"]).steps is None
+    assert TrainConfig().stage_steps == (400, 2000, 600)  # what None trains: the shipped checkpoint
+    assert parser.parse_args(["reference", "train", "--steps", "400,4000,600"]).steps == (400, 4000, 600)
+    for bad in ("400,4000", "400,0,600", "a,b,c", "400,-1,600"):
+        with pytest.raises(SystemExit) as exc:
+            parser.parse_args(["reference", "train", "--steps", bad])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert "--steps" in err and "three positive step counts" in err
+
+
+def test_train_passes_steps_to_the_recipe(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import reference.train
+
+    seen = []
+    monkeypatch.setattr(reference.train, "train", lambda cfg, out, device="cpu": seen.append(cfg))
+    args = build_parser().parse_args(["reference", "train", "--steps", "10,20,30", "--skip-check",
+                                      "--out", f"{tmp_path}/m"])
+    assert args.func(args) == 0
+    assert seen[0].stage_steps == (10, 20, 30) and seen[0].seed == 0
