@@ -27,4 +27,7 @@ class Lifecycle:
         # a dead engine stays dead
         if self.phase in (Phase.DEAD, Phase.FAILED) and phase not in (Phase.DEAD, Phase.FAILED):
             return
+        # a stop signal during loading or warm-up: the server never turns (back) to ready
+        if self.phase is Phase.DRAINING and phase in (Phase.LOADING, Phase.READY):
+            return
         self.phase, self.detail = phase, detail

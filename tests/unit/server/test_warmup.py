@@ -82,3 +82,16 @@ async def test_a_warm_up_that_fails_otherwise_still_serves() -> None:
         assert (await client.get("/ready")).status_code == 200
         r = await client.post("/v1/completions", json={"prompt": "x", "max_tokens": 4})
         assert r.status_code == 200 and r.json()["choices"][0]["text"] == "fine"
+
+
+async def test_a_stop_signal_during_warm_up_is_never_undone_by_ready() -> None:
+    engine = ScriptedEngine(lambda prompt, i, req: "ab", delay_s=0.2)
+    async with running_app(engine, wait_ready=False) as client:
+        for _ in range(100):
+            if engine.requests:
+                break
+            await asyncio.sleep(0.01)
+        client.app.state.lifecycle.set(Phase.DRAINING, "signal 15")  # type: ignore[attr-defined]
+        await client.app.state.loader  # type: ignore[attr-defined]  # warm-up over
+        assert client.app.state.lifecycle.phase is Phase.DRAINING  # type: ignore[attr-defined]
+        assert (await client.get("/ready")).status_code == 503
