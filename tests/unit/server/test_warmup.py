@@ -18,6 +18,14 @@ def is_warmup(r: GenerationRequest) -> bool:
     return r.max_tokens == WARMUP_TOKENS and r.ignore_eos
 
 
+async def warm_up_started(engine: ScriptedEngine) -> None:
+    for _ in range(100):
+        if engine.requests:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the warm-up never reached the engine")
+
+
 async def test_warm_up_runs_a_sampled_logprobs_generation_before_ready_and_is_not_billed() -> None:
     engine = ScriptedEngine()
     async with running_app(engine) as client:
@@ -34,10 +42,7 @@ async def test_warm_up_runs_a_sampled_logprobs_generation_before_ready_and_is_no
 async def test_ready_says_warming_up_until_the_warm_up_ends() -> None:
     engine = ScriptedEngine(lambda prompt, i, req: "ab", delay_s=0.3)
     async with running_app(engine, wait_ready=False) as client:
-        for _ in range(100):
-            if engine.requests:
-                break
-            await asyncio.sleep(0.01)
+        await warm_up_started(engine)
         r = await client.get("/ready")
         assert r.status_code == 503 and r.json()["detail"] == "warming up"
         for _ in range(300):
@@ -87,10 +92,7 @@ async def test_a_warm_up_that_fails_otherwise_still_serves() -> None:
 async def test_a_stop_signal_during_warm_up_is_never_undone_by_ready() -> None:
     engine = ScriptedEngine(lambda prompt, i, req: "ab", delay_s=0.2)
     async with running_app(engine, wait_ready=False) as client:
-        for _ in range(100):
-            if engine.requests:
-                break
-            await asyncio.sleep(0.01)
+        await warm_up_started(engine)
         client.app.state.lifecycle.set(Phase.DRAINING, "signal 15")  # type: ignore[attr-defined]
         await client.app.state.loader  # type: ignore[attr-defined]  # warm-up over
         assert client.app.state.lifecycle.phase is Phase.DRAINING  # type: ignore[attr-defined]
