@@ -38,6 +38,9 @@ from server.warmup import warm_up
 log = logging.getLogger("foresight.app")
 EXIT_LOAD_FAILED = 1
 EXIT_ENGINE_DEAD = 3
+# how long shutdown lets a store that is still opening finish before cancelling it: a cancelled
+# SQLite connect leaves its worker thread to answer a loop that is gone, and the connection unclosed
+STORE_OPEN_GRACE_S = 10.0
 
 
 def build_engine(settings: Settings) -> Engine:
@@ -160,6 +163,7 @@ def create_app(
             yield
         finally:
             lifecycle.set(Phase.DRAINING)
+            await asyncio.wait({store_loader}, timeout=STORE_OPEN_GRACE_S)
             for task in (loader, store_loader, dog):
                 if not task.done():
                     task.cancel()

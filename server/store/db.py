@@ -133,6 +133,9 @@ class Store:
         except (SQLAlchemyError, OSError) as exc:
             await engine.dispose()
             raise StoreUnavailable(f"the outcome store at {self.describe()} cannot be opened: {exc}") from exc
+        except BaseException:  # cancelled mid-migration: close what was opened, never leak it
+            await asyncio.shield(engine.dispose())
+            raise
         self._engine = engine
 
     async def close(self) -> None:
