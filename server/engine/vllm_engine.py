@@ -158,6 +158,13 @@ class VllmEngine:
     async def close(self) -> None:
         if self._llm is not None:
             llm, self._llm = self._llm, None
+            handler = getattr(llm, "output_handler", None)
+            if isinstance(handler, asyncio.Task) and llm.get_num_unfinished_requests() == 0:
+                # vLLM stops the engine before its output handler, which then logs the engine's exit
+                # as its own failure, with a traceback, at every shutdown; with nothing waiting for
+                # outputs, stop the handler first (else keep vLLM's order: the handler ends them)
+                handler.cancel()
+                await asyncio.gather(handler, return_exceptions=True)
             await asyncio.to_thread(llm.shutdown)
 
     def _require(self) -> AsyncLLM:
