@@ -37,8 +37,8 @@ def add_reference(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
                    help="share of stage-2/3 examples that are turns at an ended episode (default 0, as the "
                         "shipped checkpoint; 0.08 was tried: see README, 'The reference model')")
     t.add_argument("--steps", type=_stage_steps, default=None, metavar="S1,S2,S3",
-                   help="optimizer steps of the three stages (default 400,2000,600, as the shipped checkpoint; "
-                        "400,4000,600 trained better in 16 min: see README, 'The reference model')")
+                   help="optimizer steps of the three stages (default 400,4000,600, as the shipped checkpoint; "
+                        "see README, 'The reference model', for 2,000 and 6,000 in stage 2)")
     t.add_argument("--device", default="cpu",
                    help="torch device to train on (default cpu, as the shipped checkpoint was; e.g. cuda)")
     t.set_defaults(func=_train)
@@ -80,7 +80,7 @@ def _share(text: str) -> float:
 def _stage_steps(text: str) -> tuple[int, int, int]:
     parts = text.split(",")
     if len(parts) != 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        raise argparse.ArgumentTypeError(f"want three positive step counts like 400,2000,600, not {text!r}")
+        raise argparse.ArgumentTypeError(f"want three positive step counts like 400,4000,600, not {text!r}")
     return int(parts[0]), int(parts[1]), int(parts[2])
 
 

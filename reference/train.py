@@ -45,7 +45,7 @@ class TrainConfig:
     """Everything that determines the trained checkpoint."""
 
     seed: int = 0
-    stage_steps: tuple[int, int, int] = (400, 2000, 600)
+    stage_steps: tuple[int, int, int] = (400, 4000, 600)
     batch_size: int = 32
     lr: float = 2e-3
     warmup: int = 50

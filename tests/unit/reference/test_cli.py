@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from server.cli import build_parser
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_ended_share_defaults_to_the_shipped_recipe_and_rejects_bad_values(capsys: pytest.CaptureFixture[str]) -> None:
@@ -70,8 +73,9 @@ def test_steps_default_to_the_shipped_recipe_and_reject_bad_values(capsys: pytes
 
     parser = build_parser()
     assert parser.parse_args(["reference", "train"]).steps is None
-    assert TrainConfig().stage_steps == (400, 2000, 600)  # what None trains: the shipped checkpoint
-    assert parser.parse_args(["reference", "train", "--steps", "400,4000,600"]).steps == (400, 4000, 600)
+    shipped = json.loads((REPO / "models" / "foresight-numberreach" / "training.json").read_text())
+    assert list(TrainConfig().stage_steps) == shipped["config"]["stage_steps"]  # what None trains
+    assert parser.parse_args(["reference", "train", "--steps", "400,2000,600"]).steps == (400, 2000, 600)
     for bad in ("400,4000", "400,0,600", "a,b,c", "400,-1,600"):
         with pytest.raises(SystemExit) as exc:
             parser.parse_args(["reference", "train", "--steps", bad])
