@@ -160,9 +160,9 @@ class VllmEngine:
             llm, self._llm = self._llm, None
             handler = getattr(llm, "output_handler", None)
             if isinstance(handler, asyncio.Task) and llm.get_num_unfinished_requests() == 0:
-                # vLLM stops the engine before its output handler, which then logs the engine's exit
-                # as its own failure, with a traceback, at every shutdown; with nothing waiting for
-                # outputs, stop the handler first (else keep vLLM's order: the handler ends them)
+                # vLLM stops the engine before its output handler, which then may log the engine's
+                # exit as its own failure, with a traceback; with nothing waiting for outputs, stop
+                # the handler first (else keep vLLM's order: the handler ends the waiting requests)
                 handler.cancel()
                 await asyncio.gather(handler, return_exceptions=True)
             await asyncio.to_thread(llm.shutdown)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -51,7 +52,7 @@ async def test_a_store_that_never_finishes_opening_is_cancelled_after_the_grace(
 
 
 async def test_an_open_cancelled_mid_migration_disposes_its_engine(
-        tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     disposed: list[bool] = []
     from sqlalchemy.ext.asyncio import AsyncEngine
 
