@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+import server.store.db as db
 from server import app as app_module
 from server.app import create_app
 from server.engine.scripted import ScriptedEngine
@@ -54,8 +57,6 @@ async def test_a_store_that_never_finishes_opening_is_cancelled_after_the_grace(
 async def test_an_open_cancelled_mid_migration_disposes_its_engine(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     disposed: list[bool] = []
-    from sqlalchemy.ext.asyncio import AsyncEngine
-
     real_dispose = AsyncEngine.dispose
 
     async def dispose(self: AsyncEngine, close: bool = True) -> None:
@@ -63,10 +64,8 @@ async def test_an_open_cancelled_mid_migration_disposes_its_engine(
         await real_dispose(self, close)
 
     monkeypatch.setattr(AsyncEngine, "dispose", dispose)
-    import server.store.db as db
 
     def slow_migrate(conn: object) -> None:
-        import time
         time.sleep(0.2)
 
     monkeypatch.setattr(db, "_migrate", slow_migrate)

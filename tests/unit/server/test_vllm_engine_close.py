@@ -1,7 +1,7 @@
 """Closing the vLLM adapter: the output handler stops before the engine when nothing waits on it.
 
 vLLM's own shutdown stops the engine core first and its output handler after, so the handler, still
-reading, logs the engine's exit as its failure (an ERROR with a traceback) at a clean shutdown.
+reading, may log the engine's exit as its failure (an ERROR with a traceback) at a clean shutdown.
 """
 
 from __future__ import annotations
