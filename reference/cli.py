@@ -39,6 +39,10 @@ def add_reference(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     t.add_argument("--steps", type=_stage_steps, default=None, metavar="S1,S2,S3",
                    help="optimizer steps of the three stages (default 400,4000,600, as the shipped checkpoint; "
                         "see README, 'The reference model', for 2,000 and 6,000 in stage 2)")
+    t.add_argument("--policy-plans", choices=("all", "shortest"), default="all",
+                   help="whose operations the policy imitates in turns: all plans of the prior (default, as "
+                        "the shipped checkpoint) or only the shortest hitting ones; every plan still trains "
+                        "the rollouts and the confidence")
     t.add_argument("--device", default="cpu",
                    help="torch device to train on (default cpu, as the shipped checkpoint was; e.g. cuda)")
     t.set_defaults(func=_train)
@@ -191,7 +195,7 @@ def _train(args: argparse.Namespace) -> int:
             print(f"foresight: {out} exists; pass --force to overwrite it", file=sys.stderr)
             return 2
         shutil.rmtree(out)
-    cfg = TrainConfig(seed=args.seed, ended_share=args.ended_share)
+    cfg = TrainConfig(seed=args.seed, ended_share=args.ended_share, policy_plans=args.policy_plans)
     if args.steps is not None:
         cfg = replace(cfg, stage_steps=args.steps)
     train(cfg, out, device=args.device)

@@ -83,6 +83,7 @@ class Example:
     state: State
     plan: tuple[str, ...]
     confidence: float
+    shortest_hit: bool = False  # the plan reaches the target by a shortest plan (see reference.train)
 
 
 def analysis_for(state: State, ro: env.PlanRollout) -> str:
@@ -100,7 +101,8 @@ def make_turn(state: State, plan: tuple[str, ...]) -> Example:
         f"<think>first {ro.ops[0]}</think>\n"
         f"<tool_call>{tool_call(ro.ops[0])}</tool_call>"
     )
-    return Example(prompt_for(state), text, state, ro.ops, round(p, 2))
+    shortest = env.is_shortest_hit(state.x, state.t, state.n, ro.ops)
+    return Example(prompt_for(state), text, state, ro.ops, round(p, 2), shortest)
 
 
 def imagined_observation(state: State, op: str) -> str:
@@ -111,7 +113,7 @@ def imagined_observation(state: State, op: str) -> str:
 def with_observation(ex: Example) -> Example:
     """A turn followed by its imagined next observation (teaches the model to imagine it)."""
     text = ex.completion + "\n" + imagined_observation(ex.state, ex.plan[0])
-    return Example(ex.prompt, text, ex.state, ex.plan, ex.confidence)
+    return Example(ex.prompt, text, ex.state, ex.plan, ex.confidence, ex.shortest_hit)
 
 
 def ended_state(state: State, rng: random.Random) -> State:

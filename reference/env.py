@@ -255,6 +255,24 @@ def shortest_plans(x: int, t: int, n: int) -> tuple[tuple[str, ...], ...]:
     return ()
 
 
+@cache
+def shortest_hit_length(x: int, t: int, n: int) -> int | None:
+    """The length of the shortest in-bounds op sequence (≤ n) from ``x`` to ``t``; None if none hits."""
+    frontier = {x}
+    for length in range(1, n + 1):
+        nxt = {apply_op(v, op) for v in frontier for op in OPS}
+        if t in nxt:
+            return length
+        frontier = {v for v in nxt if in_bounds(v)}
+    return None
+
+
+def is_shortest_hit(x: int, t: int, n: int, ops: Sequence[str]) -> bool:
+    """Whether ``ops`` (without stalls) reaches ``t`` by a shortest plan, using every op it lists."""
+    ro = rollout_plan(x, t, ops)
+    return ro.reaches and len(ro.ops) == len(ops) and len(ops) == shortest_hit_length(x, t, n)
+
+
 # --------------------------------------------------------------------------- split
 
 

@@ -25,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 from reference import data
-from reference.tokenizer import EOS, NUMBER_TOKENS, build_tokenizer, save_hf_tokenizer
+from reference.tokenizer import EOS, NUMBER_TOKENS, OP_TOKENS, build_tokenizer, save_hf_tokenizer
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,10 @@ class TrainConfig:
     # last step); 0.08 fixed lookahead's last step, but best-of-8 was no better over three seeds and the
     # seed-0 checkpoint failed the acceptance check (README, "The reference model")
     ended_share: float = 0.0
+    # whose operations train the policy in stage-2/3 turns: "all" plans of the prior, or only the
+    # "shortest" hitting ones (the other plans' operations carry no loss; their rollouts, analyses
+    # and confidences still train the world model and the judgement)
+    policy_plans: str = "all"
     shape: ModelShape = field(default_factory=ModelShape)
 
 
@@ -83,8 +87,13 @@ def _decision_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def _encode(tok, ex: data.Example, conf_weight: float,
-            decision_weight: float = 1.0) -> tuple[list[int], list[float]]:
+POLICY_PLANS = ("all", "shortest")
+
+
+def _encode(tok, ex: data.Example, conf_weight: float, decision_weight: float = 1.0,
+            policy_mask: bool = False) -> tuple[list[int], list[float]]:
+    """Token ids and per-token loss weights; ``policy_mask`` zeroes the weights of the operations
+    written in the imaginary span (the plan's choices), keeping its values and everything else."""
     prompt = tok.encode(ex.prompt).ids  # with BOS
     comp_enc = tok.encode(ex.completion, add_special_tokens=False)
     comp = [*comp_enc.ids, tok.token_to_id(EOS)]
@@ -100,6 +109,12 @@ def _encode(tok, ex: data.Example, conf_weight: float,
         for (lo, hi), w in spans:
             if lo <= s < hi:
                 weights[len(prompt) + i] = max(weights[len(prompt) + i], w)
+    if policy_mask:
+        end = ex.completion.find("</imaginary>")
+        ops = {tok.token_to_id(op) for op in OP_TOKENS}
+        for i, (s, _e) in enumerate(comp_enc.offsets):
+            if s < end and comp_enc.ids[i] in ops:
+                weights[len(prompt) + i] = 0.0
     return prompt + comp, weights
 
 
@@ -152,6 +167,8 @@ def train(cfg: TrainConfig, out: Path, log_path: Path | None = None, device: str
     checkpoint is trained on the CPU)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    if cfg.policy_plans not in POLICY_PLANS:
+        raise ValueError(f"policy_plans must be one of {', '.join(POLICY_PLANS)}, not {cfg.policy_plans!r}")
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
@@ -194,7 +211,8 @@ def train(cfg: TrainConfig, out: Path, log_path: Path | None = None, device: str
                                            match_share=cfg.match_share, mix=cfg.plan_mix,
                                            full_plans=cfg.full_plans, ended_share=cfg.ended_share)
             weight = cfg.confidence_weight if stage == 3 else 1.0
-            rows = [_encode(tok, e, weight, cfg.decision_weight) for e in examples]
+            masked = stage > 1 and cfg.policy_plans == "shortest"
+            rows = [_encode(tok, e, weight, cfg.decision_weight, masked and not e.shortest_hit) for e in examples]
             batches = _bucketed(rows, cfg.batch_size, random.Random(cfg.seed * 31 + stage))
             model.train()
             for i in range(n_steps):

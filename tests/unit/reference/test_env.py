@@ -130,3 +130,16 @@ def test_simulate_plan_in_a_world_with_another_stall_rate() -> None:
     assert not any(env.simulate_plan(state, ("*3",), random.Random(i), stall_prob=1.0) for i in range(50))
     rate = sum(env.simulate_plan(state, ("*3",), random.Random(i), stall_prob=0.5) for i in range(2000)) / 2000
     assert abs(rate - 0.75) < 0.04  # P(not stalled twice)
+
+
+@pytest.mark.parametrize(("x", "t", "n"), [(5, 31, 6), (7, 23, 6), (2, 99, 6), (15, 20, 2), (3, 97, 3)])
+def test_shortest_hit_length_against_brute_force(x: int, t: int, n: int) -> None:
+    brute = next((k for k in range(1, n + 1) for ops in itertools.product(OPS, repeat=k)
+                  if env.rollout_plan(x, t, ops).reaches), None)
+    assert env.shortest_hit_length(x, t, n) == brute
+    plans = env.shortest_plans(x, t, n)
+    assert all(env.is_shortest_hit(x, t, n, p) for p in plans)
+    if brute is not None:
+        longer = next(ops for k in range(brute + 1, n + 1) for ops in itertools.product(OPS, repeat=k)
+                      if env.rollout_plan(x, t, ops).reaches and len(env.rollout_plan(x, t, ops).ops) == k)
+        assert not env.is_shortest_hit(x, t, n, longer)

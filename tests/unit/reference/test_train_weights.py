@@ -24,3 +24,27 @@ def test_encode_weights_prompt_zero_and_decisions_up() -> None:
     heavy = {tok.id_to_token(i): w for i, w in zip(ids, weights, strict=True) if w > 1}
     assert heavy["</imaginary>"] == 5.0 and heavy["Ġhit"] == 5.0 and heavy["</confidence>"] == 4.0
     assert len(ids) == len(weights)
+
+
+def test_policy_mask_zeroes_the_plans_operations_only() -> None:
+    examples = data.stage_examples(2, 60, seed=2)
+    tok = build_tokenizer((e.prompt + e.completion for e in examples), 384)
+    ex = data.make_turn(env.State(7, 52, 6), ("*3", "+2", "*2", "+2", "*2"))  # misses: not a policy target
+    assert not ex.shortest_hit
+    ids, plain = _encode(tok, ex, conf_weight=4.0)
+    _, masked = _encode(tok, ex, conf_weight=4.0, policy_mask=True)
+    tokens = [tok.id_to_token(i) for i in ids]
+    imaginary_end = tokens.index("</imaginary>")
+    zeroed = [t for t, a, b in zip(tokens, plain, masked, strict=True) if a != b]
+    assert zeroed == ["*3", "+2", "*2", "+2", "*2"]
+    assert all(b == 0.0 for t, b in zip(tokens[:imaginary_end], masked, strict=False) if t in zeroed)
+    # the values, the first op the turn acts on (think, tool call) and the confidence keep their weight
+    assert masked[tokens.index("96")] == 1.0
+    assert [masked[i] for i, t in enumerate(tokens) if t == "*3"][1:] == [1.0, 1.0]
+    assert masked[tokens.index("</confidence>")] == 4.0
+
+
+def test_training_masks_only_turns_whose_plan_is_not_a_shortest_hit() -> None:
+    hit = data.make_turn(env.State(7, 23, 6), ("*3", "+2"))
+    assert hit.shortest_hit and data.with_observation(hit).shortest_hit
+    assert not data.make_turn(env.State(7, 23, 6), ("+2", "+2", "+2", "+2", "+2", "+2")).shortest_hit
