@@ -65,7 +65,7 @@ class TrainConfig:
     # whose operations train the policy in stage-2/3 turns: "all" plans of the prior, or only the
     # "shortest" hitting ones (the other plans' operations carry no loss; their rollouts, analyses
     # and confidences still train the world model and the judgement)
-    policy_plans: str = "all"
+    policy_plans: str = "shortest"
     shape: ModelShape = field(default_factory=ModelShape)
 
 

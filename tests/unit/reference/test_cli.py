@@ -93,3 +93,44 @@ def test_train_passes_steps_to_the_recipe(monkeypatch: pytest.MonkeyPatch, tmp_p
                                       "--out", f"{tmp_path}/m"])
     assert args.func(args) == 0
     assert seen[0].stage_steps == (10, 20, 30) and seen[0].seed == 0
+
+
+def _result(greedy: float, best: float, optimal: float = 0.95, validity: float = 1.0, gap: float = 0.0):
+    from types import SimpleNamespace
+
+    turns = SimpleNamespace(format_validity=validity, brier_gap=gap, confidence_brier=0.06 + gap, exact_brier=0.06)
+    return SimpleNamespace(turns=turns, success={"model_greedy": greedy, "model_best_of_n": best, "optimal": optimal})
+
+
+@pytest.mark.parametrize(("greedy", "best", "ok"), [
+    (0.38, 0.69, True),   # the all-plans checkpoint: closes 0.31 of 0.57
+    (0.84, 0.94, True),   # a strong greedy policy: closes 0.10 of 0.11
+    (0.38, 0.55, False),  # closes 0.17 of 0.57: the confidence barely helps
+    (0.84, 0.80, False),  # best-of-N below greedy
+])
+def test_acceptance_asks_best_of_n_to_close_half_of_greedys_distance_to_the_optimum(
+        greedy: float, best: float, ok: bool) -> None:
+    from reference.cli import acceptance_failures
+
+    failures = acceptance_failures(_result(greedy, best))
+    assert (failures == []) is ok
+    assert all("best-of-N" in f for f in failures)
+
+
+def test_acceptance_names_format_and_brier_failures() -> None:
+    from reference.cli import acceptance_failures
+
+    failures = acceptance_failures(_result(0.4, 0.8, validity=0.98, gap=0.02))
+    assert len(failures) == 2 and "format validity" in failures[0] and "Brier" in failures[1]
+
+
+def test_train_defaults_are_the_shipped_recipe() -> None:
+    """`foresight reference train` with no options trains what `models/` ships (its training.json)."""
+    from dataclasses import asdict
+
+    from reference.train import TrainConfig
+
+    shipped = json.loads((REPO / "models" / "foresight-numberreach" / "training.json").read_text())["config"]
+    assert json.loads(json.dumps(asdict(TrainConfig()))) == shipped
+    args = build_parser().parse_args(["reference", "train"])
+    assert args.policy_plans == shipped["policy_plans"] and args.ended_share == shipped["ended_share"]
