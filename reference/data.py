@@ -36,7 +36,8 @@ TOOL_NAME = "apply"
 _PROMPT_RE = re.compile(r"x=(-?\d+)\s+target=(\d+)\s+steps=(\d+)")
 _STEP_RE = re.compile(r"([+*\-]\d)\s+(-?\d+)")
 
-# how often each plan source appears in stage-2/3 turns (the model's policy prior)
+# how often each plan source appears in stage-2/3 turns: the plans the model learns to judge (with
+# TrainConfig.policy_plans == "shortest", only the shortest hits among them teach it what to propose)
 PLAN_MIX = {"reactive": 0.5, "shortest": 0.25, "random": 0.25}
 # share of stage-2/3 turns followed by the observation the model imagines its action leads to
 OBSERVATION_SHARE = 0.3
