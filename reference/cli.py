@@ -65,7 +65,8 @@ def add_reference(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
                    help="evaluate on held-out (x, t) pairs (default) or on training pairs")
     e.add_argument("--planners", nargs="+", default=[], metavar="NAME", type=_planner,
                    help="also play these planner configurations on the same episodes, through the planner "
-                        f"itself ({', '.join(_planner_names())}; lookahead takes ~15 min for 150 episodes here)")
+                        f"itself ({', '.join(_planner_names())}; lookahead takes ~5 min for 150 episodes "
+                        "here with the shipped model)")
     e.add_argument("--seed", type=int, default=0, help="evaluation seed")
     e.add_argument("--dtype", default="float32", help="engine dtype (default float32)")
     e.add_argument("--json", action="store_true", help="print the results as one JSON object on stdout")
