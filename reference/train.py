@@ -19,7 +19,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from tqdm import tqdm
@@ -65,7 +65,7 @@ class TrainConfig:
     # whose operations train the policy in stage-2/3 turns: "all" plans of the prior, or only the
     # "shortest" hitting ones (the other plans' operations carry no loss; their rollouts, analyses
     # and confidences still train the world model and the judgement)
-    policy_plans: str = "shortest"
+    policy_plans: Literal["all", "shortest"] = "shortest"
     shape: ModelShape = field(default_factory=ModelShape)
 
 

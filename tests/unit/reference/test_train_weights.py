@@ -44,7 +44,7 @@ def test_policy_mask_zeroes_the_plans_operations_only() -> None:
     assert masked[tokens.index("</confidence>")] == 4.0
 
 
-def test_training_masks_only_turns_whose_plan_is_not_a_shortest_hit() -> None:
+def test_turns_say_whether_their_plan_is_a_shortest_hit() -> None:
     hit = data.make_turn(env.State(7, 23, 6), ("*3", "+2"))
     assert hit.shortest_hit and data.with_observation(hit).shortest_hit
     assert not data.make_turn(env.State(7, 23, 6), ("+2", "+2", "+2", "+2", "+2", "+2")).shortest_hit
