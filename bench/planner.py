@@ -98,14 +98,20 @@ def plot(rows: list[tuple[str, float, float]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
+    placed = 0
     for name, rate, tok in rows:
         if tok:
             ax.scatter(tok, rate, s=60)
-            ax.annotate(name, (tok, rate), textcoords="offset points", xytext=(5, 5))
-        else:
+            # alternate above/below: planners often tie on success
+            ax.annotate(name, (tok, rate), textcoords="offset points", xytext=(6, 6 if placed % 2 == 0 else -12))
+            placed += 1
+        else:  # simulator baselines: a line, labelled at the left edge
             ax.axhline(rate, linestyle="--", linewidth=1, color="grey")
-            ax.annotate(name, (0, rate), textcoords="offset points", xytext=(2, 3), color="grey")
-    ax.set_xlabel("generated tokens per decision")
+            ax.annotate(name, (0.0, rate), xycoords=("axes fraction", "data"), textcoords="offset points",
+                        xytext=(4, 3), color="grey")
+    ax.set_xscale("log")  # tokens per decision span two orders of magnitude
+    ax.margins(x=0.2)
+    ax.set_xlabel("generated tokens per decision (log scale)")
     ax.set_ylabel("episode success (held-out)")
     ax.set_title("NumberReach: planning with the model's own foresight")
     fig.tight_layout()
