@@ -23,14 +23,13 @@ import random
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from planner.calibrate import CalibrationPolicy, DomainCalibrator, fit_map
+from planner.calibration_math import brier_score, expected_calibration_error
+from planner.search import Algorithm, PlanConfig, plan
+from reference import data, env
+from reference.planning import run_planner
 
-from planner.calibrate import CalibrationPolicy, DomainCalibrator, fit_map  # noqa: E402
-from planner.calibration_math import brier_score, expected_calibration_error  # noqa: E402
-from planner.search import Algorithm, PlanConfig, plan  # noqa: E402
-from reference import data, env  # noqa: E402
-from reference.planning import run_planner  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 DOMAIN = "numberreach"
 
@@ -43,7 +42,7 @@ async def turn_outcomes(sampler: object, states: list[env.State], seed: int,
     async def one(i: int, state: env.State) -> tuple[float, bool]:
         async with sem:
             result = await plan(sampler, data.prompt_for(state),  # type: ignore[arg-type]
-                                PlanConfig(algorithm=Algorithm.GREEDY, turn_max_tokens=128, seed=seed + i))
+                                PlanConfig(algorithm=Algorithm.GREEDY, max_tokens_per_turn=128, seed=seed + i))
         c = result.chosen
         ops = [op for op, _ in data.parse_rollout(c.turn.imaginary or "")] if c else []
         success = bool(ops) and env.simulate_plan(state, ops, random.Random(seed * 31 + i), stall_prob)
@@ -53,7 +52,7 @@ async def turn_outcomes(sampler: object, states: list[env.State], seed: int,
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    from server.services.planning import local_sampler
+    from engine.sampler import local_sampler
 
     async with local_sampler(args.model) as sampler:
         rng = random.Random(args.seed)
@@ -72,7 +71,7 @@ async def main_async(args: argparse.Namespace) -> int:
         pool = env.start_states(heldout=True)
         starts = [rng.choice(pool) for _ in range(args.episodes)]
         cfg = PlanConfig(algorithm=Algorithm.BRANCH_COMMIT, width=4, commit_threshold=0.9, domain=DOMAIN,
-                         turn_max_tokens=128)
+                         max_tokens_per_turn=128)
         print(f"branch_commit on {len(starts)} held-out episodes, raw then calibrated…", file=sys.stderr)
         raw_success, raw_tok = await run_planner(sampler, cfg, starts, args.seed, stall_prob=args.stall)
         cal_success, cal_tok = await run_planner(sampler, cfg, starts, args.seed, calibrator=calibrator,

@@ -36,12 +36,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from planner.format import ACTION_STOPS, CONFIDENCE_STOP, parse_turn
+from reference import data, env
+from reference.evaluate import TURN_MAX_TOKENS, action_op
 
-from planner.format import ACTION_STOPS, CONFIDENCE_STOP, parse_turn  # noqa: E402
-from reference import data, env  # noqa: E402
-from reference.evaluate import TURN_MAX_TOKENS, action_op  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -132,7 +131,7 @@ def oracle_spans(rows: list[Row], n: int = 8) -> float:
 
 
 async def record(model: Path, states: int, samples: int, seed: int) -> list[Row]:
-    from server.services.planning import local_sampler
+    from engine.sampler import local_sampler
 
     async with local_sampler(model) as sampler:
         engine = sampler.service.engine

@@ -48,12 +48,12 @@ def main() -> int:
     port = so.free_port()  # type: ignore[attr-defined]
     store = Path(args.log_dir) / f"bench-load-{port}.db"
     env = {"FORESIGHT_STORE_PATH": str(store), "FORESIGHT_LOG_FORMAT": "text", "FORESIGHT_AUTH_ENABLED": "true"}
-    made = subprocess.run([sys.executable, "-m", "server", "keys", "create", "--name", "bench"], cwd=REPO,
+    made = subprocess.run([sys.executable, "-m", "foresight", "keys", "create", "--name", "bench"], cwd=REPO,
                           env={**__import__("os").environ, **env}, capture_output=True, text=True)
     if made.returncode != 0:
         raise SystemExit(made.stderr)
     key = made.stdout.strip()
-    cmd = [sys.executable, "-m", "server", "serve", "--model", str(model), "--port", str(port)]
+    cmd = [sys.executable, "-m", "foresight", "serve", "--model", str(model), "--port", str(port)]
     proc = so.start(cmd, port, "/ready", Path(args.log_dir) / f"bench-load-{port}.log", env)  # type: ignore[attr-defined]
     rows = []
     try:

@@ -26,13 +26,12 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from planner.params import positive, unit
+from planner.search import Algorithm, PlanConfig, PlanResult, Sampler, plan
+from reference import data, env
+from reference.planning import PLANNERS, chosen_op, mean_se, one_step_advantage
 
-from planner.search import Algorithm, PlanConfig, PlanResult, Sampler, plan  # noqa: E402
-from reference import data, env  # noqa: E402
-from reference.planning import PLANNERS, chosen_op, mean_se, one_step_advantage  # noqa: E402
-from server.cli_types import positive, unit  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +63,7 @@ async def measure(sampler: Sampler, args: argparse.Namespace) -> list[Pair]:
         if len(states) == args.states:
             break
     one, wide = configs(args.rounds, args.threshold)
-    screen = PlanConfig(algorithm=Algorithm.BEST_OF_N, width=one.width, turn_max_tokens=one.turn_max_tokens)
+    screen = PlanConfig(algorithm=Algorithm.BEST_OF_N, width=one.width, max_tokens_per_turn=one.max_tokens_per_turn)
     sem = asyncio.Semaphore(16)
 
     async def run(state: env.State, cfg: PlanConfig, seed: int) -> PlanResult:
@@ -104,7 +103,7 @@ def report(pairs: list[Pair], rounds: int) -> None:
 
 
 async def main_async(args: argparse.Namespace) -> list[Pair]:
-    from server.services.planning import local_sampler
+    from engine.sampler import local_sampler
 
     async with local_sampler(args.model) as sampler:
         return await measure(sampler, args)

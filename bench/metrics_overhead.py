@@ -39,7 +39,6 @@ _spec.loader.exec_module(so)
 
 def attributed_cost(iterations: int = 20000) -> tuple[float, float]:
     """(µs of metric updates per request, µs per monitor tick), timed on the real objects."""
-    sys.path.insert(0, str(REPO))
     from server.metrics import Metrics
     from server.services.monitor import Monitor
     from server.tco import TcoConfig
@@ -49,8 +48,8 @@ def attributed_cost(iterations: int = 20000) -> tuple[float, float]:
     for _ in range(iterations):
         m.inflight.inc()
         m.ttft.observe(0.05)
-        m.tokens.labels("completion").inc(32)
-        m.tokens.labels("prompt").inc(24)
+        m.count_tokens("completion", 32)
+        m.count_tokens("prompt", 24)
         m.inflight.dec()
         m.requests.labels("/v1/completions", "200").inc()
         m.latency.labels("/v1/completions").observe(0.2)
@@ -128,7 +127,7 @@ def main() -> int:
             label = "on" if enabled else "off"
             env = {"FORESIGHT_METRICS_ENABLED": "true" if enabled else "false", "FORESIGHT_LOG_FORMAT": "text",
                    "FORESIGHT_STORE_PATH": str(Path(args.log_dir) / f"bench-metrics-{port}.db")}
-            cmd = [sys.executable, "-m", "server", "serve", "--model", str(model), "--port", str(port)]
+            cmd = [sys.executable, "-m", "foresight", "serve", "--model", str(model), "--port", str(port)]
             procs[enabled] = so.start(cmd, port, "/ready", Path(args.log_dir) / f"bench-metrics-{label}-{port}.log",
                                       env)
             urls[enabled] = f"http://127.0.0.1:{port}"

@@ -24,16 +24,15 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from planner.format import parse_turn
+from planner.params import positive
+from planner.search import Algorithm, PlanConfig, plan
+from planner.search.base import Sample, SampleBatch, ranked
+from reference import data, env
+from reference.evaluate import run_episodes
+from reference.planning import PLANNERS, one_step_expectation, paired_estimate, run_planner
 
-from planner.format import parse_turn  # noqa: E402
-from planner.search import Algorithm, PlanConfig, plan  # noqa: E402
-from planner.search.base import Sample, SampleBatch, ranked  # noqa: E402
-from reference import data, env  # noqa: E402
-from reference.evaluate import run_episodes  # noqa: E402
-from reference.planning import PLANNERS, one_step_expectation, paired_estimate, run_planner  # noqa: E402
-from server.cli_types import positive  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 class _FixedSampler:
@@ -67,7 +66,7 @@ def planner_overhead_ms(repeats: int = 2000) -> float:
 
 
 async def main_async(args: argparse.Namespace) -> tuple[list[tuple[str, float, float]], dict[str, tuple[float, float]]]:
-    from server.services.planning import local_sampler
+    from engine.sampler import local_sampler
 
     rows: list[tuple[str, float, float]] = []
     estimates: dict[str, tuple[float, float]] = {}

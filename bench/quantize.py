@@ -25,29 +25,25 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from quantize import runner
+from quantize.plan import make_plan
+from quantize.sizes import checkpoint_size
+from quantize.traces import reference_traces
+from quantize.vram import GIB, Architecture, predicted_kv_tokens
 
-from quantize import runner  # noqa: E402
-from quantize.plan import make_plan  # noqa: E402
-from quantize.sizes import checkpoint_size  # noqa: E402
-from quantize.traces import reference_traces  # noqa: E402
-from quantize.vram import GIB, Architecture, predicted_kv_tokens  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 MODEL = REPO / "models" / "foresight-numberreach"
 KV_SPACE_GIB = 1
 
 
 async def measure(path: Path, dtype: str, args: argparse.Namespace) -> dict[str, Any]:
+    from engine import open_engine
+    from engine.base import GenerationRequest
     from reference import data
     from reference.evaluate import evaluate
-    from server.engine.base import GenerationRequest
-    from server.engine.vllm_engine import VllmEngine, VllmEngineConfig
 
-    engine = VllmEngine(VllmEngineConfig(model=str(path), served_model_name=path.name, dtype=dtype,
-                                         cpu_kvcache_space_gib=KV_SPACE_GIB, log_stats=False))
-    await engine.start()
-    try:
+    async with open_engine(path, dtype=dtype, cpu_kvcache_space_gib=KV_SPACE_GIB, log_stats=False) as engine:
         result = await evaluate(engine, episodes=args.episodes, states=args.states, seed=args.seed,
                                 best_of_n=args.best_of, policies=("model_greedy", "model_best_of_n"), show=True)
         prompts = [data.prompt_for(t) for t in _states(64, args.seed)]
@@ -64,8 +60,6 @@ async def measure(path: Path, dtype: str, args: argparse.Namespace) -> dict[str,
         info = engine.info
         return {"eval": result.to_dict(), "dtype": info.dtype, "kv_cache_tokens": info.kv_cache_tokens,
                 "tokens_per_s": sum(counts) / elapsed if elapsed else 0.0, "generated": sum(counts)}
-    finally:
-        await engine.close()
 
 
 def _states(n: int, seed: int) -> list[Any]:

@@ -103,7 +103,7 @@ def main() -> int:
     for label in ("foresight", "vllm"):
         port = free_port()
         if label == "foresight":
-            cmd = [sys.executable, "-m", "server", "serve", "--model", str(model), "--port", str(port)]
+            cmd = [sys.executable, "-m", "foresight", "serve", "--model", str(model), "--port", str(port)]
             ready = "/ready"
         else:
             cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),

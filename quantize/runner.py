@@ -93,18 +93,13 @@ def run_worker(plan: QuantPlan, calibration: list[Trace], heldout: list[Trace], 
 
 
 async def _evaluate(model: str, dtype: str, episodes: int, states: int, best_of: int, seed: int) -> dict[str, Any]:
+    from engine import open_engine
     from reference.evaluate import evaluate
-    from server.engine.vllm_engine import VllmEngine, VllmEngineConfig
 
-    engine = VllmEngine(VllmEngineConfig(model=model, served_model_name=Path(model).name, dtype=dtype,
-                                         log_stats=False))
-    await engine.start()
-    try:
+    async with open_engine(model, dtype=dtype, log_stats=False) as engine:
         result = await evaluate(engine, episodes=episodes, states=states, seed=seed, best_of_n=best_of,
                                 policies=("model_greedy", "model_best_of_n"))
         return {**result.to_dict(), "dtype": engine.info.dtype}
-    finally:
-        await engine.close()
 
 
 def evaluate_quality(model: str, dtype: str, episodes: int, states: int, best_of: int, seed: int) -> Quality:

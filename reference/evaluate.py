@@ -27,11 +27,11 @@ from typing import Any
 
 from tqdm import tqdm
 
+from engine.base import Engine, GenerationRequest
 from planner.calibration_math import expected_calibration_error
 from planner.format import ACTION_STOPS, Turn, parse_turn
 from reference import data, env
 from reference.env import OPS, State
-from server.engine.base import Engine, GenerationRequest
 
 TURN_MAX_TOKENS = 96
 
@@ -235,15 +235,13 @@ async def evaluate(engine: Engine, *, episodes: int = 200, states: int = 300, se
 async def _play_planners(engine: Engine, names: tuple[str, ...], starts: list[State], seed: int,
                          result: EvalResult, show: bool) -> None:
     """The planner's algorithms (:data:`reference.planning.PLANNERS`) on the same episodes."""
+    from engine.sampler import EngineSampler
     from reference.planning import PLANNERS, run_planner
-    from server.config import Settings
-    from server.services.generation import GenerationService
-    from server.services.planning import EngineSampler
 
     unknown = sorted(set(names) - set(PLANNERS))
     if unknown:
         raise ValueError(f"unknown planner configuration(s) {unknown}; known: {sorted(PLANNERS)}")
-    sampler = EngineSampler(GenerationService(engine, Settings(model=engine.info.path)), add_special_tokens=True)
+    sampler = EngineSampler(engine, add_special_tokens=True)
     for name in names:
         if show:
             print(f"planner {name} on {len(starts)} episodes…", file=sys.stderr)

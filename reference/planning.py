@@ -14,14 +14,14 @@ from planner.search.base import Calibrator, Candidate, Sampler
 from reference import data, env
 
 PLANNERS: dict[str, PlanConfig] = {
-    "greedy": PlanConfig(algorithm=Algorithm.GREEDY, turn_max_tokens=128),
-    "best_of_4": PlanConfig(algorithm=Algorithm.BEST_OF_N, width=4, turn_max_tokens=128),
-    "best_of_8": PlanConfig(algorithm=Algorithm.BEST_OF_N, width=8, turn_max_tokens=128),
+    "greedy": PlanConfig(algorithm=Algorithm.GREEDY, max_tokens_per_turn=128),
+    "best_of_4": PlanConfig(algorithm=Algorithm.BEST_OF_N, width=4, max_tokens_per_turn=128),
+    "best_of_8": PlanConfig(algorithm=Algorithm.BEST_OF_N, width=8, max_tokens_per_turn=128),
     # two spans a round, commit at the first plan claiming 0.5, at most 16: the cheapest rule at least
     # as good as best_of_8 in bench/commit_rules.py's replay of the shipped model (--seed 11: 44% of
     # its tokens, loss 0.0124 against 0.0147); a plan that hits with a step to spare claims 0.78 here
     "branch_commit": PlanConfig(algorithm=Algorithm.BRANCH_COMMIT, width=2, commit_threshold=0.5,
-                                budget=Budget(max_candidates=16), turn_max_tokens=128),
+                                budget=Budget(max_candidates=16), max_tokens_per_turn=128),
     # discount 0.85: an imagined next state is reached only if the action does not stall (p 0.15),
     # and the shipped model claims hits at ended episodes it never saw (README, "Planning, …");
     # up to 4 rounds of 16 roots while none claims any chance (a plan that hits claims at least
@@ -30,7 +30,7 @@ PLANNERS: dict[str, PlanConfig] = {
                             commit_threshold=0.35,
                             budget=Budget(max_depth=2, max_candidates=4 * 16 + 5 * 16, max_tokens=16384,
                                           deadline_s=600),
-                            lookahead_context=LookaheadContext.OBSERVATION, turn_max_tokens=128),
+                            lookahead_context=LookaheadContext.OBSERVATION, max_tokens_per_turn=128),
 }
 
 

@@ -12,18 +12,29 @@ ServerError
       ├── TooManyRequests      429: queue full or the key's rate limit reached (with Retry-After)
       ├── RequestTimeout       504: the request ran past its deadline; its generation was aborted
       ├── NotReady             503: the model is loading or the server is draining
-      └── EngineUnavailable    503: the engine is dead
+      ├── EngineUnavailable    503: the engine is dead
+      └── ClientDisconnected   499: the client went away; its work was aborted (nobody reads the answer)
+
+Lower-level errors become ``ApiError`` in one place, :data:`LOWER_ERRORS`: the app's exception
+handlers use it, and so does :func:`map_errors` where a stream must answer in-band. Routes and
+services let store, engine and planner errors rise.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from engine.errors import EngineDeadError, EngineRequestError
+from planner.errors import InvalidPlanRequest
+from server.store.errors import OutcomeExists, PlanNotFound, StoreUnavailable
 
 log = logging.getLogger("foresight.errors")
 
@@ -131,6 +142,47 @@ class EngineUnavailable(ApiError):
     code = "engine_dead"
 
 
+class ClientDisconnected(ApiError):
+    """499: the client went away before the answer; its generation was aborted."""
+
+    status_code = 499
+    error_type = "client_closed_request"
+
+
+LOWER_ERRORS: dict[type[Exception], Callable[[Any], ApiError]] = {
+    StoreUnavailable: lambda e: StoreDown(f"the store is unavailable: {e}"),
+    PlanNotFound: lambda e: NotFound(str(e), param="plan_id", code="plan_not_found"),
+    OutcomeExists: lambda e: Conflict(str(e), param="plan_id", code="outcome_exists"),
+    EngineDeadError: lambda e: EngineUnavailable(f"the engine is not available: {e}"),
+    EngineRequestError: lambda e: BadRequest(str(e)),
+    InvalidPlanRequest: lambda e: BadRequest(str(e), param=e.field),
+}
+"""Store, engine and planner errors as the API errors they answer with: the one mapping."""
+
+
+def to_api_error(exc: Exception) -> ApiError | None:
+    """``exc`` as the API error it answers with, or None if it is not a known lower-level error."""
+    if isinstance(exc, ApiError):
+        return exc
+    for kind in type(exc).__mro__:
+        make = LOWER_ERRORS.get(kind)  # type: ignore[call-overload]
+        if make is not None:
+            return make(exc)
+    return None
+
+
+@contextlib.contextmanager
+def map_errors() -> Iterator[None]:
+    """Raise lower-level errors as their API errors (for code that answers in-band, like a stream)."""
+    try:
+        yield
+    except Exception as exc:
+        api = to_api_error(exc)
+        if api is None or api is exc:
+            raise
+        raise api from exc
+
+
 def error_body(message: str, type_: str, code: str | int | None = None, param: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": type_, "code": code, "param": param}}
 
@@ -153,6 +205,13 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
 
 def install_error_handlers(app: FastAPI) -> None:
     """Every error leaves as an OpenAI-style JSON body; never a stack trace."""
+
+    async def _lower(request: Request, exc: Exception) -> JSONResponse:
+        api = to_api_error(exc)
+        return await _api_error(request, api) if api is not None else await _unexpected(request, exc)
+
+    for kind in LOWER_ERRORS:
+        app.add_exception_handler(kind, _lower)
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:

@@ -6,14 +6,10 @@ completion text, and never headers (API keys). ``log_format="text"`` keeps human
 
 from __future__ import annotations
 
-import contextvars
 import datetime as dt
 import json
 import logging
 from typing import Any
-
-# token counts of the request being served; the generation service adds to it
-request_usage: contextvars.ContextVar[dict[str, int] | None] = contextvars.ContextVar("request_usage", default=None)
 
 _RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -43,9 +39,3 @@ def configure_logging(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-
-
-def add_tokens(kind: str, n: int) -> None:
-    usage = request_usage.get()
-    if usage is not None:
-        usage[kind] = usage.get(kind, 0) + n

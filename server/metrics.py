@@ -6,16 +6,14 @@ registry; ``/metrics`` serves both.
 
 from __future__ import annotations
 
-import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from planner.format import PROBLEM_KINDS
-from server.logs import request_usage
+from server.access import route_path
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -37,6 +35,8 @@ class Metrics:
         )
         self.inflight = Gauge("foresight_inflight_requests", "Requests being served now.", registry=r)
         self.tokens = Counter("foresight_tokens", "Tokens processed.", ["kind"], registry=r)
+        self.token_totals: dict[str, int] = {}  # the same counts, for the TCO ledger (count_tokens)
+        self.decisions_total = 0  # plans decided, for the TCO ledger (count_decision)
         self.queue_depth = Gauge("foresight_queue_depth", "Requests waiting for a free engine slot.", registry=r)
         # planner
         self.plan_decisions = Counter("foresight_plan_decisions", "Plans by how they ended.", ["decision"],
@@ -90,6 +90,16 @@ class Metrics:
             "foresight_store_errors", "Outcome-store operations that failed.", ["operation"], registry=r,
         )
 
+    def count_tokens(self, kind: str, n: int) -> None:
+        """``n`` tokens of ``kind`` (prompt, completion) processed."""
+        self.tokens.labels(kind).inc(n)
+        self.token_totals[kind] = self.token_totals.get(kind, 0) + n
+
+    def count_decision(self, decision: str) -> None:
+        """A plan ended with ``decision``."""
+        self.plan_decisions.labels(decision).inc()
+        self.decisions_total += 1
+
     def render(self, include_engine: bool = True) -> bytes:
         body = generate_latest(self.registry)
         if include_engine:
@@ -103,15 +113,11 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 class MetricsMiddleware:
-    """Counts every HTTP request by route template and status, times it to its last byte, and writes
-    one access record (request id, route, status, latency, tokens; never prompt text)."""
+    """Counts every HTTP request by route template and status, and times it to its last byte."""
 
-    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], metrics: Metrics,
-                 enabled: bool = True, on_finish: Callable[[Scope, dict[str, int]], None] | None = None) -> None:
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
-        self.enabled = enabled  # False: access records only, no metric updates
-        self.on_finish = on_finish  # sees the request's token usage (rate limits charge it)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -119,47 +125,17 @@ class MetricsMiddleware:
             return
         status = {"code": 500}
         started = time.perf_counter()
-        request_id = _request_id(scope)
-        usage: dict[str, int] = {}
-        token = request_usage.set(usage)
 
-        async def send_wrapper(message: MutableMapping[str, Any]) -> None:
+        async def send_status(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = int(message["status"])
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
-        if self.enabled:
-            self.metrics.inflight.inc()
+        self.metrics.inflight.inc()
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive, send_status)
         finally:
-            request_usage.reset(token)
-            if self.on_finish is not None:
-                self.on_finish(scope, usage)
-            route = scope.get("route")
-            path = getattr(route, "path", None) or "unmatched"
-            elapsed = time.perf_counter() - started
-            if self.enabled:
-                self.metrics.inflight.dec()
-                self.metrics.requests.labels(path, str(status["code"])).inc()
-                self.metrics.latency.labels(path).observe(elapsed)
-            level = logging.DEBUG if path in _PROBES else logging.INFO
-            access_log.log(level, "%s %s %d", scope.get("method", ""), path, status["code"], extra={
-                "request_id": request_id, "method": scope.get("method"), "route": path, "status": status["code"],
-                "latency_s": round(elapsed, 6), **usage,
-            })
-
-
-_PROBES = frozenset({"/health", "/ready", "/metrics"})
-access_log = logging.getLogger("foresight.access")
-
-
-def _request_id(scope: Scope) -> str:
-    for name, value in scope.get("headers", []):
-        if name == b"x-request-id" and 0 < len(value) <= 128:
-            text: str = value.decode("latin-1")
-            if text.isprintable():
-                return text
-    return uuid.uuid4().hex
+            path = route_path(scope)
+            self.metrics.inflight.dec()
+            self.metrics.requests.labels(path, str(status["code"])).inc()
+            self.metrics.latency.labels(path).observe(time.perf_counter() - started)

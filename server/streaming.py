@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from server.engine.base import GenerationRequest
-from server.errors import ApiError
-from server.protocol.openai import now
+from engine.base import GenerationRequest
+from protocol.openai import now
+from server.errors import ApiError, map_errors
 from server.services.formatting import chat_logprobs, completion_logprobs
-from server.services.generation import GenerationService
+from server.services.generation import GenerationService, TokenUsage
+
+if TYPE_CHECKING:
+    from server.deps import Meter
 
 log = logging.getLogger("foresight.streaming")
 DONE = "data: [DONE]\n\n"
@@ -26,7 +29,18 @@ def _usage(prompt: int, completion: int) -> dict[str, int]:
 
 
 async def stream_chat(service: GenerationService, greq: GenerationRequest, request_id: str,
-                      model: str, include_usage: bool) -> AsyncIterator[str]:
+                      model: str, include_usage: bool, meter: Meter) -> AsyncIterator[str]:
+    """A chat completion's SSE events; its tokens are charged to ``meter`` however the stream ends."""
+    usage = TokenUsage()
+    try:
+        async for event in _chat_events(service, greq, request_id, model, include_usage, usage):
+            yield event
+    finally:
+        meter.charge(usage)
+
+
+async def _chat_events(service: GenerationService, greq: GenerationRequest, request_id: str,
+                       model: str, include_usage: bool, usage: TokenUsage) -> AsyncIterator[str]:
     created = now()
     base = {"id": request_id, "object": "chat.completion.chunk", "created": created, "model": model}
     prompt_tokens, completion = len(greq.prompt_token_ids), 0
@@ -34,17 +48,18 @@ async def stream_chat(service: GenerationService, greq: GenerationRequest, reque
         yield sse({**base, "choices": [{"index": i, "delta": {"role": "assistant", "content": ""},
                                         "finish_reason": None}]})
     try:
-        async for chunk in service.stream(greq, request_id):
-            prompt_tokens = chunk.prompt_tokens
-            for d in chunk.deltas:
-                completion += d.num_tokens
-                if not d.text and d.finish_reason is None:
-                    continue
-                choice: dict[str, Any] = {"index": d.index, "delta": {"content": d.text} if d.text else {},
-                                          "finish_reason": d.finish_reason}
-                if d.logprobs is not None:
-                    choice["logprobs"] = chat_logprobs(d.logprobs).model_dump()
-                yield sse({**base, "choices": [choice]})
+        with map_errors():
+            async for chunk in service.stream(greq, request_id, usage):
+                prompt_tokens = chunk.prompt_tokens
+                for d in chunk.deltas:
+                    completion += d.num_tokens
+                    if not d.text and d.finish_reason is None:
+                        continue
+                    choice: dict[str, Any] = {"index": d.index, "delta": {"content": d.text} if d.text else {},
+                                              "finish_reason": d.finish_reason}
+                    if d.logprobs is not None:
+                        choice["logprobs"] = chat_logprobs(d.logprobs).model_dump()
+                    yield sse({**base, "choices": [choice]})
     except ApiError as exc:
         yield sse(exc.body())
         yield DONE
@@ -55,24 +70,36 @@ async def stream_chat(service: GenerationService, greq: GenerationRequest, reque
 
 
 async def stream_completion(service: GenerationService, greqs: list[GenerationRequest], request_id: str,
-                            model: str, include_usage: bool) -> AsyncIterator[str]:
+                            model: str, include_usage: bool, meter: Meter) -> AsyncIterator[str]:
+    """A text completion's SSE events; its tokens are charged to ``meter`` however the stream ends."""
+    usage = TokenUsage()
+    try:
+        async for event in _completion_events(service, greqs, request_id, model, include_usage, usage):
+            yield event
+    finally:
+        meter.charge(usage)
+
+
+async def _completion_events(service: GenerationService, greqs: list[GenerationRequest], request_id: str,
+                             model: str, include_usage: bool, usage: TokenUsage) -> AsyncIterator[str]:
     created = now()
     base = {"id": request_id, "object": "text_completion", "created": created, "model": model}
     prompt_total, completion = 0, 0
     try:
         for p, greq in enumerate(greqs):
             prompt_tokens = len(greq.prompt_token_ids)
-            async for chunk in service.stream(greq, f"{request_id}-{p}"):
-                prompt_tokens = chunk.prompt_tokens
-                for d in chunk.deltas:
-                    completion += d.num_tokens
-                    if not d.text and d.finish_reason is None:
-                        continue
-                    choice: dict[str, Any] = {"index": p * greq.n + d.index, "text": d.text,
-                                              "finish_reason": d.finish_reason, "logprobs": None}
-                    if d.logprobs is not None:
-                        choice["logprobs"] = completion_logprobs(d.logprobs, 0).model_dump()
-                    yield sse({**base, "choices": [choice]})
+            with map_errors():
+                async for chunk in service.stream(greq, f"{request_id}-{p}", usage):
+                    prompt_tokens = chunk.prompt_tokens
+                    for d in chunk.deltas:
+                        completion += d.num_tokens
+                        if not d.text and d.finish_reason is None:
+                            continue
+                        choice: dict[str, Any] = {"index": p * greq.n + d.index, "text": d.text,
+                                                  "finish_reason": d.finish_reason, "logprobs": None}
+                        if d.logprobs is not None:
+                            choice["logprobs"] = completion_logprobs(d.logprobs, 0).model_dump()
+                        yield sse({**base, "choices": [choice]})
             prompt_total += prompt_tokens
     except ApiError as exc:
         yield sse(exc.body())

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from server.engine.base import Engine, GenerationRequest
+from engine.base import Engine, GenerationRequest
 
 WARMUP_TOKENS = 2
 
@@ -28,7 +28,7 @@ def warmup_requests(prompt_token_ids: list[int]) -> list[GenerationRequest]:
 async def warm_up(engine: Engine) -> float:
     """Run :func:`warmup_requests` to the end on a started engine; the seconds it took.
 
-    Raises what the engine raises (:class:`server.engine.errors.EngineDeadError` when it died)."""
+    Raises what the engine raises (:class:`engine.errors.EngineDeadError` when it died)."""
     room = max(1, engine.info.max_model_len - WARMUP_TOKENS - 1)
     ids = engine.encode("warm up")[:room] or [0]
     started = time.perf_counter()

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from planner.errors import InvalidPlanRequest
 from planner.format import ACTION_STOPS, CONFIDENCE_STOP, Turn, parse_turn
+from planner.params import SEED_MAX, SEED_MIN, check, knob
 
 
 @dataclass(frozen=True)
@@ -90,60 +90,44 @@ class LookaheadContext(enum.StrEnum):
 class Budget:
     """Limits of one plan: generated tokens, candidates, depth, wall time."""
 
-    max_tokens: int = 4096
-    max_candidates: int = 16
-    max_depth: int = 2
-    deadline_s: float = 60.0
+    max_tokens: int = knob(4096, "Generated tokens, all candidates together.", ge=1, limit="max_plan_tokens")
+    max_candidates: int = knob(16, "Sampled candidates, all levels together.", ge=1, limit="max_plan_candidates")
+    max_depth: int = knob(2, "Levels of lookahead (1 = no lookahead).", ge=1, limit="max_plan_depth")
+    deadline_s: float = knob(60.0, "Wall-clock budget in seconds.", gt=0, limit="max_plan_deadline_s")
 
     def __post_init__(self) -> None:
-        if self.max_tokens < 1:
-            raise InvalidPlanRequest("budget.max_tokens", "must be at least 1")
-        if self.max_candidates < 1:
-            raise InvalidPlanRequest("budget.max_candidates", "must be at least 1")
-        if self.max_depth < 1:
-            raise InvalidPlanRequest("budget.max_depth", "must be at least 1")
-        if not self.deadline_s > 0:
-            raise InvalidPlanRequest("budget.deadline_s", "must be positive")
+        check(self, "budget.")
 
 
 @dataclass(frozen=True)
 class PlanConfig:
-    """Everything one plan call is asked to do."""
+    """Everything one plan call is asked to do: the one definition of a plan's parameters
+    (:mod:`planner.params`), from which the HTTP model, the CLI flags and the server's limits derive."""
 
-    algorithm: Algorithm = Algorithm.BRANCH_COMMIT
+    algorithm: Algorithm = knob(Algorithm.BRANCH_COMMIT, "Planning algorithm.")
     budget: Budget = field(default_factory=Budget)
-    commit_threshold: float = 0.8
-    margin: float = 0.0
-    width: int = 4  # samples per proposal round (K) and N of best_of_n
-    branch: int = 2  # candidates deepened by lookahead (b)
-    temperature: float = 1.0
-    top_p: float = 1.0
-    seed: int | None = None
-    domain: str = "default"
-    turn_max_tokens: int = 256
-    lookahead_context: LookaheadContext = LookaheadContext.HISTORY
-    # lookahead: an imagined future's value is multiplied by this before it competes with its
-    # parent's own confidence (the imagined transition may not happen as imagined); 1: no discount
-    discount: float = 1.0
-    # lookahead: rounds of ``width`` root turns drawn while the best root's own confidence is below
-    # ``commit_threshold`` (1: draw once); more roots, more distinct actions to imagine the future of
-    root_rounds: int = 1
+    commit_threshold: float = knob(0.8, "Commit once the best calibrated confidence reaches this.", ge=0, le=1)
+    margin: float = knob(0.0, "…and beats the runner-up by at least this.", ge=0, le=1)
+    width: int = knob(4, "K: samples per proposal round; N of best_of_n.", ge=1, limit="max_n")
+    branch: int = knob(2, "b: candidates lookahead deepens per level.", ge=1)
+    temperature: float = knob(1.0, "Sampling temperature of every candidate.", ge=0, le=2)
+    top_p: float = knob(1.0, "Nucleus sampling: the probability mass sampled from.", gt=0, le=1)
+    seed: int | None = knob(None, "Makes the plan reproducible: its samples take the seeds seed, seed+1, … in "
+                                  "order, none twice.", ge=SEED_MIN, le=SEED_MAX)
+    domain: str = knob("default", "Whose calibration map judges the confidence (and whose outcomes it learns).",
+                       min_length=1, max_length=128)
+    max_tokens_per_turn: int = knob(256, "Tokens one sampled turn may take.", ge=1, limit="max_tokens_limit")
+    lookahead_context: LookaheadContext = knob(LookaheadContext.HISTORY, (
+        "lookahead: the next level sees the whole history, or only the imagined observation (Markov agents)."))
+    discount: float = knob(1.0, (
+        "lookahead: an imagined future's value is multiplied by this before it competes with its parent's "
+        "own confidence (1: no discount; e.g. the chance that an action takes effect as imagined)."), ge=0, le=1)
+    root_rounds: int = knob(1, (
+        "lookahead: rounds of `width` first-level turns drawn while the best of them is below "
+        "commit_threshold (1: one round); within budget.max_candidates."), ge=1)
 
     def __post_init__(self) -> None:
-        for name in ("commit_threshold", "margin", "top_p", "discount"):
-            v = getattr(self, name)
-            if not 0.0 <= v <= 1.0:
-                raise InvalidPlanRequest(name, f"must be within [0, 1], got {v}")
-        if not 0.0 <= self.temperature <= 2.0:
-            raise InvalidPlanRequest("temperature", f"must be within [0, 2], got {self.temperature}")
-        if self.width < 1:
-            raise InvalidPlanRequest("width", "must be at least 1")
-        if self.branch < 1:
-            raise InvalidPlanRequest("branch", "must be at least 1")
-        if self.root_rounds < 1:
-            raise InvalidPlanRequest("root_rounds", "must be at least 1")
-        if self.turn_max_tokens < 1:
-            raise InvalidPlanRequest("turn_max_tokens", "must be at least 1")
+        check(self)
 
 
 @dataclass
@@ -283,7 +267,7 @@ class SearchState:
                             temperature: float | None = None, tokens: int | None = None) -> list[Candidate]:
         """n whole turns (world model, think, action) in one engine call, spending at most ``tokens``
         (default: what the budget has left)."""
-        n, per = self.affordable(n, self.config.turn_max_tokens, tokens=tokens)
+        n, per = self.affordable(n, self.config.max_tokens_per_turn, tokens=tokens)
         if n == 0:
             return []
         samples = await self.sample(prompt, n, ACTION_STOPS, per, temperature)
@@ -292,7 +276,7 @@ class SearchState:
     async def propose_spans(self, prompt: str, n: int, *, depth: int = 1,
                             parent: int | None = None) -> list[Candidate]:
         """n world-model spans (up to ``</confidence>``) in one engine call."""
-        n, per = self.affordable(n, self.config.turn_max_tokens)
+        n, per = self.affordable(n, self.config.max_tokens_per_turn)
         if n == 0:
             return []
         samples = await self.sample(prompt, n, (CONFIDENCE_STOP,), per)
@@ -302,7 +286,7 @@ class SearchState:
         """Continue a world-model span through think and action (greedy, one sample)."""
         if cand.complete:
             return cand
-        per = min(self.config.turn_max_tokens, max(self.tokens_left, 0))
+        per = min(self.config.max_tokens_per_turn, max(self.tokens_left, 0))
         if per < 1:
             return cand
         (s,) = await self.sample(prompt + cand.text, 1, ACTION_STOPS, per, temperature=0.0,

@@ -36,7 +36,8 @@ async def branch_commit(state: SearchState, prompt: str) -> PlanResult:
         if order and confident(order[0], order[1] if len(order) > 1 else None, cfg.commit_threshold, cfg.margin):
             chosen = await state.complete(prompt, order[0])
             return state.result(Decision.COMMIT, chosen)
-        if not new or state.candidates_left <= 0 or state.tokens_left <= cfg.turn_max_tokens or state.time_left() <= 0:
+        if (not new or state.candidates_left <= 0 or state.tokens_left <= cfg.max_tokens_per_turn
+                or state.time_left() <= 0):
             break
     if not spans:
         return state.result(Decision.BUDGET_EXHAUSTED, None)

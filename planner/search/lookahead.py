@@ -112,7 +112,7 @@ async def lookahead(state: SearchState, prompt: str) -> PlanResult:
     exhausted = False
     for depth in range(2, cfg.budget.max_depth + 1):
         top = distinct_actions(frontier, cfg.branch)
-        if not top or state.candidates_left <= 0 or state.tokens_left <= cfg.turn_max_tokens:
+        if not top or state.candidates_left <= 0 or state.tokens_left <= cfg.max_tokens_per_turn:
             exhausted = bool(top)
             break
         top = top[: state.candidates_left]  # a branch without a candidate to spend imagines for nothing

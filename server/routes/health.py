@@ -6,8 +6,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from server.deps import LifecycleDep, MetricsDep, SettingsDep
-from server.engine.errors import EngineDeadError
+from engine.errors import EngineDeadError
+from server.deps import LifecycleDep, MetricsDep, ServicesDep, SettingsDep
 from server.guards import authenticate
 from server.lifecycle import Phase
 
@@ -15,16 +15,16 @@ router = APIRouter()
 
 
 @router.get("/health", summary="Process alive and engine not dead")
-async def health(request: Request, life: LifecycleDep) -> JSONResponse:
+async def health(services: ServicesDep, life: LifecycleDep) -> JSONResponse:
     if life.phase in (Phase.DEAD, Phase.FAILED):
         return JSONResponse({"status": "dead", "detail": life.detail}, status_code=503)
+    engine = services.engine
     if life.phase in (Phase.READY, Phase.DRAINING):
         try:
-            await request.app.state.engine.check_health()
+            await engine.check_health()
         except EngineDeadError as exc:
-            request.app.state.on_engine_dead(str(exc))
+            services.on_engine_dead(str(exc))
             return JSONResponse({"status": "dead", "detail": str(exc)}, status_code=503)
-    engine = request.app.state.engine
     unfinished = engine.num_unfinished() if life.phase in (Phase.READY, Phase.DRAINING) else 0
     return JSONResponse({"status": "ok", "phase": life.phase.value, "unfinished_requests": unfinished})
 
@@ -38,9 +38,9 @@ async def ready(life: LifecycleDep) -> JSONResponse:
 
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
-async def metrics(request: Request, metrics: MetricsDep, settings: SettingsDep) -> Response:
+async def metrics(request: Request, services: ServicesDep, metrics: MetricsDep, settings: SettingsDep) -> Response:
     if settings.metrics_require_key:
-        await authenticate(request)
+        await authenticate(request, services)
     if not settings.metrics_enabled:
         return JSONResponse({"error": {"message": "metrics are disabled", "type": "not_found_error",
                                        "code": 404, "param": None}}, status_code=404)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
-from server.deps import EngineDep, GenerationDep
-from server.protocol.openai import (
+from protocol.openai import (
     ChatCompletionRequest,
     ChatCompletionResponse,
     CompletionRequest,
@@ -17,8 +16,10 @@ from server.protocol.openai import (
     new_id,
     now,
 )
+from server.cancellation import with_cancellation
+from server.deps import EngineDep, GenerationDep, MeterDep
 from server.services.formatting import chat_response, completion_response
-from server.services.generation import ClientDisconnected
+from server.services.generation import TokenUsage
 from server.streaming import stream_chat, stream_completion
 
 router = APIRouter(prefix="/v1")
@@ -26,39 +27,43 @@ ERRORS: dict[int | str, dict[str, object]] = {
     400: {"model": ErrorResponse}, 503: {"model": ErrorResponse},
 }
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-CLIENT_CLOSED = 499
 
 
 @router.post("/chat/completions", response_model=ChatCompletionResponse, responses=ERRORS)
-async def chat_completions(body: ChatCompletionRequest, request: Request, gen: GenerationDep) -> Response:
+@with_cancellation
+async def chat_completions(body: ChatCompletionRequest, request: Request, gen: GenerationDep,
+                           meter: MeterDep) -> Response:
     greq = gen.prepare_chat(body)
     rid = new_id("chatcmpl")
     model = gen.engine.info.name
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return StreamingResponse(stream_chat(gen, greq, rid, model, include_usage),
+        return StreamingResponse(stream_chat(gen, greq, rid, model, include_usage, meter),
                                  media_type="text/event-stream", headers=SSE_HEADERS)
+    usage = TokenUsage()
     try:
-        result = await gen.collect(greq, rid, request.is_disconnected)
-    except ClientDisconnected:
-        return Response(status_code=CLIENT_CLOSED)
+        result = await gen.collect(greq, rid, usage=usage)
+    finally:
+        meter.charge(usage)
     return Response(chat_response(rid, model, result, body.logprobs).model_dump_json(),
                     media_type="application/json")
 
 
 @router.post("/completions", response_model=CompletionResponse, responses=ERRORS)
-async def completions(body: CompletionRequest, request: Request, gen: GenerationDep) -> Response:
+@with_cancellation
+async def completions(body: CompletionRequest, request: Request, gen: GenerationDep, meter: MeterDep) -> Response:
     greqs = gen.prepare_completion(body)
     rid = new_id("cmpl")
     model = gen.engine.info.name
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return StreamingResponse(stream_completion(gen, greqs, rid, model, include_usage),
+        return StreamingResponse(stream_completion(gen, greqs, rid, model, include_usage, meter),
                                  media_type="text/event-stream", headers=SSE_HEADERS)
+    usage = TokenUsage()
     try:
-        results = [await gen.collect(g, f"{rid}-{i}", request.is_disconnected) for i, g in enumerate(greqs)]
-    except ClientDisconnected:
-        return Response(status_code=CLIENT_CLOSED)
+        results = [await gen.collect(g, f"{rid}-{i}", usage=usage) for i, g in enumerate(greqs)]
+    finally:
+        meter.charge(usage)
     return Response(completion_response(rid, model, results, body.logprobs is not None).model_dump_json(),
                     media_type="application/json")
 

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from server.deps import GenerationDep
-from server.protocol.openai import ErrorResponse
-from server.protocol.plan import PlanRequest, PlanResponse
+from protocol.openai import ErrorResponse
+from protocol.plan import PlanRequest, PlanResponse
+from server.cancellation import with_cancellation
+from server.deps import MeterDep, PlanningDep
+from server.services.generation import TokenUsage
 
 router = APIRouter(prefix="/v1")
 
 
 @router.post("/plan", response_model=PlanResponse,
              responses={400: {"model": ErrorResponse}, 503: {"model": ErrorResponse}, 504: {"model": ErrorResponse}})
-async def create_plan(body: PlanRequest, request: Request, _gen: GenerationDep) -> PlanResponse:
-    response: PlanResponse = await request.app.state.planning.run(body)
-    return response
+@with_cancellation
+async def create_plan(body: PlanRequest, request: Request, planning: PlanningDep, meter: MeterDep) -> PlanResponse:
+    usage = TokenUsage()
+    try:
+        return await planning.run(body, usage)
+    finally:
+        meter.charge(usage)

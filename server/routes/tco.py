@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Request
+from protocol.tco import TcoReport
+from server.deps import MonitorDep
 
 router = APIRouter(prefix="/v1")
 
 
-@router.get("/tco")
-async def get_tco(request: Request) -> dict[str, Any]:
+@router.get("/tco", response_model=TcoReport)
+async def get_tco(monitor: MonitorDep) -> TcoReport:
     """Cost of ownership so far: hardware amortization and energy, per 1k tokens and per decision."""
-    report: dict[str, Any] = request.app.state.monitor.report()
-    return report
+    return TcoReport.model_validate(monitor.report())

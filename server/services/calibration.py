@@ -117,12 +117,11 @@ class CalibrationService:
             log.error("%s; plans are served but not remembered until it is back", exc)
 
     async def close(self) -> None:
+        """Stop the refits in flight; the store is closed by its owner (:mod:`server.container`)."""
         tasks = [s.task for s in self._domains.values() if s.task is not None and not s.task.done()]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self.store is not None:
-            await self.store.close()
 
     async def _ensure_open(self) -> Store:
         if self.store is None:

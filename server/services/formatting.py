@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from server.engine.base import TokenLogprob
-from server.protocol.openai import (
+from engine.base import TokenLogprob
+from protocol.openai import (
     AssistantMessage,
     ChatChoice,
     ChatCompletionResponse,

@@ -12,21 +12,28 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
+from engine.base import Engine, GenerationChunk, GenerationRequest, TokenLogprob
+from engine.errors import EngineDeadError, EngineRequestError
+from protocol.openai import ChatCompletionRequest, CompletionRequest, _Sampling
 from server.config import Settings
-from server.engine.base import Engine, GenerationChunk, GenerationRequest, TokenLogprob
-from server.engine.errors import EngineDeadError, EngineRequestError
-from server.errors import BadRequest, EngineUnavailable, ModelNotFound, RequestTimeout
-from server.logs import add_tokens
+from server.errors import BadRequest, ClientDisconnected, ModelNotFound, RequestTimeout
 from server.metrics import Metrics
-from server.protocol.openai import ChatCompletionRequest, CompletionRequest, _Sampling
 
 log = logging.getLogger("foresight.generation")
 DisconnectCheck = Callable[[], Awaitable[bool]]
 DISCONNECT_POLL_S = 0.25
 
 
-class ClientDisconnected(Exception):
-    """The client went away; its generation was aborted."""
+@dataclass
+class TokenUsage:
+    """The tokens one request has spent so far; its route passes it down and reads it back."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
 
 
 @dataclass
@@ -142,8 +149,10 @@ class GenerationService:
 
     # ------------------------------------------------------------------ running
 
-    async def stream(self, greq: GenerationRequest, request_id: str) -> AsyncIterator[GenerationChunk]:
-        """Engine chunks; the generation is aborted if the consumer stops early."""
+    async def stream(self, greq: GenerationRequest, request_id: str,
+                     usage: TokenUsage | None = None) -> AsyncIterator[GenerationChunk]:
+        """Engine chunks; the generation is aborted if the consumer stops early. The tokens it spent are
+        added to ``usage`` as they are generated, and its prompt once it ends, however it ends."""
         started = time.perf_counter()
         deadline = asyncio.get_running_loop().time() + self.settings.request_timeout_s
         first = True
@@ -170,30 +179,30 @@ class GenerationService:
                     if self.metrics:
                         self.metrics.ttft.observe(time.perf_counter() - started)
                 produced = sum(d.num_tokens for d in chunk.deltas)
-                add_tokens("completion_tokens", produced)
+                if usage is not None:
+                    usage.completion_tokens += produced
                 if self.metrics:
-                    self.metrics.tokens.labels("completion").inc(produced)
+                    self.metrics.count_tokens("completion", produced)
                 finished = chunk.finished
                 yield chunk
         except EngineDeadError as exc:
             self.on_engine_dead(str(exc))
-            raise EngineUnavailable(f"the engine is not available: {exc}") from exc
-        except EngineRequestError as exc:
-            raise BadRequest(str(exc)) from exc
+            raise
         finally:
-            add_tokens("prompt_tokens", len(greq.prompt_token_ids))
+            if usage is not None:
+                usage.prompt_tokens += len(greq.prompt_token_ids)
             if self.metrics:
-                self.metrics.tokens.labels("prompt").inc(len(greq.prompt_token_ids))
+                self.metrics.count_tokens("prompt", len(greq.prompt_token_ids))
             if not finished:
                 await asyncio.shield(self.engine.abort(request_id))
 
-    async def collect(self, greq: GenerationRequest, request_id: str,
-                      is_disconnected: DisconnectCheck | None = None) -> GenerationResult:
+    async def collect(self, greq: GenerationRequest, request_id: str, is_disconnected: DisconnectCheck | None = None,
+                      usage: TokenUsage | None = None) -> GenerationResult:
         """Run to the end; abort and raise :class:`ClientDisconnected` if the client leaves."""
         result = GenerationResult(len(greq.prompt_token_ids), [SequenceResult() for _ in range(greq.n)])
 
         async def consume() -> None:
-            async for chunk in self.stream(greq, request_id):
+            async for chunk in self.stream(greq, request_id, usage):
                 result.prompt_tokens = chunk.prompt_tokens
                 for d in chunk.deltas:
                     seq = result.sequences[d.index]
@@ -214,7 +223,7 @@ class GenerationService:
                 if is_disconnected is not None and await is_disconnected():
                     task.cancel()
                     await asyncio.gather(task, return_exceptions=True)
-                    raise ClientDisconnected(request_id)
+                    raise ClientDisconnected(f"the client of {request_id} went away; its generation was aborted")
         finally:
             if not task.done():
                 task.cancel()

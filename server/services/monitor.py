@@ -1,8 +1,8 @@
 """A once-a-second sampler: engine busy time, energy, cost, queue depth (the TCO model's inputs).
 
 Energy comes from NVML's counter where a GPU is present; otherwise configured power × the time the
-engine had unfinished work, labelled ``method="estimated"``. Token and decision counts are read off
-the server's own metric registry, so the ledger sees exactly what ``/metrics`` reports.
+engine had unfinished work, labelled ``method="estimated"``. Token and decision counts come from
+:class:`server.metrics.Metrics`, which counts them once for ``/metrics`` and the ledger alike.
 """
 
 from __future__ import annotations
@@ -44,13 +44,6 @@ class Monitor:
         self.gpus: list[GpuReading] = []
         self._task: asyncio.Task[None] | None = None
 
-    def _counter(self, name: str, labels: dict[str, str]) -> float:
-        return self.metrics.registry.get_sample_value(name, labels) or 0.0
-
-    def _decisions(self) -> float:
-        return sum(self._counter("foresight_plan_decisions_total", {"decision": d})
-                   for d in ("commit", "budget_exhausted"))
-
     def tick(self) -> None:
         """Account for the time since the last tick."""
         now = self._clock()
@@ -80,8 +73,8 @@ class Monitor:
                 joules = sum(g.power_watts for g in self.gpus) * dt
         elif busy:
             joules = estimated_joules(dt, self.config)
-        tokens = self._counter("foresight_tokens_total", {"kind": "completion"})
-        decisions = self._decisions()
+        tokens = float(self.metrics.token_totals.get("completion", 0))
+        decisions = float(self.metrics.decisions_total)
         d_tokens, d_dec = max(0.0, tokens - self._last_tokens), max(0.0, decisions - self._last_decisions)
         self._last_tokens, self._last_decisions = tokens, decisions
         before = self.ledger.snapshot()

@@ -39,7 +39,7 @@ class ServerProcess:
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run ``foresight ARGS`` with this server's settings (same store, same secret)."""
-        return subprocess.run([sys.executable, "-m", "server", *args], cwd=REPO, env=self.env,
+        return subprocess.run([sys.executable, "-m", "foresight", *args], cwd=REPO, env=self.env,
                               capture_output=True, text=True, timeout=120)
 
     def log(self) -> str:
@@ -65,7 +65,7 @@ def start_server(model: Path, log_dir: Path, *extra: str, env: dict[str, str] | 
                 "FORESIGHT_AUTH_ENABLED": "false", **(env or {})}
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve", "--model", str(model), "--port", str(port), *extra],
+            [sys.executable, "-m", "foresight", "serve", "--model", str(model), "--port", str(port), *extra],
             cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT,
         )
     server = ServerProcess(proc, port, log_path, full_env)

@@ -69,7 +69,7 @@ def test_calibration_lowers_ece_on_held_out_plans(server: ServerProcess, tmp_pat
 
     png = tmp_path / "reliability.png"
     report = subprocess.run(
-        [sys.executable, "-m", "server", "calibration", "report", "--url", server.url, "--domain", DOMAIN,
+        [sys.executable, "-m", "foresight", "calibration", "report", "--url", server.url, "--domain", DOMAIN,
          "--out", str(png)], cwd=REPO, capture_output=True, text=True, timeout=120,
     )
     assert report.returncode == 0, report.stderr

@@ -81,7 +81,7 @@ def test_plan_rejects_bad_parameters(server: ServerProcess) -> None:
 def test_plan_cli_against_the_server(server: ServerProcess, tmp_path: Path) -> None:
     prompt = tmp_path / "obs.txt"
     prompt.write_text(data.prompt_for(STATE))
-    proc = subprocess.run([sys.executable, "-m", "server", "plan", "--prompt-file", str(prompt), "--url", server.url,
+    proc = subprocess.run([sys.executable, "-m", "foresight", "plan", "--prompt-file", str(prompt), "--url", server.url,
                            "--algorithm", "best_of_n"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "decision" in proc.stdout and "tool_call" in proc.stdout

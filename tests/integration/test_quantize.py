@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def quantized(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("quant") / "numberreach-w4a16-g64"
     proc = subprocess.run(
-        [sys.executable, "-m", "server", "quantize", "--model", str(REFERENCE_MODEL), "--out", str(out),
+        [sys.executable, "-m", "foresight", "quantize", "--model", str(REFERENCE_MODEL), "--out", str(out),
          "--group-size", "64", "--calibration-count", "64", "--eval-episodes", "10", "--eval-states", "30",
          "--best-of", "2", "--json"],
         cwd=REPO, capture_output=True, text=True, timeout=1200)

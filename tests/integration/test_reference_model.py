@@ -26,7 +26,7 @@ def test_shipped_checkpoint_is_small_and_complete() -> None:
 def test_quick_evaluation_meets_the_bar() -> None:
     """A few hundred held-out states through the real engine: format ≥ 99%, Brier within 0.01 of exact."""
     proc = subprocess.run(
-        [sys.executable, "-m", "server", "reference", "eval", "--model", str(REFERENCE_MODEL), "--json",
+        [sys.executable, "-m", "foresight", "reference", "eval", "--model", str(REFERENCE_MODEL), "--json",
          "--episodes", "0", "--states", "300", "--seed", "7"],
         cwd=REPO, capture_output=True, text=True, timeout=900,
         env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"},
@@ -41,7 +41,7 @@ def test_quick_evaluation_meets_the_bar() -> None:
 
 def test_eval_plays_the_planners_algorithms_through_the_planner() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "server", "reference", "eval", "--model", str(REFERENCE_MODEL), "--json",
+        [sys.executable, "-m", "foresight", "reference", "eval", "--model", str(REFERENCE_MODEL), "--json",
          "--episodes", "6", "--states", "0", "--seed", "3", "--planners", "branch_commit", "greedy"],
         cwd=REPO, capture_output=True, text=True, timeout=900,
         env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"},

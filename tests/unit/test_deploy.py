@@ -132,8 +132,8 @@ def test_helm_with_the_binary() -> None:
 
 
 def test_helm_chart_by_hand() -> None:
+    from engine.scripted import ScriptedEngine
     from server.app import create_app
-    from server.engine.scripted import ScriptedEngine
     from tests.unit.server.conftest import settings
 
     values = yaml.safe_load((CHART / "values.yaml").read_text())

@@ -76,7 +76,7 @@ def test_branch_commit_replay_matches_the_planner(width: int, threshold: float |
         # None: the threshold is a confidence the model wrote (commit at equality, as the planner does)
         at = threshold if threshold is not None else max(d.confidence or 0.0 for d in drawn(turns)[:cap])
         cfg = PlanConfig(algorithm=Algorithm.BRANCH_COMMIT, width=width, commit_threshold=at,
-                         budget=Budget(max_candidates=cap, max_tokens=100_000), turn_max_tokens=1000)
+                         budget=Budget(max_candidates=cap, max_tokens=100_000), max_tokens_per_turn=1000)
         result = asyncio.run(plan(Replay(turns), data.prompt_for(state), cfg))
         used = bench.branch_commit(width, at, cap)(drawn(turns))
         pick = bench.chosen(used)
@@ -94,7 +94,7 @@ def test_best_of_n_replay_matches_the_planner() -> None:
     for _ in range(20):
         state = env.State(rng.randint(2, 15), rng.randint(20, 99), 6)
         turns = recorded(state, 8, rng)
-        cfg = PlanConfig(algorithm=Algorithm.BEST_OF_N, width=8, turn_max_tokens=1000,
+        cfg = PlanConfig(algorithm=Algorithm.BEST_OF_N, width=8, max_tokens_per_turn=1000,
                          budget=Budget(max_candidates=8, max_tokens=100_000))
         result = asyncio.run(plan(Replay(turns), data.prompt_for(state), cfg))
         row = bench.Row(state, {op: 0.5 for op in env.OPS}, drawn(turns))

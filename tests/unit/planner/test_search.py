@@ -93,7 +93,7 @@ async def test_branch_commit_margin_forces_widening() -> None:
 async def test_token_budget_is_respected_exactly() -> None:
     s = ScriptedSampler(by_index([10]))
     budget = Budget(max_tokens=300, max_candidates=100)
-    r = await plan(s, "P", cfg("branch_commit", width=4, budget=budget, turn_max_tokens=64))
+    r = await plan(s, "P", cfg("branch_commit", width=4, budget=budget, max_tokens_per_turn=64))
     assert r.usage.completion_tokens <= 300
     assert r.usage.completion_tokens == sum(len(c.text) for c in r.candidates)
     assert r.decision is Decision.BUDGET_EXHAUSTED

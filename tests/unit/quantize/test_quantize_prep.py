@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from foresight.cli import main
 from planner.format import parse_turn
 from quantize import runner
 from quantize.errors import BadCheckpoint, BadTraces, IndivisibleLayers, OutputExists, QuantizeEnvMissing
@@ -16,7 +17,6 @@ from quantize.report import Quality, QuantReport
 from quantize.sizes import checkpoint_size
 from quantize.traces import Trace, parse_traces, read_traces, reference_traces, write_traces
 from quantize.vram import Architecture
-from server.cli import main
 
 REFERENCE = Path(__file__).resolve().parents[3] / "models" / "foresight-numberreach"
 TURN = ('<imaginary>+2 9</imaginary>\n<confidence>40%</confidence>\n<think>t</think>\n'

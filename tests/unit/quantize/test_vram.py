@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from foresight.cli import main
 from quantize.errors import BadModelConfig, UnknownGpu
 from quantize.gpus import CATALOG, find_gpu
 from quantize.vram import GIB, Architecture, FitRequest, fit, fit_all, recommend, reserve_bytes, schemes
-from server.cli import main
 
 LLAMA3_8B = dict(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
                  intermediate_size=14336, vocab_size=128256, tie_word_embeddings=False, model_type="llama")

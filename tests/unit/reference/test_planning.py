@@ -29,7 +29,7 @@ def test_paired_estimate_recovers_the_reactive_heuristics_exact_success() -> Non
     pool = env.start_states(heldout=True)
     starts = [random.Random(5).choice(pool) for _ in range(1)] * 1500
     gains: list[float] = []
-    config = PlanConfig(algorithm=Algorithm.GREEDY, turn_max_tokens=128)
+    config = PlanConfig(algorithm=Algorithm.GREEDY, max_tokens_per_turn=128)
     played, tokens = asyncio.run(run_planner(Reactive(), config, starts, seed=2, gains=gains))
     estimate, se = paired_estimate(starts, gains)
     exact = env.reactive_value(starts[0].x, starts[0].t, starts[0].n)

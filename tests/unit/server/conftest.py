@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server.app import create_app
+from engine.scripted import ScriptedEngine
+from server.app import create_app, services_of
 from server.config import Settings
-from server.engine.scripted import ScriptedEngine
 from server.lifecycle import Phase
 
 _FAKE_CHECKPOINT = Path(tempfile.mkdtemp(prefix="foresight-test-")) / "scripted"
@@ -35,7 +35,7 @@ async def running_app(
     async with app.router.lifespan_context(app):
         if wait_ready:
             for _ in range(200):
-                if app.state.lifecycle.phase is Phase.READY:
+                if services_of(app).lifecycle.phase is Phase.READY:
                     break
                 await asyncio.sleep(0.01)
         transport = httpx.ASGITransport(app=app)

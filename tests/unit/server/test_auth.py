@@ -7,8 +7,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from engine.scripted import ScriptedEngine
 from server.auth import KeyRing, Principal, RateLimiter, display_prefix, generate_key, hash_key, load_secret
-from server.engine.scripted import ScriptedEngine
 from server.store import Store, default_url
 from tests.unit.server.conftest import running_app, settings
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from server.cli import main
+from foresight.cli import main
 from server.config import load_settings
 from server.errors import SettingsError
 
@@ -83,10 +83,10 @@ def test_cli_help_lists_commands(capsys: pytest.CaptureFixture[str]) -> None:
         assert cmd in out
 
 
-def test_readme_documents_every_setting() -> None:
+def test_configuration_doc_documents_every_setting() -> None:
     from server.config import Settings
     from tests.conftest import REPO
 
-    readme = (REPO / "README.md").read_text()
+    doc = (REPO / "docs" / "configuration.md").read_text()
     for name in Settings.model_fields:
-        assert f"| `{name}` | `FORESIGHT_{name.upper()}` |" in readme, name
+        assert f"| `{name}` | `FORESIGHT_{name.upper()}` |" in doc, name

@@ -11,8 +11,8 @@ import asyncio
 
 import pytest
 
-from server.engine.base import GenerationRequest
-from server.engine.scripted import ScriptedEngine
+from engine.base import GenerationRequest
+from engine.scripted import ScriptedEngine
 from server.services import generation
 from server.services.generation import ClientDisconnected, GenerationService
 from tests.unit.server.conftest import running_app, settings

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import httpx
 
+from server.app import services_of
+
 CHAT = {"model": "scripted", "messages": [{"role": "user", "content": "hi"}]}
 
 
@@ -25,7 +27,7 @@ async def test_metrics_count_requests_by_route_and_status(client: httpx.AsyncCli
 async def test_draining_turns_ready_and_new_work_to_503(client: httpx.AsyncClient) -> None:
     from server.lifecycle import Phase
 
-    client.app.state.lifecycle.set(Phase.DRAINING)  # type: ignore[attr-defined]
+    services_of(client.app).lifecycle.set(Phase.DRAINING)  # type: ignore[attr-defined]
     assert (await client.get("/ready")).status_code == 503
     r = await client.post("/v1/chat/completions", json=CHAT)
     assert r.status_code == 503 and r.json()["error"]["code"] == "draining"
@@ -35,7 +37,7 @@ async def test_draining_turns_ready_and_new_work_to_503(client: httpx.AsyncClien
 def test_default_chat_template_renders_roles_and_generation_prompt() -> None:
     import jinja2
 
-    from server.engine.templates import DEFAULT_CHAT_TEMPLATE
+    from engine.templates import DEFAULT_CHAT_TEMPLATE
 
     text = jinja2.Template(DEFAULT_CHAT_TEMPLATE).render(
         messages=[{"role": "system", "content": "be brief"},

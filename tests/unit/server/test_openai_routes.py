@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from server.engine.scripted import ScriptedEngine
+from engine.scripted import ScriptedEngine
 from tests.unit.server.conftest import running_app
 
 CHAT = {"model": "scripted", "messages": [{"role": "user", "content": "hello"}]}

@@ -8,8 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server.engine.base import GenerationRequest
-from server.engine.scripted import ScriptedEngine
+from engine.base import GenerationRequest
+from engine.scripted import ScriptedEngine
+from server.app import services_of
 from tests.unit.server.conftest import running_app
 
 TRUE_RATE = 0.3  # the scripted model says 90%, but its plans succeed 30% of the time
@@ -68,7 +69,7 @@ async def test_calibration_learns_the_overconfidence_and_survives_restart(tmp_pa
         for p in await plan_ids(client, 60):
             r = await client.post("/v1/outcomes", json={"plan_id": p["plan_id"], "success": rng.random() < TRUE_RATE})
             assert r.status_code == 200
-        await client.app.state.calibration.settle()  # type: ignore[attr-defined]
+        await services_of(client.app).calibration.settle()  # type: ignore[attr-defined]
         [after] = await plan_ids(client, 1)
         assert after["confidence"]["raw"] == 0.9
         assert abs(after["confidence"]["calibrated"] - TRUE_RATE) < 0.12
@@ -84,7 +85,7 @@ async def test_calibration_learns_the_overconfidence_and_survives_restart(tmp_pa
         [other] = await plan_ids(client, 1, domain="elsewhere")
         assert other["confidence"]["calibrated"] == 0.9
     async with running_app(ScriptedEngine(overconfident), **opts) as client:
-        await client.app.state.store_loader  # type: ignore[attr-defined]
+        await services_of(client.app).store_loader  # type: ignore[attr-defined]
         [p] = await plan_ids(client, 1)
         assert abs(p["confidence"]["calibrated"] - after["confidence"]["calibrated"]) < 1e-9
         assert (await client.get("/v1/calibration")).json()["domains"][0]["outcomes"] == 60

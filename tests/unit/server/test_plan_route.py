@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from server.engine.base import GenerationRequest
-from server.engine.scripted import ScriptedEngine
+from engine.base import GenerationRequest
+from engine.scripted import ScriptedEngine
 from tests.unit.server.conftest import running_app
 
 

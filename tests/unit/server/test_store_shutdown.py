@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import server.store.db as db
-from server import app as app_module
+from engine.scripted import ScriptedEngine
+from server import container as app_module
 from server.app import create_app
-from server.engine.scripted import ScriptedEngine
 from server.store import Store
 from tests.unit.server.conftest import settings
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from server.app import services_of
 from server.metrics import Metrics
 from server.services.monitor import Monitor
 from server.tco import TcoConfig, TcoLedger, energy_cost, estimated_joules
@@ -55,8 +56,9 @@ def test_monitor_estimates_energy_from_busy_time_and_costs_tokens() -> None:
     clock = [0.0]
     busy = [1]
     mon = Monitor(metrics, CFG, None, lambda: busy[0], waiting=lambda: 0, clock=lambda: clock[0])
-    metrics.tokens.labels("completion").inc(500)
-    metrics.plan_decisions.labels("commit").inc(2)
+    metrics.count_tokens("completion", 500)
+    metrics.count_decision("commit")
+    metrics.count_decision("commit")
     clock[0] = 5.0
     mon.tick()
     busy[0] = 0
@@ -79,7 +81,7 @@ async def test_tco_endpoint_and_metric_families_after_traffic(client: httpx.Asyn
     r = await client.post("/v1/completions", json={"model": "scripted", "prompt": "hello", "max_tokens": 5})
     assert r.status_code == 200
     await client.post("/v1/plan", json={"prompt": "p", "algorithm": "greedy"})
-    client.app.state.monitor.tick()  # type: ignore[attr-defined]
+    services_of(client.app).monitor.tick()  # type: ignore[attr-defined]
     tco = (await client.get("/v1/tco")).json()
     assert tco["currency"] == "USD" and tco["method"] == "estimated" and tco["totals"]["completion_tokens"] > 0
     text = (await client.get("/metrics")).text

@@ -6,9 +6,9 @@ import asyncio
 
 import httpx
 
-from server.app import EXIT_LOAD_FAILED, create_app
-from server.engine.base import GenerationRequest
-from server.engine.scripted import ScriptedEngine
+from engine.base import GenerationRequest
+from engine.scripted import ScriptedEngine
+from server.app import EXIT_LOAD_FAILED, create_app, services_of
 from server.lifecycle import Phase
 from server.warmup import WARMUP_TOKENS
 from tests.unit.server.conftest import running_app, settings
@@ -66,11 +66,11 @@ async def test_an_engine_that_dies_in_warm_up_fails_the_start() -> None:
     app = create_app(settings(), engine, request_exit=exits.append)
     async with app.router.lifespan_context(app):
         for _ in range(200):
-            if app.state.lifecycle.phase is Phase.FAILED:
+            if services_of(app).lifecycle.phase is Phase.FAILED:
                 break
             await asyncio.sleep(0.01)
-        assert app.state.lifecycle.phase is Phase.FAILED
-        assert "warm-up" in app.state.lifecycle.detail
+        assert services_of(app).lifecycle.phase is Phase.FAILED
+        assert "warm-up" in services_of(app).lifecycle.detail
         assert exits == [EXIT_LOAD_FAILED]
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
             assert (await client.get("/ready")).status_code == 503
@@ -93,7 +93,7 @@ async def test_a_stop_signal_during_warm_up_is_never_undone_by_ready() -> None:
     engine = ScriptedEngine(lambda prompt, i, req: "ab", delay_s=0.2)
     async with running_app(engine, wait_ready=False) as client:
         await warm_up_started(engine)
-        client.app.state.lifecycle.set(Phase.DRAINING, "signal 15")  # type: ignore[attr-defined]
-        await client.app.state.loader  # type: ignore[attr-defined]  # warm-up over
-        assert client.app.state.lifecycle.phase is Phase.DRAINING  # type: ignore[attr-defined]
+        services_of(client.app).lifecycle.set(Phase.DRAINING, "signal 15")  # type: ignore[attr-defined]
+        await services_of(client.app).loader  # type: ignore[attr-defined]  # warm-up over
+        assert services_of(client.app).lifecycle.phase is Phase.DRAINING  # type: ignore[attr-defined]
         assert (await client.get("/ready")).status_code == 503

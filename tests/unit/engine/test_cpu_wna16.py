@@ -8,7 +8,7 @@ torch = pytest.importorskip("torch")
 quant_utils = pytest.importorskip("vllm.model_executor.layers.quantization.utils.quant_utils")
 scalar_type = pytest.importorskip("vllm.scalar_type")
 
-from server.engine import cpu_wna16  # noqa: E402
+from engine import cpu_wna16  # noqa: E402
 
 
 def _repacked(q: torch.Tensor, bits: int) -> torch.Tensor:
@@ -59,7 +59,7 @@ def test_registered_op_computes_the_gemm() -> None:
 def test_auto_dtype_for_a_quantized_checkpoint_on_cpu(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import json
 
-    from server.engine.vllm_engine import resolve_dtype
+    from engine.vllm import resolve_dtype
 
     plain, quant, f32 = tmp_path / "plain", tmp_path / "quant", tmp_path / "f32"
     for d, extra in ((plain, {}), (quant, {"quantization_config": {"quant_method": "compressed-tensors"}}),

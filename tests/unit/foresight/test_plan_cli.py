@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from server.cli import build_parser
+from foresight.cli import build_parser
 
 
 def test_plan_options_default_and_pass_through() -> None:
-    from server.plan_cli import _body
+    from foresight.plan import _body
 
     args = build_parser().parse_args(["plan", "--prompt-file", "p.txt", "--algorithm", "lookahead",
                                       "--discount", "0.85", "--width", "16", "--root-rounds", "3"])

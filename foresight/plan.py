@@ -11,7 +11,8 @@ from typing import Any
 
 import httpx
 
-from server.cli_types import positive, unit
+from planner.params import Param, param_type, params
+from planner.search import Budget, PlanConfig
 from server.config import DEFAULT_MODEL
 
 
@@ -23,18 +24,8 @@ def add_plan(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         epilog="example: foresight plan --prompt-file obs.txt --algorithm lookahead --json",
     )
     p.add_argument("--prompt-file", required=True, help="file holding the prompt text ('-' for stdin)")
-    p.add_argument("--algorithm", default="branch_commit",
-                   choices=["greedy", "best_of_n", "branch_commit", "lookahead"])
-    p.add_argument("--width", type=positive, default=4, help="K samples per round (N for best_of_n)")
-    p.add_argument("--commit-threshold", type=unit, default=0.8, help="in [0, 1] (default %(default)s)")
-    p.add_argument("--max-tokens", type=positive, default=4096, help="token budget of the whole plan")
-    p.add_argument("--max-depth", type=positive, default=2)
-    p.add_argument("--lookahead-context", choices=["history", "observation"], default="history")
-    p.add_argument("--discount", type=unit, default=1.0,
-                   help="lookahead: weight of an imagined future against a plan's own confidence, in [0, 1]")
-    p.add_argument("--root-rounds", type=positive, default=1,
-                   help="lookahead: rounds of --width first-level turns while none reaches --commit-threshold")
-    p.add_argument("--seed", type=int)
+    for param in params(PlanConfig) + params(Budget):
+        _add_param(p, param)
     p.add_argument("--url", default="http://127.0.0.1:8000", help="server to ask (default %(default)s)")
     p.add_argument("--api-key", help="bearer key, if the server wants one")
     p.add_argument("--in-process", action="store_true", help="load --model here instead of calling a server")
@@ -43,29 +34,53 @@ def add_plan(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=_plan)
 
 
+def _flag(param: Param) -> str:
+    return "--" + param.name.replace("_", "-")
+
+
+def _add_param(p: argparse.ArgumentParser, param: Param) -> None:
+    """One flag per plan parameter, with the default, bounds and description of ``PlanConfig``."""
+    default = param.default.value if hasattr(param.default, "value") else param.default
+    help_text = f"{param.knob.description} (default: %(default)s)"
+    if param.choices is not None:
+        p.add_argument(_flag(param), dest=param.name, choices=param.choices, default=default, help=help_text)
+    elif param.base in (int, float):
+        p.add_argument(_flag(param), dest=param.name, type=param_type(param), default=default, help=help_text)
+    else:
+        p.add_argument(_flag(param), dest=param.name, default=default, help=help_text)
+
+
+def _given(args: argparse.Namespace, cls: type) -> dict[str, Any]:
+    """The parameters of ``cls`` that differ from their defaults (the server fills in the rest, within
+    its own limits)."""
+    out = {}
+    for param in params(cls):
+        default = param.default.value if hasattr(param.default, "value") else param.default
+        value = getattr(args, param.name)
+        if value != default:
+            out[param.name] = value
+    return out
+
+
 def _body(args: argparse.Namespace, prompt: str) -> dict[str, Any]:
-    return {"prompt": prompt, "algorithm": args.algorithm, "width": args.width,
-            "commit_threshold": args.commit_threshold, "seed": args.seed,
-            "budget": {"max_tokens": args.max_tokens, "max_depth": args.max_depth},
-            "lookahead_context": args.lookahead_context, "discount": args.discount,
-            "root_rounds": args.root_rounds}
+    body: dict[str, Any] = {"prompt": prompt, **_given(args, PlanConfig)}
+    budget = _given(args, Budget)
+    if budget:
+        body["budget"] = budget
+    return body
 
 
 async def _in_process(model: str, body: dict[str, Any]) -> dict[str, Any]:
-    from server.app import build_engine
+    from protocol.plan import PlanRequest
     from server.config import load_settings
-    from server.protocol.plan import PlanRequest
+    from server.container import build_engine
     from server.services.generation import GenerationService
     from server.services.planning import PlanningService
 
     settings = load_settings(model=model)
-    engine = build_engine(settings)
-    await engine.start()
-    try:
+    async with build_engine(settings) as engine:
         service = PlanningService(GenerationService(engine, settings))
-        return (await service.run(PlanRequest.model_validate(body))).model_dump()
-    finally:
-        await engine.close()
+        return (await service.run(PlanRequest.model_validate(body))).model_dump(mode="json")
 
 
 def _plan(args: argparse.Namespace) -> int:

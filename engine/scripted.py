@@ -10,8 +10,8 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-from server.engine.base import GenerationChunk, GenerationRequest, ModelInfo, SequenceDelta, TokenLogprob
-from server.engine.errors import EngineDeadError
+from engine.base import EngineLifecycle, GenerationChunk, GenerationRequest, ModelInfo, SequenceDelta, TokenLogprob
+from engine.errors import EngineDeadError
 
 Script = Callable[[str, int, GenerationRequest], str]
 
@@ -20,7 +20,7 @@ def echo_script(prompt: str, index: int, request: GenerationRequest) -> str:
     return f"echo {index}: {prompt[-20:]}"
 
 
-class ScriptedEngine:
+class ScriptedEngine(EngineLifecycle):
     """Deterministic, in-process engine for tests; tokens are characters."""
 
     def __init__(

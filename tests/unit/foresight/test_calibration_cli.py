@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from server.cli import main
+from foresight.cli import main
 from server.store import PlanRecord, Store, default_url
 
 

@@ -52,7 +52,7 @@ def add_quantize(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 
 
 def _quantize(args: argparse.Namespace) -> int:
-    from server.stdout_guard import json_stdout
+    from foresight.stdout_guard import json_stdout
 
     with json_stdout(args.json) as out:
         return _run(args, out)

@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from server.cli_types import number
+from planner.params import number
 from server.config import DEFAULT_MODEL
 
 # acceptance of a trained checkpoint (DESIGN §8); `train` fails loudly below these
@@ -120,16 +120,11 @@ def _check_model_dir(path: str) -> Path:
 
 
 async def _run_eval(model: Path, dtype: str, **kwargs: Any) -> Any:
+    from engine import open_engine
     from reference.evaluate import evaluate
-    from server.engine.vllm_engine import VllmEngine, VllmEngineConfig
 
-    engine = VllmEngine(VllmEngineConfig(model=str(model), served_model_name=model.name, dtype=dtype,
-                                         log_stats=False))
-    await engine.start()
-    try:
+    async with open_engine(model, dtype=dtype, log_stats=False) as engine:
         return await evaluate(engine, **kwargs)
-    finally:
-        await engine.close()
 
 
 def print_table(result: Any, out: Any = None) -> None:
@@ -162,7 +157,7 @@ def print_table(result: Any, out: Any = None) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from server.stdout_guard import json_stdout
+    from foresight.stdout_guard import json_stdout
 
     model = _check_model_dir(args.model)
     with json_stdout(args.json) as out:

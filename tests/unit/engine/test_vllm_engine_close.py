@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("vllm")
 
-from server.engine.vllm_engine import VllmEngine, VllmEngineConfig
+from engine.vllm import VllmEngine, VllmEngineConfig
 
 
 class FakeLLM:

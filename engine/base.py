@@ -2,15 +2,17 @@
 
 Generate (with n, stop strings, max_tokens, temperature, top_p, seed, logprobs),
 stream deltas, abort, check health, describe the model, and the two tokenizer
-operations the API needs. One real adapter (``vllm_engine``) and one scripted
-engine for unit tests implement it.
+operations the API needs. One real adapter (:mod:`engine.vllm`) and one scripted
+engine for unit tests implement it; both are async context managers (started on
+entry, closed on exit) through :class:`EngineLifecycle`.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from types import TracebackType
+from typing import Any, Protocol, Self, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,11 @@ class Engine(Protocol):
 
     async def close(self) -> None: ...
 
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None: ...
+
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]: ...
 
     def chat_prompt(self, messages: Sequence[dict[str, Any]]) -> str: ...
@@ -97,3 +104,25 @@ class Engine(Protocol):
     async def check_health(self) -> None: ...
 
     def num_unfinished(self) -> int: ...
+
+
+class EngineLifecycle:
+    """Mixin: ``async with engine:`` starts it and always closes it, so no caller copies try/finally."""
+
+    async def start(self) -> None:  # pragma: no cover - implemented by the adapters
+        raise NotImplementedError
+
+    async def close(self) -> None:  # pragma: no cover - implemented by the adapters
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self.start()
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()

@@ -13,7 +13,7 @@ schema, same weight layout (the kernel's ``process_weights_after_loading`` repac
 as dequantize + ``torch.matmul``. The dequantized weight is cached per layer (weights are frozen
 after loading), so decoding costs a 16-bit GEMM; memory is that of the 16-bit weights, which a
 tiny model on a CPU does not notice and a large one should not be served on an AVX2 CPU anyway.
-Imports torch only (the one vLLM adapter is :mod:`server.engine.vllm_engine`).
+Imports torch only (the one vLLM adapter is :mod:`engine.vllm`).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # a 64-bit signed seed: the engine's generators take no wider one (a wider one failed the request
 # inside the engine, a 500)
-SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
+from planner.params import SEED_MAX, SEED_MIN
 
 
 class _Request(BaseModel):

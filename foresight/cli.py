@@ -39,8 +39,8 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from foresight.runner import serve
     from server.config import load_settings
-    from server.runner import serve
 
     settings = load_settings(args.config, model=args.model, host=args.host, port=args.port,
                              served_model_name=args.served_model_name, database_url=args.database_url)
@@ -54,12 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_serve(sub)
-    from quantize.cli import add_fit
-    from quantize.quantize_cli import add_quantize
-    from reference.cli import add_reference
-    from server.calibration_cli import add_calibration
-    from server.keys_cli import add_keys
-    from server.plan_cli import add_plan
+    from foresight.calibration import add_calibration
+    from foresight.fit import add_fit
+    from foresight.keys import add_keys
+    from foresight.plan import add_plan
+    from foresight.quantize import add_quantize
+    from foresight.reference import add_reference
 
     add_plan(sub)
     add_calibration(sub)

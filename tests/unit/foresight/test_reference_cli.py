@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from server.cli import build_parser
+from foresight.cli import build_parser
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -55,7 +55,7 @@ def test_eval_planners_are_named_configurations(capsys: pytest.CaptureFixture[st
 def test_table_shows_planner_rows_with_their_tokens() -> None:
     import io
 
-    from reference.cli import print_table
+    from foresight.reference import print_table
     from reference.evaluate import EvalResult, TurnMetrics
 
     result = EvalResult(model="m", seed=0, turns=TurnMetrics(), episodes=10, best_of_n=8,
@@ -110,7 +110,7 @@ def _result(greedy: float, best: float, optimal: float = 0.95, validity: float =
 ])
 def test_acceptance_asks_best_of_n_to_close_half_of_greedys_distance_to_the_optimum(
         greedy: float, best: float, ok: bool) -> None:
-    from reference.cli import acceptance_failures
+    from foresight.reference import acceptance_failures
 
     failures = acceptance_failures(_result(greedy, best))
     assert (failures == []) is ok
@@ -118,7 +118,7 @@ def test_acceptance_asks_best_of_n_to_close_half_of_greedys_distance_to_the_opti
 
 
 def test_acceptance_names_format_and_brier_failures() -> None:
-    from reference.cli import acceptance_failures
+    from foresight.reference import acceptance_failures
 
     failures = acceptance_failures(_result(0.4, 0.8, validity=0.98, gap=0.02))
     assert len(failures) == 2 and "format validity" in failures[0] and "Brier" in failures[1]

@@ -1,10 +1,10 @@
-"""``python -m server`` is ``foresight``."""
+"""``python -m foresight`` is ``foresight``."""
 
 from __future__ import annotations
 
 import sys
 
-from server.cli import main
+from foresight.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,123 @@
+"""``POST /v1/plan`` request and response models."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+
+from planner.params import Param, from_mapping, params
+from planner.search.base import Algorithm, Budget, PlanConfig
+from protocol.openai import ChatMessage
+
+
+def _field(p: Param) -> tuple[Any, Any]:
+    k = p.knob
+    return p.type, Field(default=p.default, description=k.description, ge=k.ge, gt=k.gt, le=k.le,
+                         min_length=k.min_length, max_length=k.max_length)
+
+
+def _knobs(cls: type) -> dict[str, Any]:
+    return {p.name: _field(p) for p in params(cls)}
+
+
+class PlanInput(BaseModel):
+    """What to plan on: a prompt or messages (the plan's parameters are added from ``PlanConfig``)."""
+
+    model_config = ConfigDict(extra="allow")
+    model: str | None = None
+    messages: list[ChatMessage] | None = Field(default=None, min_length=1)
+    prompt: str | None = Field(default=None, min_length=1)
+    return_tree: bool = Field(default=False, description="Return the candidate tree.")
+
+    @model_validator(mode="after")
+    def _one_input(self) -> PlanInput:
+        if (self.messages is None) == (self.prompt is None):
+            raise ValueError("give exactly one of 'messages' or 'prompt'")
+        return self
+
+    def config(self) -> PlanConfig:
+        """The planner's config: every knob of the request, by name (see :mod:`planner.params`)."""
+        return from_mapping(PlanConfig, self.model_dump())
+
+
+_BudgetBase = create_model("BudgetModel", __config__=ConfigDict(extra="forbid"), __doc__="Limits of one plan.",
+                           **_knobs(Budget))
+_RequestBase = create_model(
+    "PlanRequest", __base__=PlanInput, __doc__="What to plan: a prompt or messages, an algorithm and its budget.",
+    budget=(_BudgetBase, Field(default_factory=_BudgetBase)), **_knobs(PlanConfig),
+)
+
+if TYPE_CHECKING:  # the fields come from PlanConfig at run time; code reads them through config()
+    BudgetModel = BaseModel
+    PlanRequest = PlanInput
+else:
+    BudgetModel = _BudgetBase
+    PlanRequest = _RequestBase
+
+
+class ActionModel(BaseModel):
+    kind: str
+    content: str
+    name: str | None = None
+    arguments: Any = None
+
+
+class ProblemModel(BaseModel):
+    kind: str
+    detail: str
+
+
+class CandidateModel(BaseModel):
+    id: int
+    parent: int | None
+    depth: int
+    text: str
+    complete: bool
+    raw_confidence: float | None
+    calibrated_confidence: float | None
+    value: float | None
+    tokens: int
+    action: ActionModel | None
+    problems: list[ProblemModel]
+
+
+class ConfidenceModel(BaseModel):
+    raw: float | None
+    calibrated: float | None
+
+
+class PlanUsage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    candidates: int
+    depth: int
+    engine_calls: int
+
+
+class TreeNode(BaseModel):
+    id: int
+    raw_confidence: float | None
+    calibrated_confidence: float | None
+    value: float | None
+    action: ActionModel | None
+    children: list[TreeNode] = []
+
+
+class PlanResponse(BaseModel):
+    plan_id: str
+    object: Literal["plan"] = "plan"
+    created: int
+    model: str
+    algorithm: Algorithm
+    domain: str
+    decision: Literal["commit", "budget_exhausted"]
+    action: ActionModel | None
+    text: str | None
+    rollout: str | None
+    confidence: ConfidenceModel
+    candidates: list[CandidateModel]
+    usage: PlanUsage
+    latency_s: float
+    tree: list[TreeNode] | None = None

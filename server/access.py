@@ -1,0 +1,95 @@
+"""Request ids and access records: two middlewares, one job each.
+
+``RequestIdMiddleware`` gives every request an id (the client's ``X-Request-ID`` when it is
+printable and at most 128 characters, else a new one) and returns it as a header.
+``AccessLogMiddleware`` writes one record per request: id, route, status, latency and the tokens
+its route reported (``scope["state"]["usage"]``, see :class:`server.deps.Meter`) — never prompt or
+completion text, never headers (API keys).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+access_log = logging.getLogger("foresight.access")
+PROBES = frozenset({"/health", "/ready", "/metrics"})
+
+
+def request_id(scope: Scope) -> str:
+    """The request's id (set by :class:`RequestIdMiddleware`)."""
+    rid: str = scope.get("state", {}).get("request_id") or ""
+    return rid
+
+
+def _incoming_id(scope: Scope) -> str:
+    for name, value in scope.get("headers", []):
+        if name == b"x-request-id" and 0 < len(value) <= 128:
+            text: str = value.decode("latin-1")
+            if text.isprintable():
+                return text
+    return uuid.uuid4().hex
+
+
+def route_path(scope: Scope) -> str:
+    """The route template the request matched (``/v1/plans/{id}``, not the raw path), or ``unmatched``."""
+    return getattr(scope.get("route"), "path", None) or "unmatched"
+
+
+class RequestIdMiddleware:
+    """Every request gets an id, echoed as ``X-Request-ID``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = _incoming_id(scope)
+        scope.setdefault("state", {})["request_id"] = rid
+
+        async def send_with_id(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+class AccessLogMiddleware:
+    """One access record per request, written when its last byte is sent (or it fails)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = {"code": 500}
+        started = time.perf_counter()
+
+        async def send_status(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            path = route_path(scope)
+            usage: dict[str, int] = scope.get("state", {}).get("usage") or {}
+            level = logging.DEBUG if path in PROBES else logging.INFO
+            access_log.log(level, "%s %s %d", scope.get("method", ""), path, status["code"], extra={
+                "request_id": request_id(scope), "method": scope.get("method"), "route": path,
+                "status": status["code"], "latency_s": round(time.perf_counter() - started, 6), **usage,
+            })

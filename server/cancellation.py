@@ -1,0 +1,51 @@
+"""``@with_cancellation``: a route's work is cancelled when its client goes away.
+
+The handler races a watcher of the connection; if the client disconnects first, the handler is
+cancelled — which aborts every engine request it has in flight (a plan's candidates included) —
+and the request ends as 499 (:class:`server.errors.ClientDisconnected`). Streams need no such
+thing: Starlette stops a stream whose client left, and the generator's ``finally`` aborts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable
+from typing import ParamSpec, TypeVar
+
+from fastapi import Request
+
+from server.errors import ClientDisconnected
+
+P = ParamSpec("P")
+T = TypeVar("T")
+POLL_S = 0.25
+
+
+async def _watch(request: Request) -> None:
+    while not await request.is_disconnected():
+        await asyncio.sleep(POLL_S)
+
+
+def with_cancellation(handler: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """Decorate a route whose parameters include ``request: Request``."""
+
+    @functools.wraps(handler)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        request = kwargs.get("request")
+        if not isinstance(request, Request):
+            raise TypeError(f"{handler.__name__} needs a 'request: Request' parameter for @with_cancellation")
+        work = asyncio.ensure_future(handler(*args, **kwargs))
+        watcher = asyncio.ensure_future(_watch(request))
+        try:
+            done, _ = await asyncio.wait({work, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (work, watcher):
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(work, watcher, return_exceptions=True)
+        if work in done:
+            return work.result()
+        raise ClientDisconnected("the client went away; its work was aborted")
+
+    return wrapper

@@ -1,0 +1,192 @@
+"""One typed container of everything a request may need, and its life.
+
+``build_services`` constructs it (no I/O: the runner and tests can hold it before start-up);
+``Services.running()`` is the app's lifespan: it loads the engine in the background (``/ready``
+answers 503 meanwhile), opens the store — whose one owner this is —, runs the engine watchdog and
+the monitor, and on the way out drains, closes the engine and closes the store. Routes reach it
+only through the ``Annotated`` dependencies of :mod:`server.deps`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from engine.base import Engine
+from engine.errors import EngineDeadError
+from planner.calibrate import CalibrationPolicy
+from server.admission import Admission
+from server.auth import KeyRing, RateLimiter, load_secret
+from server.config import Settings
+from server.lifecycle import Lifecycle, Phase
+from server.metrics import Metrics
+from server.power import detect_power
+from server.services.calibration import CalibrationService
+from server.services.generation import GenerationService
+from server.services.monitor import Monitor
+from server.services.planning import PlanningService
+from server.store import Store
+from server.tco import TcoConfig
+from server.warmup import warm_up
+
+log = logging.getLogger("foresight.app")
+EXIT_LOAD_FAILED = 1
+EXIT_ENGINE_DEAD = 3
+# how long shutdown lets a store that is still opening finish before cancelling it: a cancelled
+# SQLite connect leaves its worker thread to answer a loop that is gone, and the connection unclosed
+STORE_OPEN_GRACE_S = 10.0
+
+
+def build_engine(settings: Settings) -> Engine:
+    """The production engine: vLLM (CPU build on CPU machines), not yet started."""
+    from engine import open_engine
+
+    return open_engine(
+        settings.model, served_model_name=settings.model_name, dtype=settings.dtype,
+        max_model_len=settings.max_model_len, gpu_memory_utilization=settings.gpu_memory_utilization,
+        tensor_parallel_size=settings.tensor_parallel_size, pipeline_parallel_size=settings.pipeline_parallel_size,
+        distributed_executor_backend=settings.distributed_executor_backend,
+        cpu_kvcache_space_gib=settings.cpu_kvcache_space_gib, max_num_seqs=settings.max_num_seqs,
+        enforce_eager=settings.enforce_eager, seed=settings.seed, log_stats=settings.metrics_enabled,
+    )
+
+
+def tco_config(settings: Settings) -> TcoConfig:
+    return TcoConfig(
+        hardware_price=settings.tco_hardware_price, accelerators=settings.tco_accelerators,
+        service_life_years=settings.tco_service_life_years, power_watts=settings.tco_power_watts,
+        pue=settings.tco_pue, electricity_price_per_kwh=settings.tco_electricity_price_per_kwh,
+        currency=settings.tco_currency, window_s=settings.tco_window_s,
+    )
+
+
+@dataclass
+class Services:
+    """Everything the routes use; one per app."""
+
+    settings: Settings
+    engine: Engine
+    lifecycle: Lifecycle
+    metrics: Metrics
+    store: Store
+    generation: GenerationService
+    calibration: CalibrationService
+    planning: PlanningService
+    monitor: Monitor
+    keyring: KeyRing
+    limiter: RateLimiter
+    admission: Admission
+    request_exit: Callable[[int], None] = lambda _code: None
+    loader: asyncio.Task[None] | None = field(default=None, init=False)  # the engine's load and warm-up
+    store_loader: asyncio.Task[None] | None = field(default=None, init=False)
+
+    def on_engine_dead(self, detail: str) -> None:
+        """The engine died: mark it, and ask the runner to exit so that the supervisor restarts us."""
+        if self.lifecycle.phase is not Phase.DEAD:
+            log.error("engine died: %s; exiting so the supervisor restarts the server", detail)
+            self.lifecycle.set(Phase.DEAD, detail)
+            self.request_exit(EXIT_ENGINE_DEAD)
+
+    # ------------------------------------------------------------------ life
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """The app's lifespan."""
+        self.loader = asyncio.create_task(self._load())
+        self.store_loader = asyncio.create_task(self._open_store())
+        dog = asyncio.create_task(self._watchdog())
+        if self.settings.metrics_enabled:
+            self.monitor.start()
+        try:
+            yield
+        finally:
+            self.lifecycle.set(Phase.DRAINING)
+            await asyncio.wait({self.store_loader}, timeout=STORE_OPEN_GRACE_S)
+            tasks = (self.loader, self.store_loader, dog)
+            for task in tasks:
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await self.engine.close()
+            with contextlib.suppress(Exception):
+                await self.calibration.close()
+            with contextlib.suppress(Exception):
+                await self.store.close()
+            await self.monitor.stop()
+
+    def _failed(self, detail: str) -> None:
+        log.error("%s", detail)
+        self.lifecycle.set(Phase.FAILED, detail)
+        self.request_exit(EXIT_LOAD_FAILED)
+
+    async def _load(self) -> None:
+        try:
+            await self.engine.start()
+        except Exception as exc:
+            log.error("the model could not be loaded from %s: %s", self.settings.model, exc)
+            self._failed(f"model load failed: {exc}")
+            return
+        if self.settings.warmup:
+            self.lifecycle.set(Phase.LOADING, "warming up")
+            try:
+                log.info("warm-up took %.1f s", await warm_up(self.engine))
+            except EngineDeadError as exc:
+                self._failed(f"the engine died during warm-up: {exc}")
+                return
+            except Exception as exc:  # a warm-up that fails only costs the first request's latency
+                log.warning("warm-up failed (%s); serving without it", exc)
+        self.lifecycle.set(Phase.READY)
+        log.info("ready: serving %s", self.engine.info.name)
+
+    async def _open_store(self) -> None:
+        await self.calibration.start()
+        if self.settings.auth_enabled and self.store.is_open:
+            with contextlib.suppress(Exception):
+                if not [k for k in await self.store.list_keys() if k.revoked_at is None]:
+                    log.warning("no API keys yet: every /v1 request will get 401; create one with "
+                                "`foresight keys create --name NAME` (same settings as this server)")
+
+    async def _watchdog(self) -> None:
+        """Notices a dead engine without traffic, so the process exits and is restarted."""
+        while True:
+            await asyncio.sleep(self.settings.health_check_interval_s)
+            if self.lifecycle.phase is Phase.READY:
+                try:
+                    await self.engine.check_health()
+                except EngineDeadError as exc:
+                    self.on_engine_dead(str(exc))
+                    return
+                except Exception as exc:  # pragma: no cover - a health probe must never kill the loop
+                    log.warning("engine health check failed: %s", exc)
+
+
+def build_services(settings: Settings, engine: Engine | None = None,
+                   request_exit: Callable[[int], None] | None = None) -> Services:
+    """Construct every service (no I/O); ``engine`` defaults to vLLM on ``settings.model``."""
+    the_engine = engine if engine is not None else build_engine(settings)
+    metrics = Metrics()
+    store = Store(settings.store_url)
+    calibration = CalibrationService(
+        store, settings.model_name, metrics,
+        policy=CalibrationPolicy(settings.calibration_min_platt, settings.calibration_min_isotonic),
+        refit_interval_s=settings.calibration_refit_interval_s,
+    )
+    admission = Admission(settings.max_num_seqs, settings.max_queue)
+    monitor = Monitor(metrics, tco_config(settings), detect_power(settings.power_source), the_engine.num_unfinished,
+                      lambda: admission.waiting, interval_s=settings.monitor_interval_s)
+    secret = load_secret(settings.auth_secret, settings.secret_path) if settings.auth_enabled else b"unused"
+    lifecycle = Lifecycle()
+    services: Services
+    generation = GenerationService(the_engine, settings, metrics, lambda detail: services.on_engine_dead(detail))
+    services = Services(
+        settings=settings, engine=the_engine, lifecycle=lifecycle, metrics=metrics, store=store,
+        generation=generation, calibration=calibration,
+        planning=PlanningService(generation, calibrator=calibration, memory=calibration),
+        monitor=monitor, keyring=KeyRing(store, secret, settings.auth_cache_ttl_s), limiter=RateLimiter(),
+        admission=admission, request_exit=request_exit or (lambda _code: None),
+    )
+    return services
