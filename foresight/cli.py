@@ -31,7 +31,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--model", help="path of a Hugging Face checkpoint directory (default: the reference model)")
     p.add_argument("--host", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port to bind (default 8000)")
-    p.add_argument("--config", help="YAML, JSON or TOML file of settings (see README for names)")
+    p.add_argument("--config", help="YAML, JSON or TOML file of settings (names: docs/configuration.md)")
     p.add_argument("--served-model-name", help="the model name clients use (default: the directory name)")
     p.add_argument("--database-url", help="outcome store, e.g. postgresql://user:pass@host/db "
                                           "(default: SQLite at var/foresight.db)")

@@ -37,16 +37,13 @@ def add_reference(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     t.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     t.add_argument("--skip-check", action="store_true", help="skip the acceptance evaluation")
     t.add_argument("--check-episodes", type=int, default=150, help="episodes in the acceptance check")
-    t.add_argument("--ended-share", type=_share, default=0.0, metavar="P",
-                   help="share of stage-2/3 examples that are turns at an ended episode (default 0, as the "
-                        "shipped checkpoint; 0.08 was tried: see README, 'The reference model')")
     t.add_argument("--steps", type=_stage_steps, default=None, metavar="S1,S2,S3",
                    help="optimizer steps of the three stages (default 400,4000,600, as the shipped checkpoint; "
-                        "see README, 'The reference model', for 2,000 and 6,000 in stage 2)")
+                        "docs/reference-model.md has 2,000 and 6,000 in stage 2)")
     t.add_argument("--policy-plans", choices=("all", "shortest"), default="shortest",
                    help="whose operations the policy imitates in turns: only the shortest hitting plans "
                         "(default, as the shipped checkpoint) or all plans of the prior (the recipe shipped "
-                        "before 2026-11-27's change); every plan still trains the rollouts and the confidence")
+                        "before; docs/reference-model.md); every plan still trains the rollouts and the confidence")
     t.add_argument("--device", default="cpu",
                    help="torch device to train on (default cpu, as the shipped checkpoint was; e.g. cuda)")
     t.set_defaults(func=_train)
@@ -77,13 +74,6 @@ def add_reference(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
         return 2
 
     ref.set_defaults(func=_help)
-
-
-def _share(text: str) -> float:
-    value = number(text)
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1): {value}")
-    return value
 
 
 def _stage_steps(text: str) -> tuple[int, int, int]:
@@ -197,7 +187,7 @@ def _train(args: argparse.Namespace) -> int:
             print(f"foresight: {out} exists; pass --force to overwrite it", file=sys.stderr)
             return 2
         shutil.rmtree(out)
-    cfg = TrainConfig(seed=args.seed, ended_share=args.ended_share, policy_plans=args.policy_plans)
+    cfg = TrainConfig(seed=args.seed, policy_plans=args.policy_plans)
     if args.steps is not None:
         cfg = replace(cfg, stage_steps=args.steps)
     train(cfg, out, device=args.device)

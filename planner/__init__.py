@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from planner.errors import InvalidPlanRequest, PlannerError, SamplerError
+from planner.errors import InvalidPlanRequest, PlannerError
 from planner.format import (
     Action,
     Problem,
@@ -19,7 +19,6 @@ __all__ = [
     "InvalidPlanRequest",
     "PlannerError",
     "Problem",
-    "SamplerError",
     "Turn",
     "format_confidence",
     "parse_confidence",

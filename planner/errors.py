@@ -1,8 +1,9 @@
 """Exceptions of the planner package.
 
 PlannerError
- ├── InvalidPlanRequest   a planning parameter is out of range or unknown
- └── SamplerError         the sampler (engine) failed while planning
+ └── InvalidPlanRequest   a planning parameter is out of range or unknown
+
+A sampler's own errors (the engine's) pass through the planner unchanged.
 """
 
 from __future__ import annotations
@@ -18,7 +19,3 @@ class InvalidPlanRequest(PlannerError, ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
-
-
-class SamplerError(PlannerError):
-    """The sampler (engine) failed while planning."""

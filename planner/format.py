@@ -69,6 +69,7 @@ _PLAIN_CONF_RE = re.compile(r"(?m)^\s*(?:confidence|success)\s*:\s*(?P<v>[^\n<]*
 
 # every kind of Problem the parser reports (metrics pre-create a zero series for each)
 PROBLEM_KINDS = (
+    "confidence_out_of_range",
     "duplicate_block",
     "invalid_tool_call",
     "missing_action",
@@ -135,6 +136,12 @@ def parse_confidence(text: str) -> float | None:
     ``95%``, ``95``, ``0.95``, ``95 %``, ``95％``, ``~90%``, ``90-95%`` (midpoint),
     ``>90%``. Values above 1 are percentages; the result is clamped to [0, 1].
     """
+    value = _written_probability(text)
+    return None if value is None else min(1.0, max(0.0, value))
+
+
+def _written_probability(text: str) -> float | None:
+    """The probability as written, before clamping (``150%`` → 1.5)."""
     norm = unicodedata.normalize("NFKC", text)
     matches = list(_CONF_NUM_RE.finditer(norm))
     if not matches:
@@ -147,7 +154,7 @@ def parse_confidence(text: str) -> float | None:
         return None
     if m.group("pct") or value > 1.0:
         value /= 100.0
-    return min(1.0, max(0.0, value))
+    return value
 
 
 def format_confidence(p: float) -> str:
@@ -332,9 +339,12 @@ def _parse(text: str) -> Turn:
     else:
         conf_text = conf.content.strip()
         if not _is_truncated(conf, blocks):
-            confidence = parse_confidence(conf_text)
-            if confidence is None:
+            written = _written_probability(conf_text)
+            confidence = None if written is None else min(1.0, max(0.0, written))
+            if written is None:
                 problems.append(Problem("unparsable_confidence", conf_text[:40]))
+            elif written != confidence:  # e.g. 150%: clamped, and off-format
+                problems.append(Problem("confidence_out_of_range", f"{conf_text[:40]} read as {confidence:g}"))
     if imag is None:
         problems.append(Problem("missing_imaginary", "no <imaginary> world-model span"))
 

@@ -25,10 +25,12 @@ class PlanInput(BaseModel):
     """What to plan on: a prompt or messages (the plan's parameters are added from ``PlanConfig``)."""
 
     model_config = ConfigDict(extra="allow")
-    model: str | None = None
-    messages: list[ChatMessage] | None = Field(default=None, min_length=1)
-    prompt: str | None = Field(default=None, min_length=1)
-    return_tree: bool = Field(default=False, description="Return the candidate tree.")
+    model: str | None = Field(default=None, description="The served model's name (another is a 400).")
+    messages: list[ChatMessage] | None = Field(default=None, min_length=1, description=(
+        "Chat messages to plan from, rendered by the model's chat template (give this or `prompt`)."))
+    prompt: str | None = Field(default=None, min_length=1, description=(
+        "Raw prompt text to plan from (give this or `messages`)."))
+    return_tree: bool = Field(default=False, description="Also return the candidate tree.")
 
     @model_validator(mode="after")
     def _one_input(self) -> PlanInput:

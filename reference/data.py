@@ -117,39 +117,6 @@ def with_observation(ex: Example) -> Example:
     return Example(ex.prompt, text, ex.state, ex.plan, ex.confidence, ex.shortest_hit)
 
 
-def ended_state(state: State, rng: random.Random) -> State:
-    """An ended episode near ``state``: the last step's result with no steps left (short of the
-    target, or on it), or a bust — the observations lookahead imagines after a last or a busting
-    action. (Not the target reached with steps to spare: those examples taught the model to end
-    episodes early next to the target; a plan that reaches it already says so by its confidence.)"""
-    r = rng.random()
-    if r < 0.5:
-        return State(env.apply_op(state.x, rng.choice(OPS)), state.t, 0)
-    if r < 0.75:
-        return State(state.t, state.t, 0)
-    return State(rng.choice((0, rng.randint(200, 597))), state.t, rng.randint(0, max(state.n - 1, 0)))
-
-
-def make_ended_turn(state: State) -> Example:
-    """The turn at an ended episode: its rollout is the value it ended on (so "is it the target?"
-    is judged on the last value written, as in every rollout), the confidence is 100% if that is
-    the target, else 0%, and the action an ``<answer>``. Training never meets these states
-    otherwise, and without them a model asked to look past its last step keeps predicting hits."""
-    if not state.done:
-        raise ValueError(f"episode is not over: {state}")
-    busted = not env.in_bounds(state.x)
-    verdict = "hit" if state.success else ("bust" if busted else "miss")
-    p = 1.0 if state.success else 0.0
-    text = (
-        f"<imaginary>{state.x}{' bust' if busted else ''}</imaginary>\n"
-        f"<analysis>0 of {state.n}, {verdict}</analysis>\n"
-        f"<confidence>{format_confidence(p)}</confidence>\n"
-        f"<think>episode over: {verdict}</think>\n"
-        f"<answer>{verdict}</answer>"
-    )
-    return Example(prompt_for(state), text, state, (), p)
-
-
 def make_rollout_only(state: State, plan: tuple[str, ...]) -> Example:
     """Stage 1 (world-model mid-training): the predicted trajectory of a plan only."""
     ro = env.rollout_plan(state.x, state.t, plan)
@@ -157,30 +124,15 @@ def make_rollout_only(state: State, plan: tuple[str, ...]) -> Example:
     return Example(prompt_for(state), text, state, ro.ops, 0.0)
 
 
-def make_match(state: State, rng: random.Random) -> Example:
-    """Auxiliary "is this the target?" drill: a list of random values that stops exactly at the target.
-
-    Values are random, so nothing but an exact match with the target predicts the stop: the drill
-    trains the equality the rollouts' "arrived?" decision needs, without the arithmetic that lets a
-    small model get by on closeness instead."""
-    length = rng.randint(1, 6)
-    values = [v for v in (rng.randint(1, 199) for _ in range(length * 2)) if v != state.t][:length]
-    if rng.random() < 0.5:
-        values[-1] = state.t
-    text = f"<keyword>{' '.join(map(str, values))}</keyword>"
-    return Example(prompt_for(state), text, state, (), 0.0)
+def random_plan(state: State, rng: random.Random) -> tuple[str, ...]:
+    """``state.n`` random operations (the rollout then stops only at the target, a bust or the last
+    step — a deterministic stop)."""
+    return tuple(rng.choice(OPS) for _ in range(state.n))
 
 
-def random_plan(state: State, rng: random.Random, full: bool = True) -> tuple[str, ...]:
-    """Random operations: ``state.n`` of them if ``full`` (the rollout then stops only at the
-    target, a bust or the last step — a deterministic stop), else a random number of them."""
-    return tuple(rng.choice(OPS) for _ in range(state.n if full else rng.randint(1, state.n)))
-
-
-def sample_plan(state: State, rng: random.Random, mix: tuple[float, float, float] | None = None,
-                full: bool = True) -> tuple[str, ...]:
-    """A plan from the policy prior ``mix`` (reactive, shortest, random; default :data:`PLAN_MIX`)."""
-    reactive, shortest, _ = mix or (PLAN_MIX["reactive"], PLAN_MIX["shortest"], PLAN_MIX["random"])
+def sample_plan(state: State, rng: random.Random) -> tuple[str, ...]:
+    """A plan from the policy prior :data:`PLAN_MIX` (reactive, shortest, random)."""
+    reactive, shortest = PLAN_MIX["reactive"], PLAN_MIX["shortest"]
     r = rng.random()
     if r < reactive:
         return env.reactive_plan(state.x, state.t, state.n)
@@ -188,7 +140,7 @@ def sample_plan(state: State, rng: random.Random, mix: tuple[float, float, float
         plans = env.shortest_plans(state.x, state.t, state.n)
         if plans:
             return rng.choice(plans)
-    return random_plan(state, rng, full)
+    return random_plan(state, rng)
 
 
 def visited_states(rng: random.Random, heldout: bool) -> Iterator[State]:
@@ -210,34 +162,17 @@ def visited_states(rng: random.Random, heldout: bool) -> Iterator[State]:
             state = env.step(state, op, rng).state
 
 
-def stage_examples(stage: int, count: int, seed: int, heldout: bool = False,
-                   stage1_policy_share: float = 0.0, match_share: float = 0.0,
-                   mix: tuple[float, float, float] | None = None, full_plans: bool = True,
-                   ended_share: float = 0.0) -> list[Example]:
-    """``count`` examples of training stage 1 (rollouts), 2 (turns) or 3 (turns, calibration).
-
-    Stage 1 predicts rollouts of random plans; ``stage1_policy_share`` of them come from the policy
-    prior instead (plans that approach and hit the target, so "stop at the target" is seen early);
-    ``ended_share`` of stage-2/3 examples are turns at an ended episode (:func:`make_ended_turn`)."""
+def stage_examples(stage: int, count: int, seed: int, heldout: bool = False) -> list[Example]:
+    """``count`` examples of training stage 1 (rollouts of random plans), 2 (turns) or 3 (turns,
+    calibration)."""
     rng = random.Random(seed * 1000 + stage)
-    held = env.heldout_pairs()
     states = visited_states(rng, heldout)
     out: list[Example] = []
     for _ in range(count):
         state = next(states)
-        if match_share > 0 and rng.random() < (match_share if stage == 1 else match_share / 3):
-            out.append(make_match(state, rng))
-            continue
         if stage == 1:
-            policy = stage1_policy_share > 0 and rng.random() < stage1_policy_share
-            plan = sample_plan(state, rng, mix, full_plans) if policy else random_plan(state, rng, full_plans)
-            out.append(make_rollout_only(state, plan))
+            out.append(make_rollout_only(state, random_plan(state, rng)))
             continue
-        if ended_share > 0 and rng.random() < ended_share:
-            ended = ended_state(state, rng)
-            if ((ended.x, ended.t) in held) == heldout:
-                out.append(make_ended_turn(ended))
-                continue
-        ex = make_turn(state, sample_plan(state, rng, mix, full_plans))
+        ex = make_turn(state, sample_plan(state, rng))
         out.append(with_observation(ex) if rng.random() < OBSERVATION_SHARE else ex)
     return out

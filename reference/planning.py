@@ -23,7 +23,7 @@ PLANNERS: dict[str, PlanConfig] = {
     "branch_commit": PlanConfig(algorithm=Algorithm.BRANCH_COMMIT, width=2, commit_threshold=0.5,
                                 budget=Budget(max_candidates=16), max_tokens_per_turn=128),
     # discount 0.85: an imagined next state is reached only if the action does not stall (p 0.15),
-    # and the shipped model claims hits at ended episodes it never saw (README, "Planning, …");
+    # and the shipped model claims hits at ended episodes it never saw (docs/planning.md);
     # up to 4 rounds of 16 roots while none claims any chance (a plan that hits claims at least
     # 0.85^6 ≈ 0.38 here): more first actions to imagine the future of where no plan hits
     "lookahead": PlanConfig(algorithm=Algorithm.LOOKAHEAD, width=16, branch=5, discount=0.85, root_rounds=4,

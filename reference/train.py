@@ -50,18 +50,9 @@ class TrainConfig:
     lr: float = 2e-3
     warmup: int = 50
     confidence_weight: float = 4.0
-    decision_weight: float = 1.0  # > 1 up-weights the "arrived?" decisions (tried at 5: arithmetic collapsed)
     vocab_size: int = 384
     identity_scale: float = 2.0  # > 0: fixed random input codes for numbers (untied embeddings)
     threads: int = 2
-    stage1_policy_share: float = 0.0  # share of stage-1 rollouts from the policy prior (else random plans)
-    match_share: float = 0.0  # share of stage-1 examples that are equality drills (a third of it in stages 2-3)
-    plan_mix: tuple[float, float, float] | None = None  # policy prior (reactive, shortest, random); None: data.PLAN_MIX
-    full_plans: bool = True  # random plans use every step left (their rollouts stop only at target/bust/end)
-    # share of stage-2/3 examples that are turns at an ended episode (what lookahead imagines after a
-    # last step); 0.08 fixed lookahead's last step, but best-of-8 was no better over three seeds and the
-    # seed-0 checkpoint failed the acceptance check (README, "The reference model")
-    ended_share: float = 0.0
     # whose operations train the policy in stage-2/3 turns: "all" plans of the prior, or only the
     # "shortest" hitting ones (the other plans' operations carry no loss; their rollouts, analyses
     # and confidences still train the world model and the judgement)
@@ -69,29 +60,10 @@ class TrainConfig:
     shape: ModelShape = field(default_factory=ModelShape)
 
 
-def _decision_spans(text: str) -> list[tuple[int, int]]:
-    """Character spans of the "have I arrived?" decisions: the separators after each imagined
-    value (',' = not yet, '</imaginary>' = arrived or out of steps) and the hit/miss/bust verdict.
-
-    They are a few tokens of each turn but carry the equality judgement the confidence rests
-    on; without extra weight a small model learns a plan-shape prior for them instead."""
-    spans: list[tuple[int, int]] = []
-    start, end = text.find("<imaginary>"), text.find("</imaginary>")
-    if start >= 0 and end > start:
-        spans += [(i, i + 1) for i in range(start, end) if text[i] == ","]
-        spans.append((end, end + len("</imaginary>")))
-    for word in ("hit", "miss", "bust"):
-        i = text.find(f", {word}</analysis>")
-        if i >= 0:
-            spans.append((i + 1, i + 2 + len(word)))  # byte-level tokens carry the space
-    return spans
-
-
 POLICY_PLANS = ("all", "shortest")
 
 
-def _encode(tok, ex: data.Example, conf_weight: float, decision_weight: float = 1.0,
-            policy_mask: bool = False) -> tuple[list[int], list[float]]:
+def _encode(tok, ex: data.Example, conf_weight: float, policy_mask: bool = False) -> tuple[list[int], list[float]]:
     """Token ids and per-token loss weights; ``policy_mask`` zeroes the weights of the operations
     written in the imaginary span (the plan's choices), keeping its values and everything else."""
     prompt = tok.encode(ex.prompt).ids  # with BOS
@@ -103,8 +75,6 @@ def _encode(tok, ex: data.Example, conf_weight: float, decision_weight: float = 
         start = ex.completion.find("<confidence>")
         end = ex.completion.find("</confidence>") + len("</confidence>")
         spans.append(((start, end), conf_weight))
-    if decision_weight != 1.0:
-        spans += [(span, decision_weight) for span in _decision_spans(ex.completion)]
     for i, (s, _e) in enumerate(comp_enc.offsets):
         for (lo, hi), w in spans:
             if lo <= s < hi:
@@ -206,13 +176,10 @@ def train(cfg: TrainConfig, out: Path, log_path: Path | None = None, device: str
     with log_path.open("w") as log, tqdm(total=total, desc="train", file=sys.stderr) as bar:
         log.write(json.dumps({"event": "config", **asdict(cfg), "params": model.num_parameters()}) + "\n")
         for stage, n_steps in enumerate(cfg.stage_steps, start=1):
-            examples = data.stage_examples(stage, n_steps * cfg.batch_size, cfg.seed,
-                                           stage1_policy_share=cfg.stage1_policy_share,
-                                           match_share=cfg.match_share, mix=cfg.plan_mix,
-                                           full_plans=cfg.full_plans, ended_share=cfg.ended_share)
+            examples = data.stage_examples(stage, n_steps * cfg.batch_size, cfg.seed)
             weight = cfg.confidence_weight if stage == 3 else 1.0
             masked = stage > 1 and cfg.policy_plans == "shortest"
-            rows = [_encode(tok, e, weight, cfg.decision_weight, masked and not e.shortest_hit) for e in examples]
+            rows = [_encode(tok, e, weight, masked and not e.shortest_hit) for e in examples]
             batches = _bucketed(rows, cfg.batch_size, random.Random(cfg.seed * 31 + stage))
             model.train()
             for i in range(n_steps):

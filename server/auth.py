@@ -84,8 +84,6 @@ class KeyRing:
         if cached is not None and now - cached[0] < self._ttl:
             return cached[1]
         try:
-            if not self.store.is_open:
-                await self.store.open()
             found = await self.store.find_key(digest)
         except Exception:
             if cached is not None and cached[1] is not None:  # the store is down: trust what was verified

@@ -23,7 +23,7 @@ ENV_PREFIX = "FORESIGHT_"
 
 
 class Settings(BaseSettings):
-    """Every setting of the server; see the README's table."""
+    """Every setting of the server; docs/configuration.md has the table."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
 

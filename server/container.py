@@ -28,7 +28,7 @@ from server.services.calibration import CalibrationService
 from server.services.generation import GenerationService
 from server.services.monitor import Monitor
 from server.services.planning import PlanningService
-from server.store import Store
+from server.store import Store, StoreUnavailable
 from server.tco import TcoConfig
 from server.warmup import warm_up
 
@@ -143,6 +143,12 @@ class Services:
         log.info("ready: serving %s", self.engine.info.name)
 
     async def _open_store(self) -> None:
+        try:
+            await self.store.open()
+        except StoreUnavailable as exc:
+            log.error("%s; plans are served but not remembered until it is back (tried on each use)", exc)
+            return
+        log.info("outcome store: %s", self.store.describe())
         await self.calibration.start()
         if self.settings.auth_enabled and self.store.is_open:
             with contextlib.suppress(Exception):

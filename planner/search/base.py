@@ -107,7 +107,7 @@ class PlanConfig:
     algorithm: Algorithm = knob(Algorithm.BRANCH_COMMIT, "Planning algorithm.")
     budget: Budget = field(default_factory=Budget)
     commit_threshold: float = knob(0.8, "Commit once the best calibrated confidence reaches this.", ge=0, le=1)
-    margin: float = knob(0.0, "…and beats the runner-up by at least this.", ge=0, le=1)
+    margin: float = knob(0.0, "Commit only if the best also beats the runner-up by at least this.", ge=0, le=1)
     width: int = knob(4, "K: samples per proposal round; N of best_of_n.", ge=1, limit="max_n")
     branch: int = knob(2, "b: candidates lookahead deepens per level.", ge=1)
     temperature: float = knob(1.0, "Sampling temperature of every candidate.", ge=0, le=2)

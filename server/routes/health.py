@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from engine.errors import EngineDeadError
+from protocol.health import Health, Readiness
 from server.deps import LifecycleDep, MetricsDep, ServicesDep, SettingsDep
 from server.guards import authenticate
 from server.lifecycle import Phase
@@ -14,7 +15,8 @@ from server.lifecycle import Phase
 router = APIRouter()
 
 
-@router.get("/health", summary="Process alive and engine not dead")
+@router.get("/health", summary="Process alive and engine not dead", response_model=Health,
+            responses={503: {"model": Health}})
 async def health(services: ServicesDep, life: LifecycleDep) -> JSONResponse:
     if life.phase in (Phase.DEAD, Phase.FAILED):
         return JSONResponse({"status": "dead", "detail": life.detail}, status_code=503)
@@ -29,7 +31,8 @@ async def health(services: ServicesDep, life: LifecycleDep) -> JSONResponse:
     return JSONResponse({"status": "ok", "phase": life.phase.value, "unfinished_requests": unfinished})
 
 
-@router.get("/ready", summary="Model loaded and accepting work")
+@router.get("/ready", summary="Model loaded and accepting work", response_model=Readiness,
+            responses={503: {"model": Readiness}})
 async def ready(life: LifecycleDep) -> JSONResponse:
     code = 200 if life.phase is Phase.READY else 503
     headers = None if code == 200 else {"Retry-After": "5"}

@@ -98,8 +98,8 @@ class CalibrationService:
     refit_interval_s: float = 2.0
     calibrator: DomainCalibrator = field(default_factory=DomainCalibrator)
     _domains: dict[str, _DomainState] = field(default_factory=dict)
-    _open_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    _loaded: bool = False  # maps loaded; the store may have been opened by someone else (the key ring)
+    _load_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _loaded: bool = False  # maps loaded from the store (which connects on first use if it was down)
 
     # -- the planner's Calibrator protocol -------------------------------------------------
     def calibrate(self, raw: float | None, domain: str) -> float | None:
@@ -110,9 +110,9 @@ class CalibrationService:
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
-        """Open the store and load persisted maps; a store that is down is logged, not fatal."""
+        """Load the persisted maps; a store that is down is logged, not fatal (they load on its next use)."""
         try:
-            await self._ensure_open()
+            await self._ready_store()
         except StoreUnavailable as exc:
             log.error("%s; plans are served but not remembered until it is back", exc)
 
@@ -123,15 +123,13 @@ class CalibrationService:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _ensure_open(self) -> Store:
+    async def _ready_store(self) -> Store:
         if self.store is None:
             raise StoreUnavailable("no outcome store is configured")
         if self._loaded:
             return self.store
-        async with self._open_lock:
+        async with self._load_lock:
             if not self._loaded:
-                await self.store.open()  # idempotent
-                log.info("outcome store: %s", self.store.describe())
                 for domain, params in (await self.store.load_maps(self.model)).items():
                     self.calibrator.maps[domain] = map_from_dict(params)
                     self._state(domain).fitted_on = int(params.get("outcomes", 0))
@@ -145,7 +143,7 @@ class CalibrationService:
     async def remember(self, record: PlanRecord) -> bool:
         """Store a plan so an outcome can be joined to it; False (logged, counted) when the store is down."""
         try:
-            store = await self._ensure_open()
+            store = await self._ready_store()
             await store.record_plan(record)
             return True
         except StoreUnavailable as exc:
@@ -157,7 +155,7 @@ class CalibrationService:
                              metadata: Mapping[str, Any] | None = None, replace: bool = False) -> StoredOutcome:
         """Commit an outcome, count it, and schedule its domain's refit."""
         try:
-            store = await self._ensure_open()
+            store = await self._ready_store()
             stored = await store.record_outcome(plan_id, success, observation=observation, metadata=metadata,
                                                 fidelity_of=rollout_fidelity, replace=replace)
         except StoreUnavailable:
@@ -171,7 +169,7 @@ class CalibrationService:
         return stored
 
     async def summaries(self, domain: str | None = None) -> list[DomainSummary]:
-        store = await self._ensure_open()
+        store = await self._ready_store()
         domains = [domain] if domain is not None else await store.domains(self.model)
         return [summarize(d, await store.outcome_rows(self.model, d), self._params(d)) for d in domains]
 
@@ -211,7 +209,7 @@ class CalibrationService:
 
     async def refit(self, domain: str) -> CalibrationMap:
         """Fit ``domain``'s map on all its outcomes (in a worker thread), persist it, and use it."""
-        store = await self._ensure_open()
+        store = await self._ready_store()
         rows = await store.outcome_rows(self.model, domain)
         pairs = [(r.raw_confidence, r.success) for r in rows if r.raw_confidence is not None]
         fitted = await asyncio.to_thread(fit_map, [c for c, _ in pairs], [y for _, y in pairs], self.policy)

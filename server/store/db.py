@@ -83,7 +83,11 @@ class OutcomeRow:
 
 
 class Store:
-    """Plans, outcomes and calibration maps. Every method raises :class:`StoreUnavailable` on database errors."""
+    """Plans, outcomes and calibration maps. Every method raises :class:`StoreUnavailable` on database errors.
+
+    Its owner opens it (``open``: connect and migrate) and closes it; a store whose open failed
+    (the database was down at start-up) connects on its next use, so users never open it themselves.
+    """
 
     def __init__(self, url: str, *, busy_timeout_s: float = 30.0) -> None:
         self.url = normalize_url(url)
@@ -92,6 +96,7 @@ class Store:
         self._engine: AsyncEngine | None = None
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._open_lock = asyncio.Lock()  # one migration at a time (Alembic's context is process-global)
+        self._closed = False  # closed by its owner: no reconnecting on a late use
 
     @property
     def is_open(self) -> bool:
@@ -106,6 +111,7 @@ class Store:
     async def open(self) -> None:
         """Connect and bring the schema to the newest migration (idempotent, safe to call concurrently)."""
         async with self._open_lock:
+            self._closed = False
             if self._engine is None:
                 await self._open()
 
@@ -139,14 +145,19 @@ class Store:
         self._engine = engine
 
     async def close(self) -> None:
+        self._closed = True
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
 
     @contextlib.asynccontextmanager
     async def _tx(self, write: bool) -> AsyncIterator[AsyncConnection]:
+        if self._engine is None and not self._closed:
+            async with self._open_lock:  # its open failed before (the database was down): try again
+                if self._engine is None:
+                    await self._open()
         if self._engine is None:
-            raise StoreUnavailable("the outcome store is not open")
+            raise StoreUnavailable("the outcome store is closed")
         lock = self._write_lock if write and self._write_lock is not None else None
         try:
             if lock is not None:

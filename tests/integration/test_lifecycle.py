@@ -64,6 +64,25 @@ def test_non_streaming_client_disconnect_aborts(server: ServerProcess) -> None:
     assert generated_tokens(server) - before < LONGER_TOKENS
 
 
+# a plan that runs its whole budget (commit_threshold 1 is never met): a few engine calls of 16 turns
+SLOW_PLAN = {"prompt": PROMPT, "algorithm": "lookahead", "width": 16, "branch": 4, "commit_threshold": 1.0,
+             "seed": 3, "lookahead_context": "observation",
+             "budget": {"max_depth": 3, "max_candidates": 64, "max_tokens": 30000, "deadline_s": 120}}
+
+
+def test_plan_client_disconnect_aborts(server: ServerProcess) -> None:
+    """/v1/plan, like the completions, stops its engine work when its client goes away."""
+    full = httpx.post(f"{server.url}/v1/plan", json=SLOW_PLAN, timeout=300)
+    assert full.status_code == 200, full.text
+    full_tokens = full.json()["usage"]["completion_tokens"]
+    before = generated_tokens(server)
+    with pytest.raises(httpx.TimeoutException):
+        httpx.post(f"{server.url}/v1/plan", json=SLOW_PLAN, timeout=0.5)
+    assert wait_idle(server) == 0
+    time.sleep(1)
+    assert generated_tokens(server) - before < full_tokens  # the same seeded plan, cut short
+
+
 def test_sigterm_drains_in_flight_stream_and_exits_zero(tmp_path: Path) -> None:
     srv = start_server(served_model(), tmp_path)
     received: list[str] = []

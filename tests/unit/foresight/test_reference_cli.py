@@ -12,18 +12,6 @@ from foresight.cli import build_parser
 REPO = Path(__file__).resolve().parents[3]
 
 
-def test_ended_share_defaults_to_the_shipped_recipe_and_rejects_bad_values(capsys: pytest.CaptureFixture[str]) -> None:
-    parser = build_parser()
-    assert parser.parse_args(["reference", "train"]).ended_share == 0.0
-    assert parser.parse_args(["reference", "train", "--ended-share", "0.08"]).ended_share == 0.08
-    for bad, why in (("1.5", "must be in [0, 1)"), ("abc", "not a number")):
-        with pytest.raises(SystemExit) as exc:
-            parser.parse_args(["reference", "train", "--ended-share", bad])
-        assert exc.value.code == 2
-        err = capsys.readouterr().err
-        assert "--ended-share" in err and why in err
-
-
 def test_eval_temperature_and_split_default_to_the_acceptance_setting_and_reject_bad_values(
         capsys: pytest.CaptureFixture[str]) -> None:
     parser = build_parser()
@@ -133,4 +121,4 @@ def test_train_defaults_are_the_shipped_recipe() -> None:
     shipped = json.loads((REPO / "models" / "foresight-numberreach" / "training.json").read_text())["config"]
     assert json.loads(json.dumps(asdict(TrainConfig()))) == shipped
     args = build_parser().parse_args(["reference", "train"])
-    assert args.policy_plans == shipped["policy_plans"] and args.ended_share == shipped["ended_share"]
+    assert args.policy_plans == shipped["policy_plans"] and args.seed == shipped["seed"]

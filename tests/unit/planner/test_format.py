@@ -37,6 +37,14 @@ def test_confidence_spellings(text: str, value: float | None) -> None:
     assert got == pytest.approx(value) if value is not None else got is None
 
 
+@pytest.mark.parametrize(("written", "problem"), [("150%", True), ("100%", False), ("250", True), ("0.95", False)])
+def test_a_confidence_above_100_percent_is_clamped_and_reported(written: str, problem: bool) -> None:
+    t = parse_turn(f"<imaginary>a</imaginary><confidence>{written}</confidence><search>q</search>")
+    assert t.confidence is not None and 0.0 <= t.confidence <= 1.0
+    assert ("confidence_out_of_range" in t.problem_kinds) is problem
+    assert t.confidence == (1.0 if problem else parse_confidence(written))
+
+
 GOLDEN: list[tuple[str, dict[str, object]]] = [
     # aliases and spelling variants: accepted, not problems
     ("<rollout>r</rollout><success>70%</success><answer>42</answer>",

@@ -1,28 +1,21 @@
-"""Loss weights of the reference training: decisions and confidence get the extra weight."""
+"""Loss weights of the reference training: the confidence gets the extra weight, the prompt none."""
 
 from __future__ import annotations
 
 from reference import data, env
 from reference.tokenizer import build_tokenizer
-from reference.train import _decision_spans, _encode
+from reference.train import _encode
 
 
-def test_decision_spans_cover_separators_end_and_verdict() -> None:
-    ex = data.make_turn(env.State(7, 23, 6), ("*3", "+2"))
-    text = ex.completion
-    picked = [text[a:b] for a, b in _decision_spans(text)]
-    assert picked == [",", "</imaginary>", " hit"]
-
-
-def test_encode_weights_prompt_zero_and_decisions_up() -> None:
+def test_encode_weights_prompt_zero_and_confidence_up() -> None:
     examples = data.stage_examples(2, 60, seed=2)
     tok = build_tokenizer((e.prompt + e.completion for e in examples), 384)
     ex = data.make_turn(env.State(7, 23, 6), ("*3", "+2"))
-    ids, weights = _encode(tok, ex, conf_weight=4.0, decision_weight=5.0)
+    ids, weights = _encode(tok, ex, conf_weight=4.0)
     n_prompt = len(tok.encode(ex.prompt).ids)
     assert weights[:n_prompt] == [0.0] * n_prompt
     heavy = {tok.id_to_token(i): w for i, w in zip(ids, weights, strict=True) if w > 1}
-    assert heavy["</imaginary>"] == 5.0 and heavy["Ġhit"] == 5.0 and heavy["</confidence>"] == 4.0
+    assert heavy["</confidence>"] == 4.0 and "</imaginary>" not in heavy
     assert len(ids) == len(weights)
 
 
