@@ -6,6 +6,7 @@ do the reference evaluation, quantization's evaluation and the benches.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -36,8 +37,8 @@ async def collect(engine: Engine, request: GenerationRequest, request_id: str) -
                     reasons[d.index] = d.finish_reason
             finished = chunk.finished
     finally:
-        if not finished:
-            await engine.abort(request_id)
+        if not finished:  # shielded: a cancelled caller still aborts its request
+            await asyncio.shield(engine.abort(request_id))
     return SampleBatch([Sample(t, k, r) for t, k, r in zip(texts, tokens, reasons, strict=True)], prompt_tokens)
 
 

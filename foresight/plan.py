@@ -24,8 +24,10 @@ def add_plan(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         epilog="example: foresight plan --prompt-file obs.txt --algorithm lookahead --json",
     )
     p.add_argument("--prompt-file", required=True, help="file holding the prompt text ('-' for stdin)")
-    for param in params(PlanConfig) + params(Budget):
+    for param in params(PlanConfig):
         _add_param(p, param)
+    for param in params(Budget):
+        _add_param(p, param, "budget: ")
     p.add_argument("--url", default="http://127.0.0.1:8000", help="server to ask (default %(default)s)")
     p.add_argument("--api-key", help="bearer key, if the server wants one")
     p.add_argument("--in-process", action="store_true", help="load --model here instead of calling a server")
@@ -38,10 +40,10 @@ def _flag(param: Param) -> str:
     return "--" + param.name.replace("_", "-")
 
 
-def _add_param(p: argparse.ArgumentParser, param: Param) -> None:
+def _add_param(p: argparse.ArgumentParser, param: Param, prefix: str = "") -> None:
     """One flag per plan parameter, with the default, bounds and description of ``PlanConfig``."""
     default = param.default.value if hasattr(param.default, "value") else param.default
-    help_text = f"{param.knob.description} (default: %(default)s)"
+    help_text = f"{prefix}{param.knob.description} (default: %(default)s)"
     if param.choices is not None:
         p.add_argument(_flag(param), dest=param.name, choices=param.choices, default=default, help=help_text)
     elif param.base in (int, float):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
@@ -48,4 +49,7 @@ def with_cancellation(handler: Callable[P, Awaitable[T]]) -> Callable[P, Awaitab
             return work.result()
         raise ClientDisconnected("the client went away; its work was aborted")
 
+    # the handler's own signature, its string annotations resolved where they were written: FastAPI
+    # reads the parameters from it (older releases resolved them in this module, not the handler's)
+    wrapper.__signature__ = inspect.signature(handler, eval_str=True)  # type: ignore[attr-defined]
     return wrapper

@@ -94,8 +94,10 @@ class Services:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """The app's lifespan."""
-        self.loader = asyncio.create_task(self._load())
+        """The app's lifespan. The engine is entered (``async with``) by the background loader, so
+        ``/health`` and ``/ready`` answer while it loads, and left here on the way out."""
+        engines = contextlib.AsyncExitStack()
+        self.loader = asyncio.create_task(self._load(engines))
         self.store_loader = asyncio.create_task(self._open_store())
         dog = asyncio.create_task(self._watchdog())
         if self.settings.metrics_enabled:
@@ -108,10 +110,10 @@ class Services:
             tasks = (self.loader, self.store_loader, dog)
             for task in tasks:
                 if not task.done():
-                    task.cancel()
+                    task.cancel()  # a load cut mid-start closes the engine itself (EngineLifecycle)
             await asyncio.gather(*tasks, return_exceptions=True)
             with contextlib.suppress(Exception):
-                await self.engine.close()
+                await engines.aclose()
             with contextlib.suppress(Exception):
                 await self.calibration.close()
             with contextlib.suppress(Exception):
@@ -123,9 +125,9 @@ class Services:
         self.lifecycle.set(Phase.FAILED, detail)
         self.request_exit(EXIT_LOAD_FAILED)
 
-    async def _load(self) -> None:
+    async def _load(self, engines: contextlib.AsyncExitStack) -> None:
         try:
-            await self.engine.start()
+            await engines.enter_async_context(self.engine)
         except Exception as exc:
             log.error("the model could not be loaded from %s: %s", self.settings.model, exc)
             self._failed(f"model load failed: {exc}")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from engine.base import GenerationRequest
@@ -33,14 +34,15 @@ async def stream_chat(service: GenerationService, greq: GenerationRequest, reque
     """A chat completion's SSE events; its tokens are charged to ``meter`` however the stream ends."""
     usage = TokenUsage()
     try:
-        async for event in _chat_events(service, greq, request_id, model, include_usage, usage):
-            yield event
+        async with contextlib.aclosing(_chat_events(service, greq, request_id, model, include_usage, usage)) as events:
+            async for event in events:
+                yield event
     finally:
         meter.charge(usage)
 
 
 async def _chat_events(service: GenerationService, greq: GenerationRequest, request_id: str,
-                       model: str, include_usage: bool, usage: TokenUsage) -> AsyncIterator[str]:
+                       model: str, include_usage: bool, usage: TokenUsage) -> AsyncGenerator[str, None]:
     created = now()
     base = {"id": request_id, "object": "chat.completion.chunk", "created": created, "model": model}
     prompt_tokens, completion = len(greq.prompt_token_ids), 0
@@ -49,17 +51,18 @@ async def _chat_events(service: GenerationService, greq: GenerationRequest, requ
                                         "finish_reason": None}]})
     try:
         with map_errors():
-            async for chunk in service.stream(greq, request_id, usage):
-                prompt_tokens = chunk.prompt_tokens
-                for d in chunk.deltas:
-                    completion += d.num_tokens
-                    if not d.text and d.finish_reason is None:
-                        continue
-                    choice: dict[str, Any] = {"index": d.index, "delta": {"content": d.text} if d.text else {},
-                                              "finish_reason": d.finish_reason}
-                    if d.logprobs is not None:
-                        choice["logprobs"] = chat_logprobs(d.logprobs).model_dump()
-                    yield sse({**base, "choices": [choice]})
+            async with contextlib.aclosing(service.stream(greq, request_id, usage)) as chunks:
+                async for chunk in chunks:
+                    prompt_tokens = chunk.prompt_tokens
+                    for d in chunk.deltas:
+                        completion += d.num_tokens
+                        if not d.text and d.finish_reason is None:
+                            continue
+                        choice: dict[str, Any] = {"index": d.index, "delta": {"content": d.text} if d.text else {},
+                                                  "finish_reason": d.finish_reason}
+                        if d.logprobs is not None:
+                            choice["logprobs"] = chat_logprobs(d.logprobs).model_dump()
+                        yield sse({**base, "choices": [choice]})
     except ApiError as exc:
         yield sse(exc.body())
         yield DONE
@@ -74,14 +77,16 @@ async def stream_completion(service: GenerationService, greqs: list[GenerationRe
     """A text completion's SSE events; its tokens are charged to ``meter`` however the stream ends."""
     usage = TokenUsage()
     try:
-        async for event in _completion_events(service, greqs, request_id, model, include_usage, usage):
-            yield event
+        async with contextlib.aclosing(_completion_events(service, greqs, request_id, model, include_usage,
+                                                          usage)) as events:
+            async for event in events:
+                yield event
     finally:
         meter.charge(usage)
 
 
 async def _completion_events(service: GenerationService, greqs: list[GenerationRequest], request_id: str,
-                             model: str, include_usage: bool, usage: TokenUsage) -> AsyncIterator[str]:
+                             model: str, include_usage: bool, usage: TokenUsage) -> AsyncGenerator[str, None]:
     created = now()
     base = {"id": request_id, "object": "text_completion", "created": created, "model": model}
     prompt_total, completion = 0, 0
@@ -89,17 +94,18 @@ async def _completion_events(service: GenerationService, greqs: list[GenerationR
         for p, greq in enumerate(greqs):
             prompt_tokens = len(greq.prompt_token_ids)
             with map_errors():
-                async for chunk in service.stream(greq, f"{request_id}-{p}", usage):
-                    prompt_tokens = chunk.prompt_tokens
-                    for d in chunk.deltas:
-                        completion += d.num_tokens
-                        if not d.text and d.finish_reason is None:
-                            continue
-                        choice: dict[str, Any] = {"index": p * greq.n + d.index, "text": d.text,
-                                                  "finish_reason": d.finish_reason, "logprobs": None}
-                        if d.logprobs is not None:
-                            choice["logprobs"] = completion_logprobs(d.logprobs, 0).model_dump()
-                        yield sse({**base, "choices": [choice]})
+                async with contextlib.aclosing(service.stream(greq, f"{request_id}-{p}", usage)) as chunks:
+                    async for chunk in chunks:
+                        prompt_tokens = chunk.prompt_tokens
+                        for d in chunk.deltas:
+                            completion += d.num_tokens
+                            if not d.text and d.finish_reason is None:
+                                continue
+                            choice: dict[str, Any] = {"index": p * greq.n + d.index, "text": d.text,
+                                                      "finish_reason": d.finish_reason, "logprobs": None}
+                            if d.logprobs is not None:
+                                choice["logprobs"] = completion_logprobs(d.logprobs, 0).model_dump()
+                            yield sse({**base, "choices": [choice]})
             prompt_total += prompt_tokens
     except ApiError as exc:
         yield sse(exc.body())

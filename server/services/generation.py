@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from engine.base import Engine, GenerationChunk, GenerationRequest, TokenLogprob
@@ -150,7 +150,7 @@ class GenerationService:
     # ------------------------------------------------------------------ running
 
     async def stream(self, greq: GenerationRequest, request_id: str,
-                     usage: TokenUsage | None = None) -> AsyncIterator[GenerationChunk]:
+                     usage: TokenUsage | None = None) -> AsyncGenerator[GenerationChunk, None]:
         """Engine chunks; the generation is aborted if the consumer stops early. The tokens it spent are
         added to ``usage`` as they are generated, and its prompt once it ends, however it ends."""
         started = time.perf_counter()

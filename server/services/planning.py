@@ -65,16 +65,16 @@ def _lower(data: dict[str, Any], given: set[str], knobs: list[Param], settings: 
 def bounded_config(req: PlanInput, settings: Settings) -> PlanConfig:
     """The request's plan config within this server's limits (each knob's ``limit`` setting): a value
     asked for above its limit is a 400 naming the field; a default the caller left out is lowered."""
+    asked = from_mapping(PlanConfig, req.model_dump())  # as asked, before any limit
+    if asked.temperature == 0 and asked.algorithm is not Algorithm.GREEDY and asked.width > 1:
+        raise BadRequest("temperature 0 makes every sampled candidate the same: use temperature > 0 to branch, "
+                         "or algorithm 'greedy' (or width 1)", param="temperature", code="greedy_branching")
     data = req.model_dump()
     _lower(data, req.model_fields_set, params(PlanConfig), settings, "")
     budget = getattr(req, "budget", None)
     if isinstance(data.get("budget"), Mapping) and budget is not None:
         _lower(data["budget"], budget.model_fields_set, params(Budget), settings, "budget.")
-    config = from_mapping(PlanConfig, data)
-    if config.temperature == 0 and config.algorithm is not Algorithm.GREEDY and config.width > 1:
-        raise BadRequest("temperature 0 makes every sampled candidate the same: use temperature > 0 to branch, "
-                         "or algorithm 'greedy' (or width 1)", param="temperature", code="greedy_branching")
-    return config
+    return from_mapping(PlanConfig, data)
 
 
 def metered(generation: GenerationService, usage: TokenUsage | None = None) -> Run:

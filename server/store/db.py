@@ -145,16 +145,17 @@ class Store:
         self._engine = engine
 
     async def close(self) -> None:
-        self._closed = True
-        if self._engine is not None:
-            await self._engine.dispose()
-            self._engine = None
+        self._closed = True  # before the lock: a reconnect waiting on it sees it and gives up
+        async with self._open_lock:
+            if self._engine is not None:
+                await self._engine.dispose()
+                self._engine = None
 
     @contextlib.asynccontextmanager
     async def _tx(self, write: bool) -> AsyncIterator[AsyncConnection]:
         if self._engine is None and not self._closed:
             async with self._open_lock:  # its open failed before (the database was down): try again
-                if self._engine is None:
+                if self._engine is None and not self._closed:
                     await self._open()
         if self._engine is None:
             raise StoreUnavailable("the outcome store is closed")
