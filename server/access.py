@@ -39,6 +39,19 @@ def _incoming_id(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
+class StatusRecorder:
+    """Wraps ``send`` to remember the response status (500 until one is sent)."""
+
+    def __init__(self, send: Send) -> None:
+        self.code = 500
+        self._send = send
+
+    async def __call__(self, message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.code = int(message["status"])
+        await self._send(message)
+
+
 def route_path(scope: Scope) -> str:
     """The route template the request matched (``/v1/plans/{id}``, not the raw path), or ``unmatched``."""
     return getattr(scope.get("route"), "path", None) or "unmatched"
@@ -75,21 +88,15 @@ class AccessLogMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        status = {"code": 500}
+        status = StatusRecorder(send)
         started = time.perf_counter()
-
-        async def send_status(message: MutableMapping[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                status["code"] = int(message["status"])
-            await send(message)
-
         try:
-            await self.app(scope, receive, send_status)
+            await self.app(scope, receive, status)
         finally:
             path = route_path(scope)
             usage: dict[str, int] = scope.get("state", {}).get("usage") or {}
             level = logging.DEBUG if path in PROBES else logging.INFO
-            access_log.log(level, "%s %s %d", scope.get("method", ""), path, status["code"], extra={
+            access_log.log(level, "%s %s %d", scope.get("method", ""), path, status.code, extra={
                 "request_id": request_id(scope), "method": scope.get("method"), "route": path,
-                "status": status["code"], "latency_s": round(time.perf_counter() - started, 6), **usage,
+                "status": status.code, "latency_s": round(time.perf_counter() - started, 6), **usage,
             })

@@ -13,7 +13,7 @@ from typing import Any
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from planner.format import PROBLEM_KINDS
-from server.access import route_path
+from server.access import StatusRecorder, route_path
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -123,19 +123,13 @@ class MetricsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        status = {"code": 500}
+        status = StatusRecorder(send)
         started = time.perf_counter()
-
-        async def send_status(message: MutableMapping[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                status["code"] = int(message["status"])
-            await send(message)
-
         self.metrics.inflight.inc()
         try:
-            await self.app(scope, receive, send_status)
+            await self.app(scope, receive, status)
         finally:
             path = route_path(scope)
             self.metrics.inflight.dec()
-            self.metrics.requests.labels(path, str(status["code"])).inc()
+            self.metrics.requests.labels(path, str(status.code)).inc()
             self.metrics.latency.labels(path).observe(time.perf_counter() - started)

@@ -55,7 +55,7 @@ def test_local_sampler_loads_the_checkpoint_here(tmp_path: Path) -> None:
         "import asyncio, json\n"
         "from planner import parse_turn\n"
         "from reference import data, env\n"
-        "from server.services.planning import local_sampler\n"
+        "from engine.sampler import local_sampler\n"
         "async def main():\n"
         "    async with local_sampler('models/foresight-numberreach') as s:\n"
         "        b = await s.sample(data.prompt_for(env.State(5, 40, 6)), 2, stop=['</tool_call>'], max_tokens=128,\n"
