@@ -3,6 +3,7 @@
     foresight (the CLI) → server, reference, quantize, engine, planner, protocol
     server              → engine, planner, protocol
     protocol            → planner (the plan schema; pydantic otherwise)
+    client              → protocol (it installs and runs without the server)
     reference, quantize → engine, planner (quantize → reference: its report plays the reference world)
     bench               → engine, planner, reference, quantize
     engine              → planner, only in engine/sampler.py (the planner's Sampler protocol)
@@ -17,11 +18,12 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-OURS = {"foresight", "server", "engine", "protocol", "planner", "reference", "quantize", "bench"}
+OURS = {"foresight", "server", "engine", "protocol", "client", "planner", "reference", "quantize", "bench"}
 ALLOWED: dict[str, set[str]] = {
     "foresight": {"server", "reference", "quantize", "engine", "planner", "protocol"},
     "server": {"engine", "planner", "protocol"},
     "protocol": {"planner"},
+    "client": {"protocol"},
     "reference": {"engine", "planner"},
     "quantize": {"engine", "planner", "reference"},
     "bench": {"engine", "planner", "reference", "quantize"},
@@ -76,6 +78,7 @@ def test_every_package_is_checked() -> None:
 @pytest.mark.parametrize(("source", "target"), [
     ("server/services/x.py", "reference"), ("reference/x.py", "server"), ("quantize/x.py", "server"),
     ("planner/x.py", "engine"), ("engine/base.py", "planner"), ("protocol/x.py", "server"), ("bench/x.py", "server"),
+    ("client/x.py", "server"), ("client/x.py", "engine"),
 ])
 def test_the_check_catches_a_back_arrow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str,
                                         target: str) -> None:
