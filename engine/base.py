@@ -16,6 +16,14 @@ from typing import Any, Protocol, Self, runtime_checkable
 
 
 @dataclass(frozen=True)
+class StructuredOutput:
+    """Constrain what is generated: to a JSON schema, or to any JSON object."""
+
+    json_schema: dict[str, Any] | None = None
+    json_object: bool = False
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     """What to generate from one tokenized prompt."""
 
@@ -30,6 +38,7 @@ class GenerationRequest:
     include_stop_str_in_output: bool = False
     ignore_eos: bool = False
     min_tokens: int = 0
+    structured: StructuredOutput | None = None
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from vllm import AsyncEngineArgs, SamplingParams
-from vllm.sampling_params import RequestOutputKind
+from vllm.config import StructuredOutputsConfig
+from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError as VllmEngineDeadError
 
@@ -27,6 +28,7 @@ from engine.base import (
     GenerationRequest,
     ModelInfo,
     SequenceDelta,
+    StructuredOutput,
     TokenLogprob,
 )
 from engine.errors import EngineDeadError, EngineRequestError
@@ -99,6 +101,14 @@ def _kv_cache_tokens(llm: AsyncLLM) -> int | None:
     return int(blocks) * int(size) if blocks and size else None
 
 
+def _structured(s: StructuredOutput | None) -> StructuredOutputsParams | None:
+    if s is None:
+        return None
+    if s.json_schema is not None:
+        return StructuredOutputsParams(json=s.json_schema)
+    return StructuredOutputsParams(json_object=True) if s.json_object else None
+
+
 def _device() -> str:
     from vllm.platforms import current_platform
 
@@ -141,6 +151,9 @@ class VllmEngine(EngineLifecycle):
             enforce_eager=cfg.enforce_eager,
             seed=cfg.seed,
             disable_log_stats=not cfg.log_stats,
+            # xgrammar without free whitespace: with vLLM's default a tiny model ran a json_schema
+            # answer's whitespace to max_tokens (DESIGN §5.1)
+            structured_outputs_config=StructuredOutputsConfig(backend="xgrammar", disable_any_whitespace=True),
         )
         self._llm = await asyncio.to_thread(AsyncLLM.from_engine_args, args)
         self._tokenizer = self._llm.get_tokenizer()
@@ -221,6 +234,7 @@ class VllmEngine(EngineLifecycle):
             ignore_eos=request.ignore_eos,
             min_tokens=request.min_tokens,
             output_kind=RequestOutputKind.DELTA,
+            structured_outputs=_structured(request.structured),
         )
 
     def _delta(self, o: Any) -> SequenceDelta:

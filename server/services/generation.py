@@ -7,6 +7,7 @@ token count) lives here; the routes stay thin.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -18,6 +19,7 @@ from protocol.openai import ChatCompletionRequest, CompletionRequest, _Sampling
 from server.config import Settings
 from server.errors import BadRequest, ClientDisconnected, ModelNotFound, RequestTimeout
 from server.metrics import Metrics
+from server.services.structured import structured_output
 
 log = logging.getLogger("foresight.generation")
 DisconnectCheck = Callable[[], Awaitable[bool]]
@@ -131,7 +133,9 @@ class GenerationService:
         logprobs = (req.top_logprobs or 0) if req.logprobs else None
         if req.top_logprobs and not req.logprobs:
             raise BadRequest("top_logprobs needs logprobs: true", param="top_logprobs")
-        return self._sampling(req, ids, req.wanted_max_tokens, None, logprobs)
+        greq = self._sampling(req, ids, req.wanted_max_tokens, None, logprobs)
+        structured = structured_output(req.response_format)
+        return greq if structured is None else dataclasses.replace(greq, structured=structured)
 
     def prepare_completion(self, req: CompletionRequest) -> list[GenerationRequest]:
         self.check_model(req.model)
