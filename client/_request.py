@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from client.errors import APIConnectionError, BadRequestError, status_error
+from client.errors import APIConnectionError, APIStatusError, BadRequestError, status_error
 from protocol.outcomes import OutcomeRequest
 from protocol.plan import PlanRequest
 
@@ -57,14 +57,9 @@ def calibration_call(domain: str | None) -> Call:
     return Call("GET", "/v1/calibration", params={"domain": domain} if domain else None)
 
 
-H = TypeVar("H", httpx.Client, httpx.AsyncClient)
-
-
-def with_key(http: H, api_key: str | None) -> H:
-    """``http`` sending the bearer key (if any) with every request."""
-    if api_key:
-        http.headers["Authorization"] = f"Bearer {api_key}"
-    return http
+def headers(api_key: str | None) -> dict[str, str]:
+    """Sent with each request (a caller's own http client is left as it was)."""
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
 def read(response: httpx.Response, model: type[M]) -> M:
@@ -75,7 +70,11 @@ def read(response: httpx.Response, model: type[M]) -> M:
         except ValueError:
             body = response.text
         raise status_error(response.status_code, body, response.headers)
-    return model.model_validate(response.json())
+    try:
+        return model.model_validate(response.json())
+    except ValueError as exc:  # not JSON, or not the expected answer (e.g. a proxy's page, or /v1 twice)
+        raise APIStatusError(f"HTTP {response.status_code} from {response.request.url} is not a {model.__name__}: "
+                             f"{response.text[:200]!r}", status_code=response.status_code) from exc
 
 
 def unreachable(url: str, exc: httpx.HTTPError) -> APIConnectionError:

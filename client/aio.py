@@ -23,12 +23,13 @@ class AsyncForesight:
                  timeout: float = rq.DEFAULT_TIMEOUT_S, http_client: httpx.AsyncClient | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self._owned = http_client is None
-        self._http = rq.with_key(http_client or httpx.AsyncClient(timeout=timeout), api_key)
+        self._http = http_client or httpx.AsyncClient(timeout=timeout)
+        self._headers = rq.headers(api_key)
 
     async def _send(self, call: rq.Call, model: type[M]) -> M:
         try:
             response = await self._http.request(call.method, f"{self.base_url}{call.path}", json=call.json,
-                                          params=call.params)
+                                                params=call.params, headers=self._headers)
         except httpx.HTTPError as exc:
             raise rq.unreachable(self.base_url, exc) from exc
         return rq.read(response, model)

@@ -117,6 +117,9 @@ class ScriptedEngine(EngineLifecycle):
         finally:
             self.running.discard(request_id)
 
+    def check_request(self, request: GenerationRequest) -> None:
+        """Every request is runnable here (no grammar backend)."""
+
     async def abort(self, request_id: str) -> None:
         self.aborted.append(request_id)
         self.running.discard(request_id)

@@ -20,6 +20,7 @@ from vllm.config import StructuredOutputsConfig
 from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError as VllmEngineDeadError
+from vllm.v1.structured_output.backend_xgrammar import validate_xgrammar_grammar
 
 from engine import cpu_wna16
 from engine.base import (
@@ -219,6 +220,14 @@ class VllmEngine(EngineLifecycle):
             raise EngineDeadError(str(exc)) from exc
         except _REQUEST_ERRORS as exc:
             raise EngineRequestError(str(exc)) from exc
+
+    def check_request(self, request: GenerationRequest) -> None:
+        if request.structured is None:
+            return
+        try:  # what vLLM checks when the request arrives, asked before it is sent (a stream's 200 included)
+            validate_xgrammar_grammar(self._params(request))
+        except _REQUEST_ERRORS as exc:
+            raise EngineRequestError(f"the structured output cannot be enforced: {exc}") from exc
 
     @staticmethod
     def _params(request: GenerationRequest) -> SamplingParams:

@@ -19,7 +19,7 @@ from protocol.openai import ChatCompletionRequest, CompletionRequest, _Sampling
 from server.config import Settings
 from server.errors import BadRequest, ClientDisconnected, ModelNotFound, RequestTimeout
 from server.metrics import Metrics
-from server.services.structured import structured_output
+from server.services.structured import SCHEMA_PARAM, structured_output
 
 log = logging.getLogger("foresight.generation")
 DisconnectCheck = Callable[[], Awaitable[bool]]
@@ -135,7 +135,14 @@ class GenerationService:
             raise BadRequest("top_logprobs needs logprobs: true", param="top_logprobs")
         greq = self._sampling(req, ids, req.wanted_max_tokens, None, logprobs)
         structured = structured_output(req.response_format)
-        return greq if structured is None else dataclasses.replace(greq, structured=structured)
+        if structured is None:
+            return greq
+        greq = dataclasses.replace(greq, structured=structured)
+        try:
+            self.engine.check_request(greq)
+        except EngineRequestError as exc:
+            raise BadRequest(str(exc), param=SCHEMA_PARAM) from exc
+        return greq
 
     def prepare_completion(self, req: CompletionRequest) -> list[GenerationRequest]:
         self.check_model(req.model)

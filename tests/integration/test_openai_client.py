@@ -135,3 +135,14 @@ def test_a_schema_that_is_not_json_schema_is_a_400(client: openai.OpenAI) -> Non
             model=model_id(client), messages=[{"role": "user", "content": PROMPT.strip()}], max_tokens=8,
             response_format={"type": "json_schema", "json_schema": {"name": "bad", "schema": {"type": 5}}})
     assert err.value.body["param"] == "response_format.json_schema.schema"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_schema_xgrammar_cannot_compile_is_a_400_naming_it(server: ServerProcess, stream: bool) -> None:
+    """Valid JSON Schema that the grammar backend refuses: asked of the engine before anything is sent."""
+    for schema in ({"$ref": "#/$defs/nope"}, {"type": "integer", "minimum": 5, "maximum": 1}):
+        r = httpx.post(f"{server.url}/v1/chat/completions", timeout=60, json={
+            "messages": [{"role": "user", "content": PROMPT.strip()}], "max_tokens": 8, "stream": stream,
+            "response_format": {"type": "json_schema", "json_schema": {"name": "s", "schema": schema}}})
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["param"] == "response_format.json_schema.schema"

@@ -5,8 +5,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from engine.base import StructuredOutput
+from engine.base import GenerationRequest, StructuredOutput
+from engine.errors import EngineRequestError
 from engine.scripted import ScriptedEngine
+from tests.unit.server.conftest import running_app
 
 SCHEMA = {"type": "object", "properties": {"op": {"type": "string"}}, "required": ["op"]}
 SCHEMA_PARAM = "response_format.json_schema.schema"
@@ -18,10 +20,12 @@ CHAT = {"model": "scripted", "messages": [{"role": "user", "content": "hi"}], "m
      StructuredOutput(json_schema=SCHEMA)),
     ({"type": "json_object"}, StructuredOutput(json_object=True)),
     ({"type": "text"}, None),
+    (None, None),
 ])
-async def test_the_format_reaches_the_engine(client: httpx.AsyncClient, engine: ScriptedEngine, fmt: dict,
+async def test_the_format_reaches_the_engine(client: httpx.AsyncClient, engine: ScriptedEngine, fmt: dict | None,
                                              want: StructuredOutput | None) -> None:
-    r = await client.post("/v1/chat/completions", json={**CHAT, "response_format": fmt})
+    body = CHAT if fmt is None else {**CHAT, "response_format": fmt}
+    r = await client.post("/v1/chat/completions", json=body)
     assert r.status_code == 200, r.text
     assert engine.requests[-1].structured == want
 
@@ -38,3 +42,32 @@ async def test_bad_formats_are_400_naming_the_field(client: httpx.AsyncClient, f
     r = await client.post("/v1/chat/completions", json={**CHAT, "response_format": fmt})
     assert r.status_code == 400, r.text
     assert r.json()["error"]["param"] == param
+
+
+def _nested(levels: int) -> dict:
+    schema: dict = {"type": "string"}
+    for _ in range(levels):
+        schema = {"type": "object", "properties": {"a": schema}}
+    return schema
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_schema_nested_too_deep_is_a_400_not_a_500(client: httpx.AsyncClient, stream: bool) -> None:
+    fmt = {"type": "json_schema", "json_schema": {"name": "deep", "schema": _nested(400)}}
+    r = await client.post("/v1/chat/completions", json={**CHAT, "stream": stream, "response_format": fmt})
+    assert r.status_code == 400 and r.json()["error"]["param"] == SCHEMA_PARAM
+
+
+class _Picky(ScriptedEngine):
+    def check_request(self, request: GenerationRequest) -> None:
+        if request.structured is not None:
+            raise EngineRequestError("the structured output cannot be enforced: no grammar for this")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_schema_the_engine_cannot_enforce_is_a_400_before_any_stream(stream: bool) -> None:
+    fmt = {"type": "json_schema", "json_schema": {"name": "x", "schema": SCHEMA}}
+    async with running_app(_Picky(name="scripted")) as client:
+        r = await client.post("/v1/chat/completions", json={**CHAT, "stream": stream, "response_format": fmt})
+        assert r.status_code == 400 and r.json()["error"]["param"] == SCHEMA_PARAM
+        assert "cannot be enforced" in r.json()["error"]["message"]
