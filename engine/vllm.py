@@ -190,17 +190,19 @@ class VllmEngine(EngineLifecycle):
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
         return list(self._tokenizer.encode(text, add_special_tokens=add_special_tokens))
 
-    def chat_prompt(self, messages: Sequence[dict[str, Any]]) -> str:
+    def chat_prompt(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None) -> str:
         template = None if getattr(self._tokenizer, "chat_template", None) else DEFAULT_CHAT_TEMPLATE
         try:
             return str(self._tokenizer.apply_chat_template(
-                list(messages), tokenize=False, add_generation_prompt=True, chat_template=template
+                list(messages), tokenize=False, add_generation_prompt=True, chat_template=template,
+                tools=list(tools) if tools else None,
             ))
         except Exception as exc:  # a template error is the request's fault, not ours
             raise EngineRequestError(f"the chat template cannot render these messages: {exc}") from exc
 
-    def render_chat(self, messages: Sequence[dict[str, Any]]) -> list[int]:
-        return self.encode(self.chat_prompt(messages), add_special_tokens=False)
+    def render_chat(self, messages: Sequence[dict[str, Any]],
+                    tools: Sequence[dict[str, Any]] | None = None) -> list[int]:
+        return self.encode(self.chat_prompt(messages, tools), add_special_tokens=False)
 
     async def generate(self, request: GenerationRequest, request_id: str) -> AsyncIterator[GenerationChunk]:
         llm = self._require()

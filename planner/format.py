@@ -301,6 +301,18 @@ def _make_action(block: _Block, problems: list[Problem]) -> Action:
     return Action(kind, content, name=payload["name"], arguments=payload.get("arguments"))
 
 
+_BLOCK_RE = re.compile(r"<\s*([A-Za-z][A-Za-z_\- ]{0,30}?)\s*>.*?(?:<\s*/\s*\1\s*>|$)", re.S | re.IGNORECASE)
+
+
+def _canonical(name: str) -> str | None:
+    return _ALIASES.get(re.sub(r"[\s_\-]", "", name.lower()))
+
+
+def text_outside_tags(text: str) -> str:
+    """What a turn says outside its foresight and action tags (an unclosed tag runs to the end), stripped."""
+    return _BLOCK_RE.sub(lambda m: "" if _canonical(m.group(1)) else m.group(0), text).strip()
+
+
 def parse_turn(text: str) -> Turn:
     """Parse one generated turn. Never raises on model text."""
     try:

@@ -103,12 +103,52 @@ class ResponseFormat(BaseModel):
         return self
 
 
+class FunctionDef(BaseModel):
+    """A function the model may call: its name, what it does, its parameters as JSON Schema."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    description: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    strict: bool | None = None
+
+
+class ToolDef(BaseModel):
+    type: Literal["function"]
+    function: FunctionDef
+
+
+class NamedFunction(BaseModel):
+    name: str = Field(min_length=1)
+
+
+class NamedToolChoice(BaseModel):
+    """``{"type": "function", "function": {"name": ...}}``: this function must be called."""
+
+    type: Literal["function"]
+    function: NamedFunction
+
+
 class ChatCompletionRequest(_Sampling):
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
     logprobs: bool = False
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     response_format: ResponseFormat | None = None
+    tools: list[ToolDef] | None = None
+    tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = Field(default=None, description=(
+        "Accepted; a foresight turn has one action, so a choice carries at most one call."))
+
+    @model_validator(mode="after")
+    def _tools_agree(self) -> ChatCompletionRequest:
+        names = [t.function.name for t in self.tools or []]
+        if len(set(names)) != len(names):
+            raise ValueError("tools: two tools have the same name")
+        if self.tool_choice is not None and not names and self.tool_choice != "none":
+            raise ValueError("tool_choice needs tools")
+        if isinstance(self.tool_choice, NamedToolChoice) and self.tool_choice.function.name not in names:
+            raise ValueError(f"tool_choice names {self.tool_choice.function.name!r}, which is not among the tools")
+        return self
 
     @property
     def wanted_max_tokens(self) -> int | None:
@@ -159,9 +199,34 @@ class ChatLogprobs(BaseModel):
     content: list[ChatTokenLogprob] | None = None
 
 
+class ToolCallFunction(BaseModel):
+    name: str
+    arguments: str = Field(description="The arguments as a JSON string, as OpenAI sends them.")
+
+
+class ToolCall(BaseModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: ToolCallFunction
+
+
+class ForesightProblem(BaseModel):
+    kind: str
+    detail: str
+
+
+class ForesightInfo(BaseModel):
+    """The turn's foresight, beside the OpenAI fields (standard clients ignore it)."""
+
+    rollout: str | None = Field(description="What the model imagined would happen (its <imaginary> span).")
+    confidence: float | None = Field(description="Its verbalized chance of success, in [0, 1].")
+    problems: list[ForesightProblem] = Field(description="What was off-format, or why a call was not passed on.")
+
+
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str | None = None
+    tool_calls: list[ToolCall] | None = None
 
 
 class ChatChoice(BaseModel):
@@ -169,6 +234,7 @@ class ChatChoice(BaseModel):
     message: AssistantMessage
     finish_reason: str | None
     logprobs: ChatLogprobs | None = None
+    foresight: ForesightInfo | None = Field(default=None, description="With tools declared: the turn's foresight.")
 
 
 class ChatCompletionResponse(BaseModel):

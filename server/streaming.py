@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 from engine.base import GenerationRequest
 from protocol.openai import now
 from server.errors import ApiError, map_errors
-from server.services.formatting import chat_logprobs, completion_logprobs
+from server.services.formatting import chat_choice, chat_logprobs, completion_logprobs
 from server.services.generation import GenerationService, TokenUsage
+from server.services.tools import Tools
 
 if TYPE_CHECKING:
     from server.deps import Meter
@@ -30,22 +31,26 @@ def _usage(prompt: int, completion: int) -> dict[str, int]:
 
 
 async def stream_chat(service: GenerationService, greq: GenerationRequest, request_id: str,
-                      model: str, include_usage: bool, meter: Meter) -> AsyncIterator[str]:
-    """A chat completion's SSE events; its tokens are charged to ``meter`` however the stream ends."""
+                      model: str, include_usage: bool, meter: Meter, tools: Tools | None = None) -> AsyncIterator[str]:
+    """A chat completion's SSE events; its tokens are charged to ``meter`` however the stream ends. With
+    ``tools``, each choice's turn is held back and sent as OpenAI sends a call once it is whole (a call
+    can only be judged whole), then its finish chunk with the turn's foresight."""
     usage = TokenUsage()
     try:
-        async with contextlib.aclosing(_chat_events(service, greq, request_id, model, include_usage, usage)) as events:
+        async with contextlib.aclosing(_chat_events(service, greq, request_id, model, include_usage, usage,
+                                                    tools)) as events:
             async for event in events:
                 yield event
     finally:
         meter.charge(usage)
 
 
-async def _chat_events(service: GenerationService, greq: GenerationRequest, request_id: str,
-                       model: str, include_usage: bool, usage: TokenUsage) -> AsyncGenerator[str, None]:
+async def _chat_events(service: GenerationService, greq: GenerationRequest, request_id: str, model: str,
+                       include_usage: bool, usage: TokenUsage, tools: Tools | None) -> AsyncGenerator[str, None]:
     created = now()
     base = {"id": request_id, "object": "chat.completion.chunk", "created": created, "model": model}
     prompt_tokens, completion = len(greq.prompt_token_ids), 0
+    held: dict[int, list[str]] = {i: [] for i in range(greq.n)}  # with tools: each choice's text so far
     for i in range(greq.n):
         yield sse({**base, "choices": [{"index": i, "delta": {"role": "assistant", "content": ""},
                                         "finish_reason": None}]})
@@ -56,6 +61,13 @@ async def _chat_events(service: GenerationService, greq: GenerationRequest, requ
                     prompt_tokens = chunk.prompt_tokens
                     for d in chunk.deltas:
                         completion += d.num_tokens
+                        if tools is not None:
+                            held[d.index].append(d.text)
+                            if d.finish_reason is not None:
+                                for event in _tool_events(base, d.index, "".join(held[d.index]), d.finish_reason,
+                                                          tools):
+                                    yield event
+                            continue
                         if not d.text and d.finish_reason is None:
                             continue
                         choice: dict[str, Any] = {"index": d.index, "delta": {"content": d.text} if d.text else {},
@@ -70,6 +82,35 @@ async def _chat_events(service: GenerationService, greq: GenerationRequest, requ
     if include_usage:
         yield sse({**base, "choices": [], "usage": _usage(prompt_tokens, completion)})
     yield DONE
+
+
+ARGUMENT_PIECES = 2  # a call's arguments arrive in this many chunks, as OpenAI streams them
+
+
+def _tool_events(base: dict[str, Any], index: int, text: str, finish_reason: str,
+                 tools: Tools) -> list[str]:
+    """One whole turn as OpenAI streams it: the call (id and name, then its arguments in pieces) or the
+    content, then the finish chunk carrying the foresight."""
+    choice = chat_choice(index, text, finish_reason, tools)
+    events = []
+    for call in choice.message.tool_calls or []:
+        head = {"index": 0, "id": call.id, "type": "function",
+                "function": {"name": call.function.name, "arguments": ""}}
+        events.append(sse({**base, "choices": [{"index": index, "delta": {"tool_calls": [head]},
+                                                "finish_reason": None}]}))
+        args = call.function.arguments
+        step = max(1, -(-len(args) // ARGUMENT_PIECES))
+        for k in range(0, len(args), step):
+            piece = {"index": 0, "function": {"arguments": args[k:k + step]}}
+            events.append(sse({**base, "choices": [{"index": index, "delta": {"tool_calls": [piece]},
+                                                    "finish_reason": None}]}))
+    if choice.message.content:
+        events.append(sse({**base, "choices": [{"index": index, "delta": {"content": choice.message.content},
+                                                "finish_reason": None}]}))
+    foresight = choice.foresight.model_dump() if choice.foresight else None
+    events.append(sse({**base, "choices": [{"index": index, "delta": {}, "finish_reason": choice.finish_reason,
+                                            "foresight": foresight}]}))
+    return events
 
 
 async def stream_completion(service: GenerationService, greqs: list[GenerationRequest], request_id: str,

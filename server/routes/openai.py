@@ -18,8 +18,9 @@ from protocol.openai import (
 )
 from server.cancellation import with_cancellation
 from server.deps import EngineDep, GenerationDep, MeterDep
-from server.services.formatting import chat_response, completion_response
+from server.services.formatting import PLAIN_CHAT, chat_response, completion_response
 from server.services.generation import TokenUsage
+from server.services.tools import Tools
 from server.streaming import stream_chat, stream_completion
 
 router = APIRouter(prefix="/v1")
@@ -34,19 +35,20 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 async def chat_completions(body: ChatCompletionRequest, request: Request, gen: GenerationDep,
                            meter: MeterDep) -> Response:
     greq = gen.prepare_chat(body)
+    tools = Tools.of(body)
     rid = new_id("chatcmpl")
     model = gen.engine.info.name
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return StreamingResponse(stream_chat(gen, greq, rid, model, include_usage, meter),
+        return StreamingResponse(stream_chat(gen, greq, rid, model, include_usage, meter, tools),
                                  media_type="text/event-stream", headers=SSE_HEADERS)
     usage = TokenUsage()
     try:
         result = await gen.collect(greq, rid, usage=usage)
     finally:
         meter.charge(usage)
-    return Response(chat_response(rid, model, result, body.logprobs).model_dump_json(),
-                    media_type="application/json")
+    answer = chat_response(rid, model, result, body.logprobs, tools)
+    return Response(answer.model_dump_json(exclude=None if tools else PLAIN_CHAT), media_type="application/json")
 
 
 @router.post("/completions", response_model=CompletionResponse, responses=ERRORS)

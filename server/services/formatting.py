@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from engine.base import TokenLogprob
 from protocol.openai import (
     AssistantMessage,
@@ -17,6 +19,7 @@ from protocol.openai import (
     now,
 )
 from server.services.generation import GenerationResult
+from server.services.tools import Tools, tool_message
 
 
 def _bytes(token: str) -> list[int]:
@@ -51,16 +54,25 @@ def usage(prompt: int, completion: int) -> Usage:
     return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
 
 
-def chat_response(request_id: str, model: str, result: GenerationResult, with_logprobs: bool) -> ChatCompletionResponse:
-    choices = [
-        ChatChoice(
-            index=i,
-            message=AssistantMessage(content=s.text),
-            finish_reason=s.finish_reason,
-            logprobs=chat_logprobs(s.logprobs) if with_logprobs else None,
-        )
-        for i, s in enumerate(result.sequences)
-    ]
+# a chat answer without tools looks as it did before tools existed: no tool_calls, no foresight
+PLAIN_CHAT: dict[str, Any] = {"choices": {"__all__": {"foresight": True, "message": {"tool_calls": True}}}}
+
+
+def chat_choice(index: int, text: str, finish_reason: str | None, tools: Tools | None) -> ChatChoice:
+    """One choice: the text as it is, or — with tools declared — the turn as message, tool call and foresight."""
+    if tools is None:
+        return ChatChoice(index=index, message=AssistantMessage(content=text), finish_reason=finish_reason)
+    message, finish, foresight = tool_message(text, finish_reason, tools)
+    return ChatChoice(index=index, message=message, finish_reason=finish, foresight=foresight)
+
+
+def chat_response(request_id: str, model: str, result: GenerationResult, with_logprobs: bool,
+                  tools: Tools | None = None) -> ChatCompletionResponse:
+    choices = []
+    for i, s in enumerate(result.sequences):
+        choice = chat_choice(i, s.text, s.finish_reason, tools)
+        choice.logprobs = chat_logprobs(s.logprobs) if with_logprobs else None
+        choices.append(choice)
     return ChatCompletionResponse(id=request_id, created=now(), model=model, choices=choices,
                                   usage=usage(result.prompt_tokens, result.completion_tokens))
 

@@ -20,6 +20,7 @@ from server.config import Settings
 from server.errors import BadRequest, ClientDisconnected, ModelNotFound, RequestTimeout
 from server.metrics import Metrics
 from server.services.structured import SCHEMA_PARAM, structured_output
+from server.services.tools import Tools
 
 log = logging.getLogger("foresight.generation")
 DisconnectCheck = Callable[[], Awaitable[bool]]
@@ -127,7 +128,9 @@ class GenerationService:
     def prepare_chat(self, req: ChatCompletionRequest) -> GenerationRequest:
         self.check_model(req.model)
         try:
-            ids = self.engine.render_chat([m.as_template_dict() for m in req.messages])
+            tools = Tools.of(req)
+            ids = self.engine.render_chat([m.as_template_dict() for m in req.messages],
+                                          tools.template_tools(req) if tools else None)
         except EngineRequestError as exc:
             raise BadRequest(str(exc), param="messages") from exc
         logprobs = (req.top_logprobs or 0) if req.logprobs else None

@@ -146,3 +146,38 @@ def test_a_schema_xgrammar_cannot_compile_is_a_400_naming_it(server: ServerProce
             "response_format": {"type": "json_schema", "json_schema": {"name": "s", "schema": schema}}})
         assert r.status_code == 400, r.text
         assert r.json()["error"]["param"] == "response_format.json_schema.schema"
+
+
+APPLY_TOOL = {"type": "function", "function": {
+    "name": "apply", "description": "Apply one operation to x.",
+    "parameters": {"type": "object", "properties": {"op": {"type": "string", "enum": ["+1", "+2", "*2", "*3", "-1"]}},
+                   "required": ["op"]}}}
+
+
+def test_the_reference_models_action_is_a_tool_call(client: openai.OpenAI) -> None:
+    """The official client gets the turn's action as tool_calls, and its foresight beside it."""
+    import json
+
+    r = client.chat.completions.create(model=model_id(client), messages=[{"role": "user", "content": PROMPT.strip()}],
+                                       tools=[APPLY_TOOL], max_tokens=120, temperature=0)  # type: ignore[list-item]
+    choice = r.choices[0]
+    assert choice.finish_reason == "tool_calls", choice
+    [call] = choice.message.tool_calls or []
+    assert call.function.name == "apply" and json.loads(call.function.arguments)["op"] in ("+1", "+2", "*2", "*3", "-1")
+    foresight = (choice.model_extra or {})["foresight"]
+    assert foresight["rollout"] and 0 <= foresight["confidence"] <= 1
+
+    stream = client.chat.completions.create(
+        model=model_id(client), messages=[{"role": "user", "content": PROMPT.strip()}], tools=[APPLY_TOOL],  # type: ignore[list-item]
+        max_tokens=120, temperature=0, stream=True, stream_options={"include_usage": True})
+    name, args, finish, usage = "", "", None, None
+    for chunk in stream:
+        if chunk.usage is not None:
+            usage = chunk.usage
+        for c in chunk.choices:
+            for d in c.delta.tool_calls or []:
+                name += d.function.name or "" if d.function else ""
+                args += d.function.arguments or "" if d.function else ""
+            finish = c.finish_reason or finish
+    assert (name, json.loads(args), finish) == ("apply", json.loads(call.function.arguments), "tool_calls")
+    assert usage is not None and usage.completion_tokens > 0

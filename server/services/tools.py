@@ -1,0 +1,122 @@
+"""A foresight turn as an OpenAI assistant message, when the request declares ``tools``.
+
+The turn is parsed with the planner's parser; its one action becomes:
+
+- ``<tool_call>{"name", "arguments"}</tool_call>`` of a declared function whose arguments satisfy its
+  JSON Schema → ``message.tool_calls`` (one call: a turn has one action), ``finish_reason: "tool_calls"``;
+- ``<search>q</search>`` → a call of the declared tool ``search`` with ``{"query": q}`` (no such tool:
+  the text stays content);
+- ``<answer>text</answer>`` → ``content = text``.
+
+A call of an undeclared function, or arguments that do not satisfy the schema, is never passed on as a
+call: the choice ends with the model's own ``finish_reason``, and the reason is in
+``foresight.problems`` (``undeclared_tool``, ``invalid_tool_arguments``). So is a ``required`` or named
+``tool_choice`` that the turn did not meet (``tool_call_missing``: decoding is not constrained to it
+yet). ``tool_choice: "none"`` passes on no call. ``content`` is otherwise the text outside the tags.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from planner.format import parse_turn, text_outside_tags
+from protocol.openai import (
+    AssistantMessage,
+    ChatCompletionRequest,
+    ForesightInfo,
+    ForesightProblem,
+    NamedToolChoice,
+    ToolCall,
+    ToolCallFunction,
+)
+from server.errors import BadRequest
+
+SEARCH_TOOL = "search"
+
+
+@dataclass(frozen=True)
+class Tools:
+    """The functions a request declared (name → parameters' validator) and its ``tool_choice``."""
+
+    validators: dict[str, Draft202012Validator]
+    choice: str  # "auto", "none", "required", or the name of the one function to call
+
+    @classmethod
+    def of(cls, req: ChatCompletionRequest) -> Tools | None:
+        """None when the request declares no tools; a 400 naming the field for a schema that is not one."""
+        if not req.tools:
+            return None
+        validators = {}
+        for i, tool in enumerate(req.tools):
+            try:
+                Draft202012Validator.check_schema(tool.function.parameters)
+            except (SchemaError, RecursionError) as exc:
+                why = exc.message if isinstance(exc, SchemaError) else "nested too deeply"
+                raise BadRequest(f"tools[{i}].function.parameters is not a valid JSON Schema: {why}",
+                                 param=f"tools.{i}.function.parameters") from None
+            validators[tool.function.name] = Draft202012Validator(tool.function.parameters)
+        choice = req.tool_choice
+        named = choice.function.name if isinstance(choice, NamedToolChoice) else None
+        return cls(validators, named or (choice if isinstance(choice, str) else "auto"))
+
+    def template_tools(self, req: ChatCompletionRequest) -> list[dict[str, Any]]:
+        """The tools as chat templates take them (``apply_chat_template(..., tools=...)``)."""
+        return [t.model_dump(exclude_none=True) for t in req.tools or []]
+
+
+def _call(name: str, arguments: Any) -> ToolCall:
+    return ToolCall(id=f"call_{uuid.uuid4().hex[:24]}",
+                    function=ToolCallFunction(name=name, arguments=json.dumps(arguments, ensure_ascii=False)))
+
+
+def _wanted(tools: Tools, action: Any, problems: list[ForesightProblem]) -> tuple[str, Any] | None:
+    """The (name, arguments) the action calls, if it may be passed on; else None with the reason."""
+    if action.kind == "search":
+        return (SEARCH_TOOL, {"query": action.content}) if SEARCH_TOOL in tools.validators else None
+    if action.name is None:
+        return None  # not valid JSON or no name: the parser reported invalid_tool_call
+    validator = tools.validators.get(action.name)
+    if validator is None:
+        problems.append(ForesightProblem(kind="undeclared_tool", detail=f"{action.name!r} is not among the tools"))
+        return None
+    arguments = action.arguments if action.arguments is not None else {}
+    error = next(iter(validator.iter_errors(arguments)), None)
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+        problems.append(ForesightProblem(kind="invalid_tool_arguments",
+                                         detail=f"{action.name} at {where}: {error.message}"[:300]))
+        return None
+    return action.name, arguments
+
+
+def tool_message(text: str, finish_reason: str | None, tools: Tools) -> tuple[AssistantMessage, str | None,
+                                                                               ForesightInfo]:
+    """The OpenAI message, the finish reason and the foresight of one generated turn."""
+    turn = parse_turn(text)
+    problems = [ForesightProblem(kind=p.kind, detail=p.detail) for p in turn.problems]
+    action = turn.action
+    outside = text_outside_tags(text) or None
+    wanted = None
+    if action is not None and action.kind in ("tool_call", "search"):
+        wanted = _wanted(tools, action, problems)
+        if wanted is not None and tools.choice == "none":
+            problems.append(ForesightProblem(kind="tool_choice_none", detail=f"the turn called {wanted[0]!r}"))
+            wanted = None
+        elif wanted is not None and tools.choice not in ("auto", "required") and wanted[0] != tools.choice:
+            problems.append(ForesightProblem(kind="tool_call_missing", detail=(
+                f"tool_choice asks for {tools.choice!r}, the turn called {wanted[0]!r}")))
+            wanted = None
+    if wanted is None and tools.choice not in ("auto", "none") and not any(
+            p.kind == "tool_call_missing" for p in problems):
+        problems.append(ForesightProblem(kind="tool_call_missing", detail=f"tool_choice is {tools.choice!r}"))
+    foresight = ForesightInfo(rollout=turn.imaginary, confidence=turn.confidence, problems=problems)
+    if wanted is not None:
+        return AssistantMessage(content=outside, tool_calls=[_call(*wanted)]), "tool_calls", foresight
+    content = action.content if action is not None and action.kind == "answer" else outside
+    return AssistantMessage(content=content), finish_reason, foresight

@@ -1,0 +1,126 @@
+"""Tool calling on /v1/chat/completions with a scripted engine: a foresight turn's action as OpenAI's
+``tool_calls``, its foresight beside it, and every way a call can be wrong."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from engine.base import GenerationRequest
+from engine.scripted import ScriptedEngine
+from tests.unit.server.conftest import running_app
+
+APPLY = {"type": "function", "function": {"name": "apply", "description": "apply one operation", "parameters": {
+    "type": "object", "properties": {"op": {"type": "string", "enum": ["+1", "*2"]}}, "required": ["op"]}}}
+SEARCH = {"type": "function", "function": {"name": "search", "parameters": {
+    "type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}}}
+ACTIONS = {
+    "call": '<tool_call>{"name": "apply", "arguments": {"op": "*2"}}</tool_call>',
+    "undeclared": '<tool_call>{"name": "jump", "arguments": {}}</tool_call>',
+    "badargs": '<tool_call>{"name": "apply", "arguments": {"op": "/7"}}</tool_call>',
+    "notjson": "<tool_call>apply *2</tool_call>",
+    "search": "<search>capital of France</search>",
+    "answer": "<answer>Paris</answer>",
+}
+
+
+def script(prompt: str, index: int, request: GenerationRequest) -> str:
+    kind = next((k for k in ACTIONS if f"[{k}]" in prompt), "call")
+    return f"<imaginary>x doubles</imaginary>\n<confidence>80%</confidence>\n<think>go</think>\n{ACTIONS[kind]}"
+
+
+def chat(kind: str, **kw: object) -> dict:
+    return {"model": "scripted", "messages": [{"role": "user", "content": f"obs [{kind}]"}], "max_tokens": 200,
+            "tools": [APPLY, SEARCH], **kw}
+
+
+@pytest.fixture
+async def client() -> httpx.AsyncClient:
+    async with running_app(ScriptedEngine(script, max_model_len=2048)) as c:
+        yield c
+
+
+async def test_a_tool_call_becomes_tool_calls_with_foresight_beside(client: httpx.AsyncClient) -> None:
+    r = await client.post("/v1/chat/completions", json=chat("call"))
+    assert r.status_code == 200, r.text
+    choice = r.json()["choices"][0]
+    assert choice["finish_reason"] == "tool_calls"
+    [call] = choice["message"]["tool_calls"]
+    assert call["type"] == "function" and call["id"].startswith("call_") and call["function"]["name"] == "apply"
+    assert json.loads(call["function"]["arguments"]) == {"op": "*2"}
+    assert choice["message"]["content"] is None  # nothing outside the tags
+    assert choice["foresight"] == {"rollout": "x doubles", "confidence": 0.8, "problems": []}
+
+
+@pytest.mark.parametrize(("kind", "problem"), [("undeclared", "undeclared_tool"),
+                                               ("badargs", "invalid_tool_arguments"),
+                                               ("notjson", "invalid_tool_call")])
+async def test_a_wrong_call_never_reaches_the_app_as_a_call(client: httpx.AsyncClient, kind: str,
+                                                            problem: str) -> None:
+    choice = (await client.post("/v1/chat/completions", json=chat(kind))).json()["choices"][0]
+    assert choice["message"]["tool_calls"] is None and choice["finish_reason"] != "tool_calls"
+    assert problem in [p["kind"] for p in choice["foresight"]["problems"]]
+
+
+async def test_search_calls_the_declared_search_tool_and_an_answer_is_content(client: httpx.AsyncClient) -> None:
+    search = (await client.post("/v1/chat/completions", json=chat("search"))).json()["choices"][0]
+    assert json.loads(search["message"]["tool_calls"][0]["function"]["arguments"]) == {"query": "capital of France"}
+    answer = (await client.post("/v1/chat/completions", json=chat("answer"))).json()["choices"][0]
+    assert answer["message"] == {"role": "assistant", "content": "Paris", "tool_calls": None}
+    no_search = (await client.post("/v1/chat/completions", json=chat("search", tools=[APPLY]))).json()["choices"][0]
+    assert no_search["message"]["tool_calls"] is None
+
+
+@pytest.mark.parametrize(("choice", "called", "problem"), [
+    ("none", False, "tool_choice_none"),
+    ("required", True, None),
+    ({"type": "function", "function": {"name": "search"}}, False, "tool_call_missing"),
+    ({"type": "function", "function": {"name": "apply"}}, True, None),
+])
+async def test_tool_choice(client: httpx.AsyncClient, choice: object, called: bool, problem: str | None) -> None:
+    got = (await client.post("/v1/chat/completions", json=chat("call", tool_choice=choice))).json()["choices"][0]
+    assert (got["message"]["tool_calls"] is not None) is called
+    kinds = [p["kind"] for p in got["foresight"]["problems"]]
+    assert (problem in kinds) if problem else kinds == []
+
+
+async def test_without_tools_the_answer_is_as_before(client: httpx.AsyncClient) -> None:
+    body = (await client.post("/v1/chat/completions", json={**chat("call"), "tools": None})).json()
+    assert "foresight" not in body["choices"][0] and "tool_calls" not in body["choices"][0]["message"]
+    assert "<tool_call>" in body["choices"][0]["message"]["content"]
+
+
+async def test_the_tools_reach_the_chat_template() -> None:
+    engine = ScriptedEngine(script, max_model_len=2048)
+    async with running_app(engine) as c:
+        await c.post("/v1/chat/completions", json=chat("call"))
+    assert engine.decode(engine.requests[-1].prompt_token_ids).startswith("tools: apply, search\n")
+
+
+async def test_a_streamed_call_arrives_as_openai_sends_it(client: httpx.AsyncClient) -> None:
+    async with client.stream("POST", "/v1/chat/completions", json=chat("call", stream=True)) as r:
+        events = [json.loads(line[6:]) async for line in r.aiter_lines() if line.startswith("data: {")]
+    deltas = [e["choices"][0] for e in events]
+    calls = [d["delta"]["tool_calls"][0] for d in deltas if "tool_calls" in d["delta"]]
+    assert calls[0]["id"].startswith("call_") and calls[0]["function"]["name"] == "apply"
+    assert len(calls) >= 2 and json.loads("".join(c["function"]["arguments"] for c in calls)) == {"op": "*2"}
+    last = deltas[-1]
+    assert last["finish_reason"] == "tool_calls" and last["foresight"]["confidence"] == 0.8
+
+
+@pytest.mark.parametrize(("extra", "param"), [
+    ({"tool_choice": "required", "tools": None}, "tool_choice"),
+    ({"tool_choice": {"type": "function", "function": {"name": "fly"}}}, "tool_choice"),
+    ({"tools": [APPLY, APPLY]}, "tools"),
+    ({"tools": [{"type": "function", "function": {"name": "bad name"}}]}, "tools.0.function.name"),
+    ({"tools": [{"type": "function", "function": {"name": "x", "parameters": {"type": 5}}}]},
+     "tools.0.function.parameters"),
+    ({"tool_choice": "sometimes"}, "tool_choice"),
+])
+async def test_bad_tools_are_400_naming_the_field(client: httpx.AsyncClient, extra: dict, param: str) -> None:
+    r = await client.post("/v1/chat/completions", json={**chat("call"), **extra})
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert param in (err["param"] or "") or param in err["message"]
