@@ -86,7 +86,12 @@ def _wanted(tools: Tools, action: Any, problems: list[ForesightProblem]) -> tupl
         problems.append(ForesightProblem(kind="undeclared_tool", detail=f"{action.name!r} is not among the tools"))
         return None
     arguments = action.arguments if action.arguments is not None else {}
-    error = next(iter(validator.iter_errors(arguments)), None)
+    try:
+        error = next(iter(validator.iter_errors(arguments)), None)
+    except Exception as exc:  # a schema that checks but cannot be applied (a $ref to nothing)
+        problems.append(ForesightProblem(kind="invalid_tool_arguments",
+                                         detail=f"{action.name}: its parameters schema cannot be applied: {exc}"[:300]))
+        return None
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
         problems.append(ForesightProblem(kind="invalid_tool_arguments",

@@ -124,3 +124,12 @@ async def test_bad_tools_are_400_naming_the_field(client: httpx.AsyncClient, ext
     assert r.status_code == 400, r.text
     err = r.json()["error"]
     assert param in (err["param"] or "") or param in err["message"]
+
+
+async def test_a_schema_that_cannot_be_applied_is_a_problem_not_a_500(client: httpx.AsyncClient) -> None:
+    broken = {"type": "function", "function": {"name": "apply", "parameters": {"$ref": "#/$defs/nothing"}}}
+    r = await client.post("/v1/chat/completions", json=chat("call", tools=[broken]))
+    assert r.status_code == 200, r.text
+    choice = r.json()["choices"][0]
+    assert choice["message"]["tool_calls"] is None
+    assert [p["kind"] for p in choice["foresight"]["problems"]] == ["invalid_tool_arguments"]
