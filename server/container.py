@@ -21,6 +21,7 @@ from planner.calibrate import CalibrationPolicy
 from server.admission import Admission
 from server.auth import KeyRing, RateLimiter, load_secret
 from server.config import Settings
+from server.errors import SettingsError
 from server.lifecycle import Lifecycle, Phase
 from server.metrics import Metrics
 from server.power import detect_power
@@ -184,7 +185,11 @@ def build_services(settings: Settings, engine: Engine | None = None,
         refit_interval_s=settings.calibration_refit_interval_s,
     )
     admission = Admission(settings.max_num_seqs, settings.max_queue)
-    monitor = Monitor(metrics, tco_config(settings), detect_power(settings.power_source), the_engine.num_unfinished,
+    try:
+        power = detect_power(settings.power_source)
+    except RuntimeError as exc:  # power_source=nvml where NVML is not usable: a setting to fix, not a crash
+        raise SettingsError(f"power_source: {exc}") from None
+    monitor = Monitor(metrics, tco_config(settings), power, the_engine.num_unfinished,
                       lambda: admission.waiting, interval_s=settings.monitor_interval_s)
     secret = load_secret(settings.auth_secret, settings.secret_path) if settings.auth_enabled else b"unused"
     lifecycle = Lifecycle()
