@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
-from planner.params import Param, from_mapping, params
+from planner.params import Param, params
 from planner.search.base import Algorithm, Budget, PlanConfig
 from protocol.openai import ChatMessage
 
@@ -37,10 +37,6 @@ class PlanInput(BaseModel):
         if (self.messages is None) == (self.prompt is None):
             raise ValueError("give exactly one of 'messages' or 'prompt'")
         return self
-
-    def config(self) -> PlanConfig:
-        """The planner's config: every knob of the request, by name (see :mod:`planner.params`)."""
-        return from_mapping(PlanConfig, self.model_dump())
 
 
 _BudgetBase = create_model("BudgetModel", __config__=ConfigDict(extra="forbid"), __doc__="Limits of one plan.",

@@ -52,13 +52,8 @@ class StatusRecorder:
         await self._send(message)
 
 
-def route_path(scope: Scope) -> str:
-    """The route template the request matched (``/v1/plans/{id}``, not the raw path), or ``unmatched``."""
-    return getattr(scope.get("route"), "path", None) or "unmatched"
-
-
-class RequestIdMiddleware:
-    """Every request gets an id, echoed as ``X-Request-ID``."""
+class HttpMiddleware:
+    """An ASGI middleware for HTTP requests: anything else (lifespan, websockets) passes straight through."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -67,6 +62,21 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.handle(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def route_path(scope: Scope) -> str:
+    """The route template the request matched (``/v1/plans/{id}``, not the raw path), or ``unmatched``."""
+    return getattr(scope.get("route"), "path", None) or "unmatched"
+
+
+class RequestIdMiddleware(HttpMiddleware):
+    """Every request gets an id, echoed as ``X-Request-ID``."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         rid = _incoming_id(scope)
         scope.setdefault("state", {})["request_id"] = rid
 
@@ -78,16 +88,10 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
-class AccessLogMiddleware:
+class AccessLogMiddleware(HttpMiddleware):
     """One access record per request, written when its last byte is sent (or it fails)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         status = StatusRecorder(send)
         started = time.perf_counter()
         try:

@@ -34,8 +34,8 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 @with_cancellation
 async def chat_completions(body: ChatCompletionRequest, request: Request, gen: GenerationDep,
                            meter: MeterDep) -> Response:
-    greq = gen.prepare_chat(body)
     tools = Tools.of(body)
+    greq = gen.prepare_chat(body, tools)
     rid = new_id("chatcmpl")
     model = gen.engine.info.name
     if body.stream:

@@ -125,10 +125,10 @@ class GenerationService:
             min_tokens=min(req.min_tokens, wanted),
         )
 
-    def prepare_chat(self, req: ChatCompletionRequest) -> GenerationRequest:
+    def prepare_chat(self, req: ChatCompletionRequest, tools: Tools | None = None) -> GenerationRequest:
+        """The engine request of a chat; ``tools``: the request's declared tools (:meth:`Tools.of`)."""
         self.check_model(req.model)
         try:
-            tools = Tools.of(req)
             ids = self.engine.render_chat([m.as_template_dict() for m in req.messages],
                                           tools.template_tools(req) if tools else None)
         except EngineRequestError as exc:
