@@ -7,6 +7,7 @@ index) to the completion; stop strings, max_tokens and n behave as in vLLM.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -65,7 +66,10 @@ class ScriptedEngine(EngineLifecycle):
             content = m.get("content") or ""
             if not isinstance(content, str):
                 content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-            parts.append(f"{m['role']}: {content}\n")
+            calls = "".join(f" call {c['function']['name']} {json.dumps(c['function']['arguments'])}"
+                            for c in m.get("tool_calls") or [])
+            answers = f" (to {m['tool_call_id']})" if m.get("tool_call_id") else ""
+            parts.append(f"{m['role']}{answers}: {content}{calls}\n")
         return "".join(parts) + "assistant: "
 
     def render_chat(self, messages: Sequence[dict[str, Any]],

@@ -6,6 +6,7 @@ them; wrong types and out-of-range values are 400s naming the field.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Any, Literal
@@ -60,6 +61,17 @@ class _Sampling(_Request):
         return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
 
 
+class ToolCallFunction(BaseModel):
+    name: str
+    arguments: str = Field(description="The arguments as a JSON string, as OpenAI sends them.")
+
+
+class ToolCall(BaseModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: ToolCallFunction
+
+
 class TextPart(BaseModel):
     model_config = ConfigDict(extra="allow")
     type: Literal["text"]
@@ -67,17 +79,40 @@ class TextPart(BaseModel):
 
 
 class ChatMessage(BaseModel):
+    """One message of a chat. An ``assistant`` message may carry the ``tool_calls`` it made; a ``tool``
+    message answers one of them (``tool_call_id``)."""
+
     model_config = ConfigDict(extra="allow")
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None
     name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
 
     def as_template_dict(self) -> dict[str, Any]:
+        """The message as chat templates take it. A call's arguments become an object when they are JSON
+        (templates write them with ``tojson``, as Hugging Face's tool-use convention asks); the content is
+        passed on as it is."""
         content: Any = self.content or ""
         if isinstance(self.content, list):
             content = "".join(p.text for p in self.content)
         role = "system" if self.role == "developer" else self.role
-        return {"role": role, "content": content}
+        out: dict[str, Any] = {"role": role, "content": content}
+        if self.name is not None:
+            out["name"] = self.name
+        if self.tool_calls:
+            out["tool_calls"] = [{"id": c.id, "type": c.type, "function": {
+                "name": c.function.name, "arguments": _json_or_text(c.function.arguments)}} for c in self.tool_calls]
+        if self.tool_call_id is not None:
+            out["tool_call_id"] = self.tool_call_id
+        return out
+
+
+def _json_or_text(arguments: str) -> Any:
+    try:
+        return json.loads(arguments)
+    except ValueError:
+        return arguments
 
 
 class JsonSchemaFormat(BaseModel):
@@ -128,19 +163,18 @@ class NamedToolChoice(BaseModel):
     function: NamedFunction
 
 
-class ChatCompletionRequest(_Sampling):
-    messages: list[ChatMessage] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
-    logprobs: bool = False
-    top_logprobs: int | None = Field(default=None, ge=0, le=20)
-    response_format: ResponseFormat | None = None
-    tools: list[ToolDef] | None = None
-    tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = None
+class ToolFields(BaseModel):
+    """``tools``, ``tool_choice`` and ``parallel_tool_calls``, shared by chat completions and plans."""
+
+    tools: list[ToolDef] | None = Field(default=None, description=(
+        "Functions the model may call (JSON Schema `parameters`); the turn's action comes back as `tool_calls`."))
+    tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = Field(default=None, description=(
+        "`auto` (the default with tools), `none`, `required`, or one named function."))
     parallel_tool_calls: bool | None = Field(default=None, description=(
         "Accepted; a foresight turn has one action, so a choice carries at most one call."))
 
     @model_validator(mode="after")
-    def _tools_agree(self) -> ChatCompletionRequest:
+    def _tools_agree(self) -> ToolFields:
         names = [t.function.name for t in self.tools or []]
         if len(set(names)) != len(names):
             raise ValueError("tools: two tools have the same name")
@@ -149,6 +183,14 @@ class ChatCompletionRequest(_Sampling):
         if isinstance(self.tool_choice, NamedToolChoice) and self.tool_choice.function.name not in names:
             raise ValueError(f"tool_choice names {self.tool_choice.function.name!r}, which is not among the tools")
         return self
+
+
+class ChatCompletionRequest(_Sampling, ToolFields):
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    logprobs: bool = False
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    response_format: ResponseFormat | None = None
 
     @property
     def wanted_max_tokens(self) -> int | None:
@@ -197,17 +239,6 @@ class ChatTokenLogprob(TopLogprob):
 
 class ChatLogprobs(BaseModel):
     content: list[ChatTokenLogprob] | None = None
-
-
-class ToolCallFunction(BaseModel):
-    name: str
-    arguments: str = Field(description="The arguments as a JSON string, as OpenAI sends them.")
-
-
-class ToolCall(BaseModel):
-    id: str
-    type: Literal["function"] = "function"
-    function: ToolCallFunction
 
 
 class ForesightProblem(BaseModel):

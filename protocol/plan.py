@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from planner.params import Param, params
 from planner.search.base import Algorithm, Budget, PlanConfig
-from protocol.openai import ChatMessage
+from protocol.openai import AssistantMessage, ChatMessage, ForesightInfo, ToolFields
 
 
 def _field(p: Param) -> tuple[Any, Any]:
@@ -21,8 +21,9 @@ def _knobs(cls: type) -> dict[str, Any]:
     return {p.name: _field(p) for p in params(cls)}
 
 
-class PlanInput(BaseModel):
-    """What to plan on: a prompt or messages (the plan's parameters are added from ``PlanConfig``)."""
+class PlanInput(ToolFields):
+    """What to plan on: a prompt or messages (the plan's parameters are added from ``PlanConfig``), and the
+    tools the chosen action may call (as on ``/v1/chat/completions``)."""
 
     model_config = ConfigDict(extra="allow")
     model: str | None = Field(default=None, description="The served model's name (another is a 400).")
@@ -119,3 +120,9 @@ class PlanResponse(BaseModel):
     usage: PlanUsage
     latency_s: float
     tree: list[TreeNode] | None = None
+    message: AssistantMessage | None = Field(default=None, description=(
+        "With `tools`: the chosen action as an OpenAI assistant message (`tool_calls`, or `content`), "
+        "ready to append to the chat history."))
+    finish_reason: str | None = Field(default=None, description="With `tools`: as a chat choice's.")
+    foresight: ForesightInfo | None = Field(default=None, description=(
+        "With `tools`: the chosen turn's foresight, and why a call was not passed on."))

@@ -34,12 +34,21 @@ OP_TOKENS = ("+1", "+2", "*2", "*3", "-1")
 # the constant parts of the reference model's tool call, one token each
 TOOL_CALL_TOKENS = ('{"name": "apply", "arguments": {"op": "', '"}}')
 NUMBER_TOKENS = tuple(str(i) for i in range(1000))
-# A documented default chat template: user/system/tool messages are observations,
-# written as they are and followed by a newline; assistant messages are turns.
+# The reference model's chat template. The model is a Markov agent, trained on one observation a turn
+# (``<s><information>x=… target=… steps=…</information>\n``), with a context of 256 tokens. So the template
+# renders only the last user or tool message, as ``<information>…</information>`` (content already wrapped so
+# is written as it is), and no system block, no tools block and no earlier turns: its one tool, ``apply``,
+# is built in. A chat turn, a tool round trip and /v1/plan give the same prompt for the same observation.
 CHAT_TEMPLATE = (
-    "{{ bos_token }}{% for message in messages %}"
-    "{% if message['role'] == 'assistant' %}{{ message['content'] }}{{ eos_token }}"
-    "{% else %}{{ message['content'] }}\n{% endif %}{% endfor %}"
+    "{{ bos_token }}{% set ns = namespace(obs=none) %}"
+    "{% for message in messages %}{% if message['role'] in ['user', 'tool'] %}"
+    "{% set ns.obs = message['content'] %}{% endif %}{% endfor %}"
+    "{% if ns.obs is not none %}"
+    "{% set text = ns.obs if ns.obs is string else ns.obs | map(attribute='text') | join('') %}"
+    "{% set text = text | trim %}"
+    "{% if text.startswith('<information>') %}{{ text }}"
+    "{% else %}{{ '<information>' + text + '</information>' }}{% endif %}{{ '\n' }}"
+    "{% endif %}"
 )
 
 

@@ -20,7 +20,7 @@ from server.config import Settings
 from server.errors import BadRequest, ClientDisconnected, ModelNotFound, RequestTimeout
 from server.metrics import Metrics
 from server.services.structured import SCHEMA_PARAM, structured_output
-from server.services.tools import Tools
+from server.services.tools import Tools, check_messages
 
 log = logging.getLogger("foresight.generation")
 DisconnectCheck = Callable[[], Awaitable[bool]]
@@ -128,6 +128,7 @@ class GenerationService:
     def prepare_chat(self, req: ChatCompletionRequest, tools: Tools | None = None) -> GenerationRequest:
         """The engine request of a chat; ``tools``: the request's declared tools (:meth:`Tools.of`)."""
         self.check_model(req.model)
+        check_messages(req.messages)
         try:
             ids = self.engine.render_chat([m.as_template_dict() for m in req.messages],
                                           tools.template_tools(req) if tools else None)

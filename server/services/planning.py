@@ -36,6 +36,7 @@ from protocol.plan import (
 from server.config import Settings
 from server.errors import BadRequest, RequestTimeout
 from server.services.generation import GenerationService, TokenUsage
+from server.services.tools import Tools, check_messages, tool_message
 from server.store import PlanRecord
 
 
@@ -131,8 +132,11 @@ class PlanningService:
         gen.check_model(req.model)
         config = bounded_config(req, gen.settings)
         chat = req.messages is not None
+        tools = Tools.of(req)
         if req.messages is not None:
-            prompt = gen.engine.chat_prompt([m.as_template_dict() for m in req.messages])
+            check_messages(req.messages)
+            prompt = gen.engine.chat_prompt([m.as_template_dict() for m in req.messages],
+                                            tools.template_tools(req) if tools else None)
         else:
             prompt = req.prompt or ""
         sampler = EngineSampler(gen.engine, add_special_tokens=not chat, run=metered(gen, usage))
@@ -148,7 +152,7 @@ class PlanningService:
                 raise
             raise RequestTimeout(f"the plan ran past its deadline of {config.budget.deadline_s}s",
                                  code="deadline_exceeded") from exc
-        response = self.respond(req, config, result)
+        response = self.respond(req, config, result, tools)
         if self.metrics is not None:
             m = self.metrics
             m.count_decision(result.decision.value)
@@ -167,9 +171,13 @@ class PlanningService:
             ))
         return response
 
-    def respond(self, req: PlanInput, config: PlanConfig, result: PlanResult) -> PlanResponse:
+    def respond(self, req: PlanInput, config: PlanConfig, result: PlanResult,
+                tools: Tools | None = None) -> PlanResponse:
         chosen = result.chosen
         u = result.usage
+        message = finish = foresight = None
+        if tools is not None and chosen is not None:
+            message, finish, foresight = tool_message(chosen.text, "stop" if chosen.complete else "length", tools)
         return PlanResponse(
             plan_id=f"plan-{uuid.uuid4().hex}", created=now(), model=self.generation.engine.info.name,
             algorithm=config.algorithm, domain=config.domain, decision=result.decision.value,
@@ -183,4 +191,5 @@ class PlanningService:
                             depth=u.depth, engine_calls=u.engine_calls),
             latency_s=round(result.latency_s, 6),
             tree=_tree(result) if req.return_tree else None,
+            message=message, finish_reason=finish, foresight=foresight,
         )

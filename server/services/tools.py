@@ -28,12 +28,13 @@ from jsonschema.exceptions import SchemaError
 from planner.format import parse_turn, text_outside_tags
 from protocol.openai import (
     AssistantMessage,
-    ChatCompletionRequest,
+    ChatMessage,
     ForesightInfo,
     ForesightProblem,
     NamedToolChoice,
     ToolCall,
     ToolCallFunction,
+    ToolFields,
 )
 from server.errors import BadRequest
 
@@ -48,7 +49,7 @@ class Tools:
     choice: str  # "auto", "none", "required", or the name of the one function to call
 
     @classmethod
-    def of(cls, req: ChatCompletionRequest) -> Tools | None:
+    def of(cls, req: ToolFields) -> Tools | None:
         """None when the request declares no tools; a 400 naming the field for a schema that is not one."""
         if not req.tools:
             return None
@@ -65,9 +66,27 @@ class Tools:
         named = choice.function.name if isinstance(choice, NamedToolChoice) else None
         return cls(validators, named or (choice if isinstance(choice, str) else "auto"))
 
-    def template_tools(self, req: ChatCompletionRequest) -> list[dict[str, Any]]:
+    def template_tools(self, req: ToolFields) -> list[dict[str, Any]]:
         """The tools as chat templates take them (``apply_chat_template(..., tools=...)``)."""
         return [t.model_dump(exclude_none=True) for t in req.tools or []]
+
+
+def check_messages(messages: list[ChatMessage], field: str = "messages") -> None:
+    """A 400 naming the message for a ``tool`` message that answers no earlier call, or calls on a message that
+    is not the assistant's. The contents are the app's and are never rewritten."""
+    calls: set[str] = set()
+    for i, m in enumerate(messages):
+        if m.tool_calls and m.role != "assistant":
+            raise BadRequest(f"{field}[{i}]: only assistant messages carry tool_calls", param=f"{field}.{i}.tool_calls")
+        calls.update(c.id for c in m.tool_calls or [])
+        if m.role != "tool":
+            continue
+        if not m.tool_call_id:
+            raise BadRequest(f"{field}[{i}]: a tool message needs the tool_call_id of the call it answers",
+                             param=f"{field}.{i}.tool_call_id")
+        if m.tool_call_id not in calls:
+            raise BadRequest(f"{field}[{i}].tool_call_id {m.tool_call_id!r} answers no earlier assistant tool call",
+                             param=f"{field}.{i}.tool_call_id")
 
 
 def _call(name: str, arguments: Any) -> ToolCall:

@@ -1,0 +1,45 @@
+"""``POST /v1/responses``: one chat turn in the Responses API's shape. Thin: the work is in services/."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
+
+from protocol.openai import ErrorResponse
+from protocol.responses import ResponseObject, ResponsesRequest
+from server.cancellation import with_cancellation
+from server.deps import GenerationDep, MeterDep
+from server.responses_stream import stream_response
+from server.routes.openai import SSE_HEADERS
+from server.services.formatting import chat_choice
+from server.services.generation import TokenUsage
+from server.services.responses import response_object, to_chat
+from server.services.tools import Tools
+
+router = APIRouter(prefix="/v1")
+
+
+@router.post("/responses", response_model=ResponseObject,
+             responses={400: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
+@with_cancellation
+async def create_response(body: ResponsesRequest, request: Request, gen: GenerationDep,
+                          meter: MeterDep) -> Response:
+    chat = to_chat(body)
+    tools = Tools.of(chat)
+    greq = gen.prepare_chat(chat, tools)
+    rid = f"resp_{uuid.uuid4().hex}"
+    model = gen.engine.info.name
+    if body.stream:
+        return StreamingResponse(stream_response(gen, greq, body, rid, model, tools, meter),
+                                 media_type="text/event-stream", headers=SSE_HEADERS)
+    usage = TokenUsage()
+    try:
+        result = await gen.collect(greq, rid, usage=usage)
+    finally:
+        meter.charge(usage)
+    seq = result.sequences[0]
+    answer = response_object(body, rid, model, choice=chat_choice(0, seq.text, seq.finish_reason, tools),
+                             usage=(result.prompt_tokens, result.completion_tokens))
+    return Response(answer.model_dump_json(), media_type="application/json")
