@@ -17,10 +17,12 @@ from typing import Any, Protocol, Self, runtime_checkable
 
 @dataclass(frozen=True)
 class StructuredOutput:
-    """Constrain what is generated: to a JSON schema, or to any JSON object."""
+    """Constrain what is generated: to a JSON schema, to any JSON object, or to an xgrammar structural tag
+    (free text, then one of some tags whose bodies are constrained: a required tool call)."""
 
     json_schema: dict[str, Any] | None = None
     json_object: bool = False
+    structural_tag: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

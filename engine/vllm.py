@@ -107,6 +107,8 @@ def _structured(s: StructuredOutput | None) -> StructuredOutputsParams | None:
         return None
     if s.json_schema is not None:
         return StructuredOutputsParams(json=s.json_schema)
+    if s.structural_tag is not None:
+        return StructuredOutputsParams(structural_tag=json.dumps(s.structural_tag))
     return StructuredOutputsParams(json_object=True) if s.json_object else None
 
 

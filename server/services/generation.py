@@ -139,13 +139,18 @@ class GenerationService:
             raise BadRequest("top_logprobs needs logprobs: true", param="top_logprobs")
         greq = self._sampling(req, ids, req.wanted_max_tokens, None, logprobs)
         structured = structured_output(req.response_format)
+        required = tools.required_call() if tools else None
+        if required is not None and structured is not None:
+            raise BadRequest("response_format cannot be combined with a required or named tool_choice: "
+                             "one turn takes one constraint", param="response_format")
+        structured = structured or required
         if structured is None:
             return greq
         greq = dataclasses.replace(greq, structured=structured)
         try:
             self.engine.check_request(greq)
         except EngineRequestError as exc:
-            raise BadRequest(str(exc), param=SCHEMA_PARAM) from exc
+            raise BadRequest(str(exc), param="tools" if required is not None else SCHEMA_PARAM) from exc
         return greq
 
     def prepare_completion(self, req: CompletionRequest) -> list[GenerationRequest]:

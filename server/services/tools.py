@@ -10,9 +10,10 @@ The turn is parsed with the planner's parser; its one action becomes:
 
 A call of an undeclared function, or arguments that do not satisfy the schema, is never passed on as a
 call: the choice ends with the model's own ``finish_reason``, and the reason is in
-``foresight.problems`` (``undeclared_tool``, ``invalid_tool_arguments``). So is a ``required`` or named
-``tool_choice`` that the turn did not meet (``tool_call_missing``: decoding is not constrained to it
-yet). ``tool_choice: "none"`` passes on no call. ``content`` is otherwise the text outside the tags.
+``foresight.problems`` (``undeclared_tool``, ``invalid_tool_arguments``). A ``required`` or named
+``tool_choice`` constrains decoding (:meth:`Tools.required_call`): the foresight is free, the turn ends in
+one well-formed call; a turn cut by ``max_tokens`` before its call still reports ``tool_call_missing``.
+``tool_choice: "none"`` passes on no call. ``content`` is otherwise the text outside the tags.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from engine.base import StructuredOutput
 from planner.format import parse_turn, text_outside_tags
 from protocol.openai import (
     AssistantMessage,
@@ -39,6 +41,7 @@ from protocol.openai import (
 from server.errors import BadRequest
 
 SEARCH_TOOL = "search"
+ACTION_TAGS = ("<tool_call>", "<search>", "<answer>")  # before a required call, the free text opens no action
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,26 @@ class Tools:
         choice = req.tool_choice
         named = choice.function.name if isinstance(choice, NamedToolChoice) else None
         return cls(validators, named or (choice if isinstance(choice, str) else "auto"))
+
+    def required_call(self) -> StructuredOutput | None:
+        """With ``tool_choice`` ``required`` or a named function: decoding constrained so that the turn ends in
+        one call of an allowed function whose arguments satisfy its schema, while the foresight before it
+        stays free text (an xgrammar structural tag). None otherwise."""
+        if self.choice in ("auto", "none"):
+            return None
+        names = list(self.validators) if self.choice == "required" else [self.choice]
+        tags: list[dict[str, Any]] = [{
+            "type": "tag", "begin": f'<tool_call>{{"name": "{name}", "arguments": ',
+            "content": {"type": "json_schema", "json_schema": self.validators[name].schema or {"type": "object"},
+                        "max_whitespace_cnt": 1},
+            "end": "}</tool_call>",
+        } for name in names]
+        if SEARCH_TOOL in names:  # <search>q</search> is a call of the declared search tool too
+            tags.append({"type": "tag", "begin": "<search>", "content": {"type": "any_text"},
+                         "end": "</search>"})
+        free = {"type": "any_text", "excludes": list(ACTION_TAGS)}
+        return StructuredOutput(structural_tag={"type": "structural_tag", "format": {
+            "type": "sequence", "elements": [free, {"type": "or", "elements": tags}]}})
 
     def template_tools(self, req: ToolFields) -> list[dict[str, Any]]:
         """The tools as chat templates take them (``apply_chat_template(..., tools=...)``)."""

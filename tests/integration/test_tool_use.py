@@ -149,3 +149,25 @@ def test_langchain_tool_round_trip(server: ServerProcess) -> None:
     second = llm.invoke(messages)
     assert second.tool_calls and second.tool_calls[0]["args"]["op"] in env.OPS
     assert "foresight" in second.response_metadata or second.tool_calls  # the extension never breaks the client
+
+
+def test_a_named_tool_choice_is_enforced_by_decoding(server: ServerProcess) -> None:
+    """The reference model only ever calls ``apply``; asked for ``jump``, constrained decoding makes it call
+    ``jump`` with arguments its schema accepts, and its foresight before the call stays its own."""
+    jump = {"type": "function", "function": {"name": "jump", "parameters": {
+        "type": "object", "properties": {"to": {"type": "integer", "minimum": 0, "maximum": 999}},
+        "required": ["to"], "additionalProperties": False}}}
+    body = {"messages": [{"role": "user", "content": OBS}], "tools": [APPLY, jump], "temperature": 0,
+            "max_tokens": 120}
+    with httpx.Client(base_url=server.url, timeout=120) as c:
+        free = c.post("/v1/chat/completions", json=body).json()["choices"][0]
+        forced = c.post("/v1/chat/completions", json={
+            **body, "tool_choice": {"type": "function", "function": {"name": "jump"}}}).json()["choices"][0]
+        required = c.post("/v1/chat/completions", json={**body, "tool_choice": "required"}).json()["choices"][0]
+    assert free["message"]["tool_calls"][0]["function"]["name"] == "apply"
+    assert forced["finish_reason"] == "tool_calls", forced
+    [call] = forced["message"]["tool_calls"]
+    assert call["function"]["name"] == "jump" and 0 <= json.loads(call["function"]["arguments"])["to"] <= 999
+    assert forced["foresight"]["rollout"] == free["foresight"]["rollout"]  # the same free foresight before it
+    # required, where the model calls anyway: the same call as unconstrained
+    assert required["message"]["tool_calls"][0]["function"] == free["message"]["tool_calls"][0]["function"]

@@ -133,3 +133,33 @@ async def test_a_schema_that_cannot_be_applied_is_a_problem_not_a_500(client: ht
     choice = r.json()["choices"][0]
     assert choice["message"]["tool_calls"] is None
     assert [p["kind"] for p in choice["foresight"]["problems"]] == ["invalid_tool_arguments"]
+
+
+@pytest.mark.parametrize(("choice", "names"), [
+    ("required", ["apply", "search"]),
+    ({"type": "function", "function": {"name": "apply"}}, ["apply"]),
+    ("auto", None),
+    ("none", None),
+])
+async def test_a_required_call_constrains_only_the_call(choice: object, names: list[str] | None) -> None:
+    engine = ScriptedEngine(script, max_model_len=2048)
+    async with running_app(engine) as c:
+        r = await c.post("/v1/chat/completions", json=chat("call", tool_choice=choice))
+    assert r.status_code == 200, r.text
+    structured = engine.requests[-1].structured
+    if names is None:
+        assert structured is None
+        return
+    assert structured is not None and structured.structural_tag is not None
+    free, calls = structured.structural_tag["format"]["elements"]
+    assert free["type"] == "any_text" and "<tool_call>" in free["excludes"]  # the foresight stays free text
+    begins = [t["begin"] for t in calls["elements"]]
+    assert begins[:len(names)] == [f'<tool_call>{{"name": "{n}", "arguments": ' for n in names]
+    assert calls["elements"][0]["content"]["json_schema"] == APPLY["function"]["parameters"]
+    assert ("<search>" in begins) is ("search" in names)
+
+
+async def test_response_format_and_a_required_call_are_400(client: httpx.AsyncClient) -> None:
+    r = await client.post("/v1/chat/completions", json=chat("call", tool_choice="required",
+                                                            response_format={"type": "json_object"}))
+    assert r.status_code == 400 and r.json()["error"]["param"] == "response_format", r.text
