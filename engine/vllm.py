@@ -33,7 +33,7 @@ from engine.base import (
     TokenLogprob,
 )
 from engine.errors import EngineDeadError, EngineRequestError
-from engine.templates import DEFAULT_CHAT_TEMPLATE
+from engine.templates import DEFAULT_CHAT_TEMPLATE, uses_tools, with_tools_block
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,10 @@ class VllmEngine(EngineLifecycle):
         return list(self._tokenizer.encode(text, add_special_tokens=add_special_tokens))
 
     def chat_prompt(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None) -> str:
-        template = None if getattr(self._tokenizer, "chat_template", None) else DEFAULT_CHAT_TEMPLATE
+        own = getattr(self._tokenizer, "chat_template", None)
+        template = own if isinstance(own, str) else DEFAULT_CHAT_TEMPLATE
+        if tools and not uses_tools(template):  # the template would drop them: the documented system block
+            messages, tools = with_tools_block(messages, tools), None
         try:
             return str(self._tokenizer.apply_chat_template(
                 list(messages), tokenize=False, add_generation_prompt=True, chat_template=template,

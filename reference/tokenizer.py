@@ -40,7 +40,8 @@ NUMBER_TOKENS = tuple(str(i) for i in range(1000))
 # is written as it is), and no system block, no tools block and no earlier turns: its one tool, ``apply``,
 # is built in. A chat turn, a tool round trip and /v1/plan give the same prompt for the same observation.
 CHAT_TEMPLATE = (
-    "{{ bos_token }}{% set ns = namespace(obs=none) %}"
+    "{{ bos_token }}{% if tools %}{# apply is built in: no tools block #}{% endif %}"
+    "{% set ns = namespace(obs=none) %}"
     "{% for message in messages %}{% if message['role'] in ['user', 'tool'] %}"
     "{% set ns.obs = message['content'] %}{% endif %}{% endfor %}"
     "{% if ns.obs is not none %}"

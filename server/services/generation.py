@@ -139,7 +139,7 @@ class GenerationService:
             raise BadRequest("top_logprobs needs logprobs: true", param="top_logprobs")
         greq = self._sampling(req, ids, req.wanted_max_tokens, None, logprobs)
         structured = structured_output(req.response_format)
-        required = tools.required_call() if tools else None
+        required = tools.required_call(greq.max_tokens) if tools else None
         if required is not None and structured is not None:
             raise BadRequest("response_format cannot be combined with a required or named tool_choice: "
                              "one turn takes one constraint", param="response_format")

@@ -41,6 +41,7 @@ from protocol.openai import (
 from server.errors import BadRequest
 
 SEARCH_TOOL = "search"
+CALL_ROOM = 64  # tokens kept for a required call after the free foresight (half of max_tokens, if less)
 ACTION_TAGS = ("<tool_call>", "<search>", "<answer>")  # before a required call, the free text opens no action
 
 
@@ -69,23 +70,26 @@ class Tools:
         named = choice.function.name if isinstance(choice, NamedToolChoice) else None
         return cls(validators, named or (choice if isinstance(choice, str) else "auto"))
 
-    def required_call(self) -> StructuredOutput | None:
+    def required_call(self, max_tokens: int) -> StructuredOutput | None:
         """With ``tool_choice`` ``required`` or a named function: decoding constrained so that the turn ends in
         one call of an allowed function whose arguments satisfy its schema, while the foresight before it
-        stays free text (an xgrammar structural tag). None otherwise."""
+        stays free text (an xgrammar structural tag), at most ``max_tokens`` less room for the call, so that
+        the call comes before the turn is cut. None otherwise. The call is written
+        ``<tool_call>{"name": …, "arguments": …}</tool_call>``, with or without newlines inside the tags
+        (Hermes and Qwen style)."""
         if self.choice in ("auto", "none"):
             return None
         names = list(self.validators) if self.choice == "required" else [self.choice]
         tags: list[dict[str, Any]] = [{
-            "type": "tag", "begin": f'<tool_call>{{"name": "{name}", "arguments": ',
+            "type": "tag", "begin": f'<tool_call>{nl}{{"name": "{name}", "arguments": ',
             "content": {"type": "json_schema", "json_schema": self.validators[name].schema or {"type": "object"},
                         "max_whitespace_cnt": 1},
-            "end": "}</tool_call>",
-        } for name in names]
+            "end": f"}}{nl}</tool_call>",
+        } for name in names for nl in ("", "\n")]
         if SEARCH_TOOL in names:  # <search>q</search> is a call of the declared search tool too
-            tags.append({"type": "tag", "begin": "<search>", "content": {"type": "any_text"},
-                         "end": "</search>"})
-        free = {"type": "any_text", "excludes": list(ACTION_TAGS)}
+            tags.append({"type": "tag", "begin": "<search>", "content": {"type": "any_text"}, "end": "</search>"})
+        free = {"type": "any_text", "excludes": list(ACTION_TAGS),
+                "max_tokens": max(1, max_tokens - min(max_tokens // 2, CALL_ROOM))}
         return StructuredOutput(structural_tag={"type": "structural_tag", "format": {
             "type": "sequence", "elements": [free, {"type": "or", "elements": tags}]}})
 

@@ -153,8 +153,10 @@ async def test_a_required_call_constrains_only_the_call(choice: object, names: l
     assert structured is not None and structured.structural_tag is not None
     free, calls = structured.structural_tag["format"]["elements"]
     assert free["type"] == "any_text" and "<tool_call>" in free["excludes"]  # the foresight stays free text
+    assert free["max_tokens"] == 200 - 64  # the call keeps room before max_tokens (200 here)
     begins = [t["begin"] for t in calls["elements"]]
-    assert begins[:len(names)] == [f'<tool_call>{{"name": "{n}", "arguments": ' for n in names]
+    assert begins[:2 * len(names)] == [f'<tool_call>{nl}{{"name": "{n}", "arguments": ' for n in names
+                                       for nl in ("", "\n")]
     assert calls["elements"][0]["content"]["json_schema"] == APPLY["function"]["parameters"]
     assert ("<search>" in begins) is ("search" in names)
 
