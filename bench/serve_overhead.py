@@ -7,7 +7,13 @@ environment with the same engine settings. Prints requests/s, p50 and p99
 end-to-end latency of each, and the ratios (targets: throughput >= 0.95x,
 p50 <= 1.05x).
 
-    .venv/bin/python bench/serve_overhead.py [--num-prompts 200] [--concurrency 8]
+On our server, in the same run, the same chat load three ways (:mod:`bench.api_variants`): plain chat,
+chat with ``tools`` declared, and ``/v1/responses`` — with the same prompt token ids (the reference
+model's template renders no tools block), in rounds of alternating order. Targets: tools >= 0.97x chat,
+responses >= 0.97x chat. It also reports what a tools block costs in prompt tokens on a template that
+renders one (the Qwen2.5-style template of docs/templates/).
+
+    .venv/bin/python bench/serve_overhead.py [--num-prompts 200] [--concurrency 8] [--no-variants]
 """
 
 from __future__ import annotations
@@ -27,6 +33,20 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = REPO / "models" / "foresight-numberreach"
+
+
+def _load(name: str) -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+api_variants = _load("api_variants")
 
 
 def free_port() -> int:
@@ -93,6 +113,7 @@ def main() -> int:
     ap.add_argument("--log-dir", default="/tmp")
     ap.add_argument("--dtype", default="float32", help="dtype for both servers (default float32)")
     ap.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    ap.add_argument("--no-variants", action="store_true", help="skip the chat / tools / responses variants")
     a = ap.parse_args()
     model = Path(a.model)
     name = model.name
@@ -100,6 +121,7 @@ def main() -> int:
     # without native bfloat16), vLLM's own server would pick bfloat16
     common = ["--max-num-seqs", "64", "--seed", "0", "--enforce-eager", "--max-model-len", "256", "--dtype", a.dtype]
     results: dict[str, dict[str, Any]] = {}
+    variants: dict[str, Any] = {}
     for label in ("foresight", "vllm"):
         port = free_port()
         if label == "foresight":
@@ -113,6 +135,9 @@ def main() -> int:
         proc = start(cmd, port, ready, Path(a.log_dir) / f"bench-{label}-{port}.log", {"FORESIGHT_DTYPE": a.dtype})
         try:
             results[label] = run_load(port, model, name, a.num_prompts, a.concurrency, a.output_len)
+            if label == "foresight" and not a.no_variants:
+                variants = api_variants.run(f"http://127.0.0.1:{port}", name, a.num_prompts, a.concurrency,
+                                            a.output_len)
         finally:
             stop(proc)
     ours, theirs = results["foresight"], results["vllm"]
@@ -126,9 +151,11 @@ def main() -> int:
     p50 = float(ours["p50_e2el_ms"]) / float(theirs["p50_e2el_ms"])
     print(f"throughput ratio {thr:.3f} (target >= 0.95): {'PASS' if thr >= 0.95 else 'MISS'}")
     print(f"p50 latency ratio {p50:.3f} (target <= 1.05): {'PASS' if p50 <= 1.05 else 'MISS'}")
+    if not a.no_variants:
+        api_variants.report(variants)
     if a.json:
-        print(json.dumps({"foresight": ours, "vllm": theirs, "throughput_ratio": thr, "p50_ratio": p50},
-                         default=str))
+        print(json.dumps({"foresight": ours, "vllm": theirs, "throughput_ratio": thr, "p50_ratio": p50,
+                          "variants": None if a.no_variants else variants}, default=str))
     return 0
 
 

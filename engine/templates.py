@@ -12,6 +12,7 @@ renders them itself (the reference model's reads it and renders nothing: its one
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -38,8 +39,10 @@ TOOLS_BLOCK_TAIL = (
 )
 
 
+@functools.lru_cache(maxsize=16)
 def uses_tools(template: str) -> bool:
-    """Whether the template reads the ``tools`` variable (so it renders the tools itself)."""
+    """Whether the template reads the ``tools`` variable (so it renders the tools itself). Cached: parsing
+    a template takes milliseconds, and a server has one template."""
     try:
         return "tools" in meta.find_undeclared_variables(jinja2.Environment().parse(template))
     except jinja2.TemplateSyntaxError:

@@ -137,6 +137,7 @@ class ResponsesRequest(_Request):
     text: TextConfig | None = None
     metadata: dict[str, str] | None = None
     user: str | None = None
+    ignore_eos: bool = Field(default=False, description="vLLM-compatible extension, as on chat completions.")
 
 
 # --------------------------------------------------------------------------- the response

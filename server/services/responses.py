@@ -103,6 +103,7 @@ def to_chat(req: ResponsesRequest) -> ChatCompletionRequest:
     body: dict[str, Any] = {
         "model": req.model, "messages": _messages(req), "max_tokens": req.max_output_tokens,
         "temperature": req.temperature, "top_p": req.top_p, "seed": req.seed, "user": req.user,
+        "ignore_eos": req.ignore_eos,
         "tools": [{"type": "function", "function": t.model_dump(exclude={"type"}, exclude_none=True)}
                   for t in req.tools] if req.tools else None,
         "tool_choice": ({"type": "function", "function": {"name": choice.name}}

@@ -18,6 +18,7 @@ one well-formed call; a turn cut by ``max_tokens`` before its call still reports
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from dataclasses import dataclass
@@ -45,6 +46,15 @@ CALL_ROOM = 64  # tokens kept for a required call after the free foresight (half
 ACTION_TAGS = ("<tool_call>", "<search>", "<answer>")  # before a required call, the free text opens no action
 
 
+@functools.lru_cache(maxsize=256)
+def _validator(schema: str) -> Draft202012Validator:
+    """The checked validator of a schema (given as sorted JSON). Cached: an agent sends the same tools every
+    turn, and checking a schema costs more than the rest of the request's tool handling."""
+    parsed = json.loads(schema)
+    Draft202012Validator.check_schema(parsed)
+    return Draft202012Validator(parsed)
+
+
 @dataclass(frozen=True)
 class Tools:
     """The functions a request declared (name → parameters' validator) and its ``tool_choice``."""
@@ -60,12 +70,11 @@ class Tools:
         validators = {}
         for i, tool in enumerate(req.tools):
             try:
-                Draft202012Validator.check_schema(tool.function.parameters)
+                validators[tool.function.name] = _validator(json.dumps(tool.function.parameters, sort_keys=True))
             except (SchemaError, RecursionError) as exc:
                 why = exc.message if isinstance(exc, SchemaError) else "nested too deeply"
                 raise BadRequest(f"tools[{i}].function.parameters is not a valid JSON Schema: {why}",
                                  param=f"tools.{i}.function.parameters") from None
-            validators[tool.function.name] = Draft202012Validator(tool.function.parameters)
         choice = req.tool_choice
         named = choice.function.name if isinstance(choice, NamedToolChoice) else None
         return cls(validators, named or (choice if isinstance(choice, str) else "auto"))
