@@ -1,9 +1,9 @@
 """One chat load three ways on our server: plain ``/v1/chat/completions``, the same with ``tools`` declared,
 and ``/v1/responses`` — what declaring tools and the Responses API cost, side by side in one run.
 
-Each request is one held-out NumberReach observation, answered with a fixed number of tokens (``ignore_eos``
-for chat; ``max_output_tokens`` with the model's own stop for responses, so the token counts are compared
-too). The variants run in rounds of alternating order so that the machine's drift falls on each alike;
+Each request is one held-out NumberReach observation, answered with a fixed number of tokens
+(``ignore_eos``, a vLLM extension both routes take; the report checks the output token counts too). The
+variants run in rounds of alternating order so that the machine's drift falls on each alike;
 the prompt token ids are the same in every variant (the reference model's template renders no tools
 block), which the report checks from the servers' usage figures. Used by ``bench/serve_overhead.py``.
 """

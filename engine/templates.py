@@ -43,10 +43,11 @@ TOOLS_BLOCK_TAIL = (
 def uses_tools(template: str) -> bool:
     """Whether the template reads the ``tools`` variable (so it renders the tools itself). Cached: parsing
     a template takes milliseconds, and a server has one template."""
+    env = jinja2.Environment(extensions=["jinja2.ext.loopcontrols"])  # as Hugging Face renders templates
     try:
-        return "tools" in meta.find_undeclared_variables(jinja2.Environment().parse(template))
-    except jinja2.TemplateSyntaxError:
-        return False
+        return "tools" in meta.find_undeclared_variables(env.parse(template))
+    except jinja2.TemplateSyntaxError:  # a tag of Hugging Face's own ({% generation %}): read the text
+        return "tools" in template
 
 
 def tools_block(tools: Sequence[dict[str, Any]]) -> str:

@@ -194,7 +194,9 @@ class VllmEngine(EngineLifecycle):
 
     def chat_prompt(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None) -> str:
         own = getattr(self._tokenizer, "chat_template", None)
-        template = own if isinstance(own, str) else DEFAULT_CHAT_TEMPLATE
+        # a checkpoint may name several templates (e.g. "default" and "tool_use"): the tokenizer picks one
+        template = self._tokenizer.get_chat_template(None, list(tools) if tools else None) if own else \
+            DEFAULT_CHAT_TEMPLATE
         if tools and not uses_tools(template):  # the template would drop them: the documented system block
             messages, tools = with_tools_block(messages, tools), None
         try:

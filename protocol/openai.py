@@ -111,7 +111,7 @@ class ChatMessage(BaseModel):
 def _json_or_text(arguments: str) -> Any:
     try:
         return json.loads(arguments)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply to read: passed on as text
         return arguments
 
 

@@ -85,7 +85,7 @@ async def stream_response(service: GenerationService, greq: GenerationRequest, r
 async def _events(service: GenerationService, greq: GenerationRequest, req: ResponsesRequest, response_id: str,
                   model: str, tools: Tools | None, usage: TokenUsage) -> AsyncGenerator[str, None]:
     ev, created = _Events(), now()
-    start = response_object(req, response_id, model, created=created).model_dump(mode="json")
+    start = response_object(req, response_id, model, created=created).model_dump(mode="json", by_alias=True)
     yield ev("response.created", response=start)
     yield ev("response.in_progress", response=start)
     text, finish, prompt_tokens, completion = "", None, len(greq.prompt_token_ids), 0
@@ -117,4 +117,4 @@ async def _events(service: GenerationService, greq: GenerationRequest, req: Resp
             item.id = live_id
         for event in _item_events(ev, i, item, live=tools is None):
             yield event
-    yield ev("response.completed", response=final.model_dump(mode="json"))
+    yield ev("response.completed", response=final.model_dump(mode="json", by_alias=True))

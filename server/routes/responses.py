@@ -11,11 +11,12 @@ from protocol.openai import ErrorResponse
 from protocol.responses import ResponseObject, ResponsesRequest
 from server.cancellation import with_cancellation
 from server.deps import GenerationDep, MeterDep
+from server.errors import BadRequest
 from server.responses_stream import stream_response
 from server.routes.openai import SSE_HEADERS
 from server.services.formatting import chat_choice
 from server.services.generation import TokenUsage
-from server.services.responses import response_object, to_chat
+from server.services.responses import response_object, responses_param, to_chat
 from server.services.tools import Tools
 
 router = APIRouter(prefix="/v1")
@@ -27,8 +28,12 @@ router = APIRouter(prefix="/v1")
 async def create_response(body: ResponsesRequest, request: Request, gen: GenerationDep,
                           meter: MeterDep) -> Response:
     chat = to_chat(body)
-    tools = Tools.of(chat)
-    greq = gen.prepare_chat(chat, tools)
+    try:
+        tools = Tools.of(chat)
+        greq = gen.prepare_chat(chat, tools)
+    except BadRequest as exc:  # named as the chat request names it: say it as this request does
+        exc.param = responses_param(exc.param)
+        raise
     rid = f"resp_{uuid.uuid4().hex}"
     model = gen.engine.info.name
     if body.stream:
@@ -42,4 +47,4 @@ async def create_response(body: ResponsesRequest, request: Request, gen: Generat
     seq = result.sequences[0]
     answer = response_object(body, rid, model, choice=chat_choice(0, seq.text, seq.finish_reason, tools),
                              usage=(result.prompt_tokens, result.completion_tokens))
-    return Response(answer.model_dump_json(), media_type="application/json")
+    return Response(answer.model_dump_json(by_alias=True), media_type="application/json")

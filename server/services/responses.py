@@ -28,6 +28,7 @@ from protocol.responses import (
     OutputItem,
     OutputMessage,
     OutputTextPart,
+    ReasoningItem,
     ResponseObject,
     ResponsesRequest,
     ResponseUsage,
@@ -59,6 +60,8 @@ def _messages(req: ResponsesRequest) -> list[ChatMessage]:
         if isinstance(item, FunctionCallOutputItem) and item.call_id not in made:
             raise BadRequest(f"input[{i}].call_id {item.call_id!r} answers no earlier function_call item",
                              param=f"input.{i}.call_id")
+        if isinstance(item, ReasoningItem):
+            continue  # dropped, and it does not part the calls around it
         if isinstance(item, FunctionCallItem):
             made.add(item.call_id)
             calls.append(ToolCall(id=item.call_id, function=ToolCallFunction(name=item.name,
@@ -86,12 +89,26 @@ def _response_format(req: ResponsesRequest) -> dict[str, Any] | None:
     return {"type": "json_schema", "json_schema": schema}
 
 
+CHAT_TO_RESPONSES = {"messages": "input", "max_tokens": "max_output_tokens", "response_format": "text.format"}
+
+
+def responses_param(param: str | None) -> str | None:
+    """A chat request's field as the Responses request names it (``tools.0.function.parameters`` →
+    ``tools.0.parameters``; ``response_format.json_schema.schema`` → ``text.format.schema``; a message →
+    ``input``, whose items do not map one to one)."""
+    if param is None:
+        return None
+    parts = param.split(".")
+    head = CHAT_TO_RESPONSES.get(parts[0], parts[0])
+    if head == "input":
+        return head
+    if head == "text.format":
+        return "text.format" + (".schema" if parts[-1] == "schema" else "")
+    return ".".join([head, *(p for p in parts[1:] if p != "function")])
+
+
 def _field(loc: tuple[Any, ...]) -> str:
-    names = {"messages": "input", "max_tokens": "max_output_tokens", "response_format": "text.format"}
-    parts = [str(x) for x in loc]
-    if parts:
-        parts[0] = names.get(parts[0], parts[0])
-    return ".".join(parts)
+    return responses_param(".".join(str(x) for x in loc)) or ""
 
 
 def to_chat(req: ResponsesRequest) -> ChatCompletionRequest:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -46,7 +46,7 @@ CALL_ROOM = 64  # tokens kept for a required call after the free foresight (half
 ACTION_TAGS = ("<tool_call>", "<search>", "<answer>")  # before a required call, the free text opens no action
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=128)
 def _validator(schema: str) -> Draft202012Validator:
     """The checked validator of a schema (given as sorted JSON). Cached: an agent sends the same tools every
     turn, and checking a schema costs more than the rest of the request's tool handling."""
@@ -61,6 +61,7 @@ class Tools:
 
     validators: dict[str, Draft202012Validator]
     choice: str  # "auto", "none", "required", or the name of the one function to call
+    schemas: dict[str, dict[str, Any]] = field(default_factory=dict)  # as declared (key order kept)
 
     @classmethod
     def of(cls, req: ToolFields) -> Tools | None:
@@ -77,7 +78,8 @@ class Tools:
                                  param=f"tools.{i}.function.parameters") from None
         choice = req.tool_choice
         named = choice.function.name if isinstance(choice, NamedToolChoice) else None
-        return cls(validators, named or (choice if isinstance(choice, str) else "auto"))
+        schemas = {t.function.name: t.function.parameters for t in req.tools}
+        return cls(validators, named or (choice if isinstance(choice, str) else "auto"), schemas)
 
     def required_call(self, max_tokens: int) -> StructuredOutput | None:
         """With ``tool_choice`` ``required`` or a named function: decoding constrained so that the turn ends in
@@ -91,7 +93,7 @@ class Tools:
         names = list(self.validators) if self.choice == "required" else [self.choice]
         tags: list[dict[str, Any]] = [{
             "type": "tag", "begin": f'<tool_call>{nl}{{"name": "{name}", "arguments": ',
-            "content": {"type": "json_schema", "json_schema": self.validators[name].schema or {"type": "object"},
+            "content": {"type": "json_schema", "json_schema": self.schemas.get(name) or {"type": "object"},
                         "max_whitespace_cnt": 1},
             "end": f"}}{nl}</tool_call>",
         } for name in names for nl in ("", "\n")]
@@ -107,22 +109,22 @@ class Tools:
         return [t.model_dump(exclude_none=True) for t in req.tools or []]
 
 
-def check_messages(messages: list[ChatMessage], field: str = "messages") -> None:
+def check_messages(messages: list[ChatMessage], where: str = "messages") -> None:
     """A 400 naming the message for a ``tool`` message that answers no earlier call, or calls on a message that
     is not the assistant's. The contents are the app's and are never rewritten."""
     calls: set[str] = set()
     for i, m in enumerate(messages):
         if m.tool_calls and m.role != "assistant":
-            raise BadRequest(f"{field}[{i}]: only assistant messages carry tool_calls", param=f"{field}.{i}.tool_calls")
+            raise BadRequest(f"{where}[{i}]: only assistant messages carry tool_calls", param=f"{where}.{i}.tool_calls")
         calls.update(c.id for c in m.tool_calls or [])
         if m.role != "tool":
             continue
         if not m.tool_call_id:
-            raise BadRequest(f"{field}[{i}]: a tool message needs the tool_call_id of the call it answers",
-                             param=f"{field}.{i}.tool_call_id")
+            raise BadRequest(f"{where}[{i}]: a tool message needs the tool_call_id of the call it answers",
+                             param=f"{where}.{i}.tool_call_id")
         if m.tool_call_id not in calls:
-            raise BadRequest(f"{field}[{i}].tool_call_id {m.tool_call_id!r} answers no earlier assistant tool call",
-                             param=f"{field}.{i}.tool_call_id")
+            raise BadRequest(f"{where}[{i}].tool_call_id {m.tool_call_id!r} answers no earlier assistant tool call",
+                             param=f"{where}.{i}.tool_call_id")
 
 
 def _call(name: str, arguments: Any) -> ToolCall:

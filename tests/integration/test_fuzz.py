@@ -39,7 +39,8 @@ def test_no_5xx_and_schema_conformance(fuzz_server: tuple[ServerProcess, str]) -
     schema = schemathesis.openapi.from_url(f"{srv.url}/openapi.json")
     auth = {"Authorization": f"Bearer {key}"}
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert {op.path for op in operations} >= {"/v1/chat/completions", "/v1/completions", "/v1/plan", "/v1/outcomes",
+    assert {op.path for op in operations} >= {"/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/plan",
+                                              "/v1/outcomes",
                                               "/v1/calibration", "/v1/models", "/v1/tco", "/health", "/ready"}
     calls = 0
     for op in operations:

@@ -19,6 +19,9 @@ def test_which_templates_read_tools() -> None:
     assert uses_tools((REPO / "models" / "foresight-numberreach" / "chat_template.jinja").read_text())
     assert uses_tools((REPO / "docs" / "templates" / "qwen2.5-foresight.jinja").read_text())
     assert not uses_tools("{% if broken")  # a template that does not parse renders nothing of tools either
+    # Hugging Face's own tags and loop controls still count as reading tools
+    assert uses_tools("{% for t in tools %}{% break %}{% endfor %}")
+    assert uses_tools("{% generation %}{{ tools }}{% endgeneration %}")
 
 
 def test_the_block_joins_the_first_system_message_or_is_one() -> None:

@@ -4,6 +4,7 @@ back as Responses output items, streams send the Responses event types, and unse
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -22,7 +23,7 @@ async def engine() -> ScriptedEngine:
 
 
 @pytest.fixture
-async def client(engine: ScriptedEngine) -> httpx.AsyncClient:
+async def client(engine: ScriptedEngine) -> AsyncIterator[httpx.AsyncClient]:
     async with running_app(engine) as c:
         yield c
 
@@ -74,18 +75,46 @@ async def test_a_cut_turn_is_incomplete(client: httpx.AsyncClient) -> None:
     ({"store": True}, "store"),
     ({"previous_response_id": "resp_1"}, "previous_response_id"),
     ({"background": True}, "background"),
-    ({"tool_choice": {"type": "function", "name": "fly"}, "tools": [APPLY]}, "tool_choice"),
     ({"input": [{"type": "function_call_output", "call_id": "nope", "output": "x"}]}, "input.0.call_id"),
     ({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]}, "input"),
-    ({"text": {"format": {"type": "json_schema", "name": "a", "schema": {"type": 5}}}}, "response_format"),
+    ({"text": {"format": {"type": "json_schema", "name": "a", "schema": {"type": 5}}}}, "text.format.schema"),
+    ({"tools": [{"type": "function", "name": "f", "parameters": {"type": 5}}]}, "tools.0.parameters"),
     ({"max_output_tokens": 0}, "max_output_tokens"),
+    ({"input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"}],
+      "instructions": "x", "max_output_tokens": 10 ** 6}, "max_output_tokens"),
 ])
 async def test_unserved_or_bad_values_are_400_naming_the_field(client: httpx.AsyncClient, extra: dict,
                                                               param: str) -> None:
     r = await client.post("/v1/responses", json={"input": "obs", **extra})
     assert r.status_code == 400, r.text
-    err = r.json()["error"]
-    assert param in (err["param"] or "") or param in err["message"], err
+    assert (r.json()["error"]["param"] or "").startswith(param), r.json()
+
+
+async def test_a_named_tool_choice_must_be_declared(client: httpx.AsyncClient) -> None:
+    r = await client.post("/v1/responses", json={"input": "obs", "tools": [APPLY],
+                                                 "tool_choice": {"type": "function", "name": "fly"}})
+    assert r.status_code == 400 and "'fly'" in r.json()["error"]["message"], r.text
+
+
+async def test_the_text_format_comes_back_as_sent(client: httpx.AsyncClient) -> None:
+    from openai.types.responses import Response
+
+    fmt = {"type": "json_schema", "name": "move", "schema": {"type": "object"}, "strict": True}
+    r = await client.post("/v1/responses", json={"input": "obs", "text": {"format": fmt}, "max_output_tokens": 20})
+    assert r.status_code == 200, r.text
+    assert r.json()["text"]["format"]["schema"] == {"type": "object"}
+    Response.model_validate(r.json())  # the official client's own model, strictly
+
+
+async def test_deep_or_broken_arguments_are_never_a_500(client: httpx.AsyncClient) -> None:
+    for arguments in ("[" * 100_000, "not json"):
+        items = [{"role": "user", "content": "x"},
+                 {"type": "function_call", "call_id": "c1", "name": "apply", "arguments": arguments},
+                 {"type": "reasoning", "id": "rs_1", "summary": []},
+                 {"type": "function_call_output", "call_id": "c1", "output": [{"type": "input_text", "text": "x=4"}]}]
+        r = await client.post("/v1/responses", json={"input": items, "max_output_tokens": 20})
+        assert r.status_code in (200, 400), r.text  # 400: the deep one is longer than the context
+        assert r.status_code == 200 or r.json()["error"]["code"] == "context_length_exceeded"
 
 
 async def test_unknown_fields_are_accepted(client: httpx.AsyncClient) -> None:

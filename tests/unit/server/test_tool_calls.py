@@ -115,6 +115,9 @@ async def test_a_streamed_call_arrives_as_openai_sends_it(client: httpx.AsyncCli
     ({"tool_choice": {"type": "function", "function": {"name": "fly"}}}, "tool_choice"),
     ({"tools": [APPLY, APPLY]}, "tools"),
     ({"tools": [{"type": "function", "function": {"name": "bad name"}}]}, "tools.0.function.name"),
+    ({"tools": [{"type": "function", "function": {"parameters": {}}}]}, "tools.0.function.name"),
+    ({"tools": [{"type": "function", "function": {"name": "x", "parameters": "not a schema"}}]},
+     "tools.0.function.parameters"),
     ({"tools": [{"type": "function", "function": {"name": "x", "parameters": {"type": 5}}}]},
      "tools.0.function.parameters"),
     ({"tool_choice": "sometimes"}, "tool_choice"),
@@ -157,11 +160,25 @@ async def test_a_required_call_constrains_only_the_call(choice: object, names: l
     begins = [t["begin"] for t in calls["elements"]]
     assert begins[:2 * len(names)] == [f'<tool_call>{nl}{{"name": "{n}", "arguments": ' for n in names
                                        for nl in ("", "\n")]
-    assert calls["elements"][0]["content"]["json_schema"] == APPLY["function"]["parameters"]
+    schema = calls["elements"][0]["content"]["json_schema"]
+    assert json.dumps(schema) == json.dumps(APPLY["function"]["parameters"])  # as declared, key order kept
     assert ("<search>" in begins) is ("search" in names)
+    import xgrammar  # the tag compiles as vLLM's xgrammar backend will compile it
+
+    assert xgrammar.Grammar.from_structural_tag(json.dumps(structured.structural_tag)) is not None
 
 
 async def test_response_format_and_a_required_call_are_400(client: httpx.AsyncClient) -> None:
     r = await client.post("/v1/chat/completions", json=chat("call", tool_choice="required",
                                                             response_format={"type": "json_object"}))
     assert r.status_code == 400 and r.json()["error"]["param"] == "response_format", r.text
+
+
+async def test_n_streamed_calls_arrive_each_under_its_own_choice(client: httpx.AsyncClient) -> None:
+    async with client.stream("POST", "/v1/chat/completions", json=chat("call", stream=True, n=2)) as r:
+        events = [json.loads(line[6:]) async for line in r.aiter_lines() if line.startswith("data: {")]
+    for index in (0, 1):
+        deltas = [e["choices"][0] for e in events if e["choices"] and e["choices"][0]["index"] == index]
+        args = "".join(d["delta"]["tool_calls"][0]["function"]["arguments"] for d in deltas
+                       if "tool_calls" in d["delta"])
+        assert json.loads(args) == {"op": "*2"} and deltas[-1]["finish_reason"] == "tool_calls"
