@@ -1,4 +1,4 @@
-"""``foresight keys create|list|revoke``: manage API keys in the server's store.
+"""``foresight keys create|list|rotate|revoke|events``: manage API keys in the server's store.
 
 Uses the same settings as ``foresight serve`` (``--config``, ``FORESIGHT_*``) to find the store and
 the HMAC secret, so keys made here are the keys the server accepts.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import sys
 
 from server.auth import display_prefix, generate_key, hash_key, load_secret
@@ -23,17 +24,58 @@ def add_keys(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     c.add_argument("--name", required=True, help="a unique name for the key (who or what uses it)")
     c.add_argument("--rpm", type=int, help="requests per minute allowed (default: unlimited)")
     c.add_argument("--tpm", type=int, help="tokens per minute allowed (default: unlimited)")
+    c.add_argument("--role", choices=("app", "admin"), default="app",
+                   help="app: plans, reports and reads in its domains only (default); admin: everything, keys too")
+    c.add_argument("--domains", type=_domains, help="comma-separated domains the key may use ('*': every "
+                                                    "domain); default: one domain named after the key")
+    c.add_argument("--expires", type=_expiry, help="when the key stops working: an ISO date or time (UTC), "
+                                                   "or a duration such as 30d or 12h")
     c.set_defaults(func=_create)
-    ksub.add_parser("list", help="list keys (names, prefixes, limits; never the keys)").set_defaults(func=_list)
+    ksub.add_parser("list", help="list keys (names, prefixes, roles, domains, limits; never the keys)"
+                    ).set_defaults(func=_list)
+    o = ksub.add_parser("rotate", help="give a key a new secret (same name and scopes); prints it once")
+    o.add_argument("--name", required=True)
+    o.add_argument("--grace", type=_expiry_seconds, default=3600.0,
+                   help="how long the old secret keeps working, e.g. 1h (default), 0 for none")
+    o.set_defaults(func=_rotate)
     r = ksub.add_parser("revoke", help="revoke a key by name")
     r.add_argument("--name", required=True)
     r.set_defaults(func=_revoke)
+    ksub.add_parser("events", help="the log of keys made, rotated and revoked").set_defaults(func=_events)
 
     def _help(_args: argparse.Namespace) -> int:
         keys.print_help()
         return 2
 
     keys.set_defaults(func=_help)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _domains(text: str) -> list[str]:
+    import re
+
+    names = [d.strip() for d in text.split(",") if d.strip()]
+    bad = [d for d in names if not re.fullmatch(r"\*|[A-Za-z0-9_.:-]{1,128}", d)]
+    if not names or bad:
+        raise argparse.ArgumentTypeError(f"not a domain list: {text!r} (names of letters, digits, _.:- or '*')")
+    return names
+
+
+def _expiry_seconds(text: str) -> float:
+    try:
+        return float(text[:-1]) * _UNITS[text[-1]] if text and text[-1] in _UNITS else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 0, 90s, 30m, 12h, 30d)") from None
+
+
+def _expiry(text: str) -> dt.datetime:
+    try:
+        at = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=_expiry_seconds(text))
+    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
 
 
 def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -72,7 +114,8 @@ def _create(args: argparse.Namespace) -> int:
     try:
         asyncio.run(_with_store(args, lambda s: s.create_key(args.name, display_prefix(key), hash_key(key, secret),
                                                              requests_per_minute=args.rpm,
-                                                             tokens_per_minute=args.tpm)))
+                                                             tokens_per_minute=args.tpm, role=args.role,
+                                                             domains=args.domains, expires_at=args.expires)))
     except (KeyExists, StoreUnavailable) as exc:
         return _fail(str(exc))
     print(key)
@@ -87,11 +130,45 @@ def _list(args: argparse.Namespace) -> int:
         rows = asyncio.run(_with_store(args, lambda s: s.list_keys()))
     except StoreUnavailable as exc:
         return _fail(str(exc))
-    print(f"{'name':<24}{'prefix':<12}{'created':<22}{'status':<10}{'rpm':>8}{'tpm':>10}")
+    print(f"{'name':<20}{'prefix':<12}{'role':<7}{'domains':<22}{'created':<18}{'status':<10}{'rpm':>7}{'tpm':>9}")
+    now = dt.datetime.now(dt.UTC)
     for k in rows:
-        status = "revoked" if k.revoked_at else "active"
-        print(f"{k.name:<24}{k.prefix + '…':<12}{k.created_at:%Y-%m-%d %H:%M:%S}   {status:<10}"
-              f"{k.requests_per_minute or '-':>8}{k.tokens_per_minute or '-':>10}")
+        expires = k.expires_at.replace(tzinfo=k.expires_at.tzinfo or dt.UTC) if k.expires_at else None
+        status = "revoked" if k.revoked_at else "expired" if expires and expires <= now else "active"
+        print(f"{k.name:<20}{k.prefix + '…':<12}{k.role:<7}{','.join(k.domains)[:21]:<22}"
+              f"{k.created_at:%Y-%m-%d %H:%M}  {status:<10}{k.requests_per_minute or '-':>7}"
+              f"{k.tokens_per_minute or '-':>9}")
+    return 0
+
+
+def _rotate(args: argparse.Namespace) -> int:
+    from server.store import StoreUnavailable
+
+    settings = _settings(args)
+    secret = load_secret(settings.auth_secret, settings.secret_path)
+    key = generate_key()
+    try:
+        done = asyncio.run(_with_store(args, lambda s: s.rotate_key(args.name, display_prefix(key),
+                                                                    hash_key(key, secret), grace_s=args.grace)))
+    except StoreUnavailable as exc:
+        return _fail(str(exc))
+    if done is None:
+        return _fail(f"no active key named {args.name!r}")
+    print(key)
+    print(f"rotated key {args.name!r}: the old secret works for {args.grace:.0f} s more; the new one is shown "
+          "only once", file=sys.stderr)
+    return 0
+
+
+def _events(args: argparse.Namespace) -> int:
+    from server.store import StoreUnavailable
+
+    try:
+        events = asyncio.run(_with_store(args, lambda s: s.key_events(1000)))
+    except StoreUnavailable as exc:
+        return _fail(str(exc))
+    for e in reversed(events):
+        print(f"{e.at:%Y-%m-%d %H:%M:%S}  {e.action:<8} {e.key_name:<20} by {e.actor or '(command line)'}")
     return 0
 
 

@@ -10,6 +10,7 @@ store is down, cached keys keep working and unknown ones get 503).
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import math
@@ -55,14 +56,35 @@ def load_secret(secret: str | None, secret_file: str | Path) -> bytes:
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: a key's name and limits (``name=None`` when auth is off)."""
+    """Who is calling: a key's name, limits, role and domains (``name=None`` when auth is off: then the
+    caller may do anything, as an admin)."""
 
     name: str | None
     requests_per_minute: int | None = None
     tokens_per_minute: int | None = None
+    role: str = "app"
+    domains: tuple[str, ...] = ("*",)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def may_use(self, domain: str) -> bool:
+        """Whether this caller may plan in, report on and read ``domain``."""
+        return self.is_admin or "*" in self.domains or domain in self.domains
+
+    @property
+    def only_domain(self) -> str | None:
+        """The domain a plan without one goes to: the key's, when it has exactly one."""
+        return self.domains[0] if len(self.domains) == 1 and self.domains[0] != "*" else None
+
+    @property
+    def owner(self) -> str | None:
+        """Whose plans this caller may see: its own, or everyone's (None) for an admin."""
+        return None if self.is_admin else self.name
 
 
-ANONYMOUS = Principal(None)
+ANONYMOUS = Principal(None, role="admin")
 
 
 class KeyRing:
@@ -75,6 +97,10 @@ class KeyRing:
         self._ttl = ttl_s
         self._clock = clock
         self._cache: dict[str, tuple[float, Principal | None]] = {}
+
+    def forget_all(self) -> None:
+        """Drop every verified key (after a revocation or rotation here: it takes effect at once)."""
+        self._cache.clear()
 
     async def verify(self, key: str) -> Principal | None:
         """The key's principal, or None for an unknown or revoked key. Raises StoreUnavailable."""
@@ -92,7 +118,7 @@ class KeyRing:
         principal = None
         if found is not None:
             record, stored = found
-            if hmac.compare_digest(stored, digest) and record.revoked_at is None:
+            if hmac.compare_digest(stored, digest) and record.revoked_at is None and not _expired(record):
                 principal = _principal(record)
         if len(self._cache) > 10_000:
             self._cache.clear()
@@ -101,7 +127,15 @@ class KeyRing:
 
 
 def _principal(record: KeyRecord) -> Principal:
-    return Principal(record.name, record.requests_per_minute, record.tokens_per_minute)
+    return Principal(record.name, record.requests_per_minute, record.tokens_per_minute, record.role,
+                     record.domains)
+
+
+def _expired(record: KeyRecord) -> bool:
+    if record.expires_at is None:
+        return False
+    at = record.expires_at if record.expires_at.tzinfo else record.expires_at.replace(tzinfo=dt.UTC)
+    return at <= dt.datetime.now(dt.UTC)
 
 
 @dataclass

@@ -27,6 +27,7 @@ from server.metrics import Metrics
 from server.power import detect_power
 from server.services.calibration import CalibrationService
 from server.services.generation import GenerationService
+from server.services.keys import KeyService
 from server.services.monitor import Monitor
 from server.services.planning import PlanningService
 from server.store import Store, StoreUnavailable
@@ -78,6 +79,7 @@ class Services:
     planning: PlanningService
     monitor: Monitor
     keyring: KeyRing
+    keys: KeyService
     limiter: RateLimiter
     admission: Admission
     request_exit: Callable[[int], None] = lambda _code: None
@@ -155,9 +157,14 @@ class Services:
         await self.calibration.start()
         if self.settings.auth_enabled and self.store.is_open:
             with contextlib.suppress(Exception):
-                if not [k for k in await self.store.list_keys() if k.revoked_at is None]:
+                active = [k for k in await self.store.list_keys() if k.revoked_at is None]
+                if not active:
                     log.warning("no API keys yet: every /v1 request will get 401; create one with "
                                 "`foresight keys create --name NAME` (same settings as this server)")
+                for k in active:
+                    if k.role == "app" and "*" in k.domains:
+                        log.warning("app key %r may use every domain (keys made before roles keep that): narrow "
+                                    "it by making a key with --domains and revoking this one", k.name)
 
     async def _watchdog(self) -> None:
         """Notices a dead engine without traffic, so the process exits and is restarted."""
@@ -195,11 +202,12 @@ def build_services(settings: Settings, engine: Engine | None = None,
     lifecycle = Lifecycle()
     services: Services
     generation = GenerationService(the_engine, settings, metrics, lambda detail: services.on_engine_dead(detail))
+    keyring = KeyRing(store, secret, settings.auth_cache_ttl_s)
     services = Services(
         settings=settings, engine=the_engine, lifecycle=lifecycle, metrics=metrics, store=store,
         generation=generation, calibration=calibration,
         planning=PlanningService(generation, calibrator=calibration, memory=calibration),
-        monitor=monitor, keyring=KeyRing(store, secret, settings.auth_cache_ttl_s), limiter=RateLimiter(),
+        monitor=monitor, keyring=keyring, keys=KeyService(store, secret, keyring.forget_all), limiter=RateLimiter(),
         admission=admission, request_exit=request_exit or (lambda _code: None),
     )
     return services

@@ -16,6 +16,7 @@ from server.lifecycle import Lifecycle, Phase
 from server.metrics import Metrics
 from server.services.calibration import CalibrationService
 from server.services.generation import GenerationService, TokenUsage
+from server.services.keys import KeyService
 from server.services.monitor import Monitor
 from server.services.planning import PlanningService
 
@@ -71,6 +72,10 @@ def get_monitor(services: ServicesDep) -> Monitor:
     return services.monitor
 
 
+def get_keys(services: ServicesDep) -> KeyService:
+    return services.keys
+
+
 @dataclass
 class Meter:
     """A request's token use, reported by its route once the engine has answered (or failed): it is
@@ -101,3 +106,4 @@ PlanningDep = Annotated[PlanningService, Depends(get_planning)]
 CalibrationDep = Annotated[CalibrationService, Depends(get_calibration)]
 MonitorDep = Annotated[Monitor, Depends(get_monitor)]
 MeterDep = Annotated[Meter, Depends(get_meter)]
+KeysDep = Annotated[KeyService, Depends(get_keys)]

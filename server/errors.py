@@ -9,6 +9,7 @@ ServerError
       ├── Conflict             409: the resource already exists (an outcome)
       ├── StoreDown            503: the outcome store is unreachable
       ├── Unauthorized         401: no or a wrong API key
+      ├── Forbidden            403: the key's role or domains do not allow this (admin_required, domain_not_allowed)
       ├── TooManyRequests      429: queue full or the key's rate limit reached (with Retry-After)
       ├── RequestTimeout       504: the request ran past its deadline; its generation was aborted
       ├── NotReady             503: the model is loading or the server is draining
@@ -106,6 +107,13 @@ class Unauthorized(ApiError):
     status_code = 401
     error_type = "invalid_request_error"
     code = "invalid_api_key"
+
+
+class Forbidden(ApiError):
+    """403: the key is valid, but its role or domains do not allow this."""
+
+    status_code = 403
+    error_type = "permission_error"
 
 
 class TooManyRequests(ApiError):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import Request
+from typing import Annotated
+
+from fastapi import Depends, Request
 
 from server.auth import ANONYMOUS, Principal
 from server.deps import ServicesDep
-from server.errors import TooManyRequests, Unauthorized
+from server.errors import Forbidden, TooManyRequests, Unauthorized
 
 MISSING_KEY = ("Missing API key: send 'Authorization: Bearer <key>'. An operator creates keys with "
                "`foresight keys create --name NAME`.")
@@ -31,3 +33,16 @@ async def authenticate(request: Request, services: ServicesDep) -> Principal:
                               retry_after=wait, code="rate_limit_exceeded")
     request.scope.setdefault("state", {})["principal"] = principal
     return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(authenticate)]  # FastAPI runs it once a request
+
+
+async def require_admin(principal: PrincipalDep) -> Principal:
+    """The caller, if its key is an admin key; else 403."""
+    if not principal.is_admin:
+        raise Forbidden(f"key {principal.name!r} is an app key: this needs an admin key", code="admin_required")
+    return principal
+
+
+AdminDep = Annotated[Principal, Depends(require_admin)]

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from protocol.openai import ErrorResponse
 from protocol.outcomes import CalibrationResponse, DomainCalibrationModel, OutcomeRequest, OutcomeResponse
 from server.deps import CalibrationDep
+from server.guards import PrincipalDep
 
 router = APIRouter(prefix="/v1")
 _ERRORS: dict[int | str, dict[str, Any]] = {400: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
@@ -17,20 +18,20 @@ _ERRORS: dict[int | str, dict[str, Any]] = {400: {"model": ErrorResponse}, 503: 
 
 @router.post("/outcomes", response_model=OutcomeResponse,
              responses={**_ERRORS, 404: {"model": ErrorResponse}, 409: {"model": ErrorResponse}})
-async def create_outcome(body: OutcomeRequest, calibration: CalibrationDep) -> OutcomeResponse:
-    # an unknown plan (404), an outcome already stored (409), a store that is down (503): server.errors
+async def create_outcome(body: OutcomeRequest, calibration: CalibrationDep, principal: PrincipalDep) -> OutcomeResponse:
+    # an unknown plan or another key's (404), an outcome already stored (409), a store that is down (503)
     stored = await calibration.record_outcome(body.plan_id, body.success, observation=body.observation,
-                                              metadata=body.metadata, replace=body.replace)
+                                              metadata=body.metadata, replace=body.replace, owner=principal.owner)
     return OutcomeResponse(plan_id=body.plan_id, domain=stored.plan.domain, success=stored.success,
                            replaced=stored.replaced, fidelity=stored.fidelity)
 
 
-@router.get("/calibration", response_model=CalibrationResponse, responses=_ERRORS)
-async def get_calibration(calibration: CalibrationDep,
+@router.get("/calibration", response_model=CalibrationResponse, responses={**_ERRORS, 404: {"model": ErrorResponse}})
+async def get_calibration(calibration: CalibrationDep, principal: PrincipalDep,
                           domain: str | None = Query(default=None, min_length=1, max_length=128,
                                                      description="One domain; default: every domain")
                           ) -> CalibrationResponse:
-    summaries = await calibration.summaries(domain)
+    summaries = await calibration.summaries(domain, principal.may_use)
     return CalibrationResponse(model=calibration.model,
                                domains=[DomainCalibrationModel.model_validate(dataclasses.asdict(s))
                                         for s in summaries])

@@ -8,17 +8,19 @@ from protocol.openai import ErrorResponse
 from protocol.plan import PlanRequest, PlanResponse
 from server.cancellation import with_cancellation
 from server.deps import MeterDep, PlanningDep
+from server.guards import PrincipalDep
 from server.services.generation import TokenUsage
 
 router = APIRouter(prefix="/v1")
 
 
 @router.post("/plan", response_model=PlanResponse,
-             responses={400: {"model": ErrorResponse}, 503: {"model": ErrorResponse}, 504: {"model": ErrorResponse}})
+             responses={code: {"model": ErrorResponse} for code in (400, 403, 503, 504)})
 @with_cancellation
-async def create_plan(body: PlanRequest, request: Request, planning: PlanningDep, meter: MeterDep) -> PlanResponse:
+async def create_plan(body: PlanRequest, request: Request, planning: PlanningDep, meter: MeterDep,
+                      principal: PrincipalDep) -> PlanResponse:
     usage = TokenUsage()
     try:
-        return await planning.run(body, usage)
+        return await planning.run(body, usage, principal)
     finally:
         meter.charge(usage)

@@ -18,13 +18,14 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from planner.calibrate import CalibrationMap, CalibrationPolicy, DomainCalibrator, fit_map, map_from_dict
 from planner.calibration_math import ReliabilityBin, brier_score, expected_calibration_error, reliability_bins
 from planner.fidelity import rollout_fidelity
+from server.errors import NotFound
 from server.metrics import Metrics
 from server.store import OutcomeRow, PlanRecord, Store, StoredOutcome, StoreUnavailable
 
@@ -152,12 +153,14 @@ class CalibrationService:
             return False
 
     async def record_outcome(self, plan_id: str, success: bool, *, observation: str | None = None,
-                             metadata: Mapping[str, Any] | None = None, replace: bool = False) -> StoredOutcome:
-        """Commit an outcome, count it, and schedule its domain's refit."""
+                             metadata: Mapping[str, Any] | None = None, replace: bool = False,
+                             owner: str | None = None) -> StoredOutcome:
+        """Commit an outcome, count it, and schedule its domain's refit. ``owner``: only that key's plans are
+        found (another's answers 404, as an unknown plan)."""
         try:
             store = await self._ready_store()
             stored = await store.record_outcome(plan_id, success, observation=observation, metadata=metadata,
-                                                fidelity_of=rollout_fidelity, replace=replace)
+                                                fidelity_of=rollout_fidelity, replace=replace, owner=owner)
         except StoreUnavailable:
             self.metrics.store_errors.labels("record_outcome").inc()
             raise
@@ -168,10 +171,18 @@ class CalibrationService:
         self.schedule_refit(domain)
         return stored
 
-    async def summaries(self, domain: str | None = None) -> list[DomainSummary]:
+    async def summaries(self, domain: str | None = None,
+                        may_use: Callable[[str], bool] = lambda _: True) -> list[DomainSummary]:
+        """Every domain's summary that ``may_use`` allows, or one domain's. A domain with neither outcomes
+        nor a map, or one the caller may not use, is a 404 alike (``domain_not_found``)."""
         store = await self._ready_store()
-        domains = [domain] if domain is not None else await store.domains(self.model)
-        return [summarize(d, await store.outcome_rows(self.model, d), self._params(d)) for d in domains]
+        known = await store.domains(self.model)
+        if domain is not None:
+            if not may_use(domain) or (domain not in known and domain not in self.calibrator.maps):
+                raise NotFound(f"no outcomes or calibration in domain {domain!r}", param="domain",
+                               code="domain_not_found")
+            known = [domain]
+        return [summarize(d, await store.outcome_rows(self.model, d), self._params(d)) for d in known if may_use(d)]
 
     # -- refitting ---------------------------------------------------------------------------
     def schedule_refit(self, domain: str) -> None:

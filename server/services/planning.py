@@ -33,8 +33,9 @@ from protocol.plan import (
     ProblemModel,
     TreeNode,
 )
+from server.auth import ANONYMOUS, Principal
 from server.config import Settings
-from server.errors import BadRequest, RequestTimeout
+from server.errors import BadRequest, Forbidden, RequestTimeout
 from server.services.generation import GenerationService, TokenUsage
 from server.services.tools import Tools, check_messages, tool_message
 from server.store import PlanRecord
@@ -76,6 +77,18 @@ def bounded_config(req: PlanInput, settings: Settings) -> PlanConfig:
     if isinstance(data.get("budget"), Mapping) and budget is not None:
         _lower(data["budget"], budget.model_fields_set, params(Budget), settings, "budget.")
     return from_mapping(PlanConfig, data)
+
+
+def scoped(req: PlanInput, principal: Principal) -> PlanInput:
+    """The request in the caller's domain: a plan without ``domain`` goes to the key's one domain; a domain
+    the key may not use is a 403 (``domain_not_allowed``)."""
+    if "domain" not in req.model_fields_set and principal.only_domain is not None:
+        req = req.model_copy(update={"domain": principal.only_domain})
+    domain = str(getattr(req, "domain", ""))
+    if not principal.may_use(domain):
+        raise Forbidden(f"key {principal.name!r} may not plan in domain {domain!r}; its domains: "
+                        f"{', '.join(principal.domains)}", param="domain", code="domain_not_allowed")
+    return req
 
 
 def metered(generation: GenerationService, usage: TokenUsage | None = None) -> Run:
@@ -126,10 +139,13 @@ class PlanningService:
         self.calibrator = calibrator or IdentityCalibrator()
         self.memory = memory
 
-    async def run(self, req: PlanInput, usage: TokenUsage | None = None) -> PlanResponse:
-        """Plan; the tokens spent are added to ``usage`` as they are spent, whether the plan ends or fails."""
+    async def run(self, req: PlanInput, usage: TokenUsage | None = None,
+                  principal: Principal = ANONYMOUS) -> PlanResponse:
+        """Plan for ``principal`` (in its domain: :func:`scoped`); the tokens spent are added to ``usage`` as
+        they are spent, whether the plan ends or fails."""
         gen = self.generation
         gen.check_model(req.model)
+        req = scoped(req, principal)
         config = bounded_config(req, gen.settings)
         chat = req.messages is not None
         tools = Tools.of(req)
@@ -167,7 +183,7 @@ class PlanningService:
                 plan_id=response.plan_id, model=self.memory.model, domain=response.domain,
                 algorithm=response.algorithm, decision=response.decision,
                 raw_confidence=response.confidence.raw, calibrated_confidence=response.confidence.calibrated,
-                rollout=response.rollout,
+                rollout=response.rollout, owner=principal.name,
             ))
         return response
 

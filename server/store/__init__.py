@@ -1,9 +1,10 @@
 """The outcome store: plans, outcomes and calibration maps in SQLite or PostgreSQL."""
 
-from server.store.db import KeyRecord, OutcomeRow, PlanRecord, Store, StoredOutcome, default_url
+from server.store.db import KeyEvent, KeyRecord, OutcomeRow, PlanRecord, Store, StoredOutcome, default_url
 from server.store.errors import KeyExists, OutcomeExists, PlanNotFound, StoreError, StoreUnavailable
 
 __all__ = [
+    "KeyEvent",
     "KeyExists",
     "KeyRecord",
     "OutcomeExists",

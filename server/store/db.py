@@ -13,18 +13,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, select, update
+from sqlalchemy import event, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from server.store.errors import KeyExists, OutcomeExists, PlanNotFound, StoreUnavailable
-from server.store.schema import api_keys, calibration_maps, outcomes, plans
+from server.store.schema import api_keys, calibration_maps, key_events, outcomes, plans
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_MIGRATION_LOCK = 7_240_001  # advisory lock: replicas starting together migrate one at a time
@@ -60,6 +60,7 @@ class PlanRecord:
     raw_confidence: float | None
     calibrated_confidence: float | None
     rollout: str | None
+    owner: str | None = None  # the key that asked (None: stored before keys had scopes, or auth off)
 
 
 @dataclass(frozen=True)
@@ -185,15 +186,16 @@ class Store:
 
     async def record_outcome(self, plan_id: str, success: bool, *, observation: str | None = None,
                              metadata: Mapping[str, Any] | None = None, fidelity_of: Any = None,
-                             replace: bool = False) -> StoredOutcome:
+                             replace: bool = False, owner: str | None = None) -> StoredOutcome:
         """Store the outcome of a remembered plan; committed before this returns.
 
         ``fidelity_of(rollout, observation) -> float | None`` scores the imagined rollout against the
-        observation (computed here so that it is stored with the outcome)."""
+        observation (computed here so that it is stored with the outcome). ``owner``: only a plan of this
+        key's is found (another's answers as an unknown one)."""
         try:
             async with self._tx(write=True) as conn:
                 row = (await conn.execute(select(plans).where(plans.c.plan_id == plan_id))).mappings().first()
-                if row is None:
+                if row is None or (owner is not None and row["owner"] != owner):
                     raise PlanNotFound(f"no plan with id {plan_id!r} is known to this server")
                 plan = _plan(row)
                 fidelity = fidelity_of(plan.rollout, observation) if fidelity_of and observation else None
@@ -236,35 +238,71 @@ class Store:
             return [r[0] for r in (await conn.execute(select(plans.c.model).distinct().order_by(plans.c.model))).all()]
 
     async def create_key(self, name: str, prefix: str, key_hash: str, *, requests_per_minute: int | None = None,
-                         tokens_per_minute: int | None = None) -> KeyRecord:
+                         tokens_per_minute: int | None = None, role: str = "app",
+                         domains: Sequence[str] | None = None, expires_at: dt.datetime | None = None,
+                         actor: str | None = None) -> KeyRecord:
+        """A new key; ``domains`` default to one named after the key. Logged as ``created``."""
         row = {"name": name, "prefix": prefix, "key_hash": key_hash, "created_at": _now(), "revoked_at": None,
-               "requests_per_minute": requests_per_minute, "tokens_per_minute": tokens_per_minute}
+               "requests_per_minute": requests_per_minute, "tokens_per_minute": tokens_per_minute, "role": role,
+               "domains": list(domains) if domains else [name], "expires_at": expires_at}
         try:
             async with self._tx(write=True) as conn:
                 if (await conn.execute(select(api_keys.c.id).where(api_keys.c.name == name))).first():
                     raise KeyExists(f"a key named {name!r} exists already (revoked keys keep their name)")
                 await conn.execute(api_keys.insert().values(**row))
+                await _log(conn, actor, "created", name, {"role": role, "domains": row["domains"]})
         except IntegrityError as exc:
             raise KeyExists(f"a key named {name!r} exists already") from exc
         return _key(row)
 
     async def find_key(self, key_hash: str) -> tuple[KeyRecord, str] | None:
-        """The key whose HMAC is ``key_hash`` (revoked ones too), with its stored hash."""
+        """The key whose HMAC is ``key_hash`` (revoked ones too; a rotated-out secret within its grace), with
+        the stored hash it matched."""
+        now = _now()
+        q = select(api_keys).where(or_(api_keys.c.key_hash == key_hash,
+                                       (api_keys.c.previous_hash == key_hash)
+                                       & (api_keys.c.previous_valid_until > now)))
         async with self._tx(write=False) as conn:
-            row = (await conn.execute(select(api_keys).where(api_keys.c.key_hash == key_hash))).mappings().first()
-        return (_key(row), str(row["key_hash"])) if row else None
+            row = (await conn.execute(q)).mappings().first()
+        if not row:
+            return None
+        return _key(row), str(row["key_hash"] if row["key_hash"] == key_hash else row["previous_hash"])
 
     async def list_keys(self) -> list[KeyRecord]:
         async with self._tx(write=False) as conn:
             rows = (await conn.execute(select(api_keys).order_by(api_keys.c.id))).mappings().all()
         return [_key(r) for r in rows]
 
-    async def revoke_key(self, name: str) -> bool:
-        """Revoke by name; False when no active key has that name."""
+    async def rotate_key(self, name: str, prefix: str, key_hash: str, *, grace_s: float,
+                         actor: str | None = None) -> KeyRecord | None:
+        """A new secret for an active key, same name and scopes; the old one still works for ``grace_s``.
+        None when no active key has that name. Logged as ``rotated``."""
+        async with self._tx(write=True) as conn:
+            row = (await conn.execute(select(api_keys).where(api_keys.c.name == name,
+                                                             api_keys.c.revoked_at.is_(None)))).mappings().first()
+            if row is None:
+                return None
+            until = _now() + dt.timedelta(seconds=grace_s)
+            await conn.execute(update(api_keys).where(api_keys.c.name == name).values(
+                prefix=prefix, key_hash=key_hash, previous_hash=row["key_hash"], previous_valid_until=until))
+            await _log(conn, actor, "rotated", name, {"old_secret_valid_until": until.isoformat()})
+            row = (await conn.execute(select(api_keys).where(api_keys.c.name == name))).mappings().first()
+        return _key(row)
+
+    async def revoke_key(self, name: str, actor: str | None = None) -> bool:
+        """Revoke by name; False when no active key has that name. Logged as ``revoked``."""
         async with self._tx(write=True) as conn:
             result = await conn.execute(update(api_keys).where(api_keys.c.name == name, api_keys.c.revoked_at.is_(None))
-                                        .values(revoked_at=_now()))
+                                        .values(revoked_at=_now(), previous_hash=None))
+            if result.rowcount:
+                await _log(conn, actor, "revoked", name, None)
         return bool(result.rowcount)
+
+    async def key_events(self, limit: int = 100) -> list[KeyEvent]:
+        """The newest admin actions on keys, newest first."""
+        async with self._tx(write=False) as conn:
+            rows = (await conn.execute(select(key_events).order_by(key_events.c.id.desc()).limit(limit))).mappings()
+            return [KeyEvent(r["at"], r["actor"], r["action"], r["key_name"], r["detail"]) for r in rows.all()]
 
     async def count_outcomes(self) -> int:
         from sqlalchemy import func
@@ -299,16 +337,36 @@ class KeyRecord:
     revoked_at: dt.datetime | None
     requests_per_minute: int | None
     tokens_per_minute: int | None
+    role: str = "app"
+    domains: tuple[str, ...] = ("*",)
+    expires_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class KeyEvent:
+    """An admin action on a key: who (the admin key's name; None for the command line), what, when."""
+
+    at: dt.datetime
+    actor: str | None
+    action: str
+    key_name: str
+    detail: dict[str, Any] | None
+
+
+async def _log(conn: AsyncConnection, actor: str | None, action: str, name: str, detail: dict[str, Any] | None
+               ) -> None:
+    await conn.execute(key_events.insert().values(at=_now(), actor=actor, action=action, key_name=name,
+                                                  detail=detail))
 
 
 def _key(row: Any) -> KeyRecord:
     return KeyRecord(row["name"], row["prefix"], row["created_at"], row["revoked_at"], row["requests_per_minute"],
-                     row["tokens_per_minute"])
+                     row["tokens_per_minute"], row["role"], tuple(row["domains"] or ()), row["expires_at"])
 
 
 def _plan(row: Any) -> PlanRecord:
     return PlanRecord(row["plan_id"], row["model"], row["domain"], row["algorithm"], row["decision"],
-                      row["raw_confidence"], row["calibrated_confidence"], row["rollout"])
+                      row["raw_confidence"], row["calibrated_confidence"], row["rollout"], row["owner"])
 
 
 def _migrate(conn: Connection) -> None:

@@ -32,7 +32,9 @@ plans = Table(
     Column("raw_confidence", Float, nullable=True),
     Column("calibrated_confidence", Float, nullable=True),
     Column("rollout", Text, nullable=True),
+    Column("owner", String(128), nullable=True),  # the key that asked; None: stored before keys had scopes
     Index("ix_plans_model_domain", "model", "domain"),
+    Index("ix_plans_owner", "owner"),
 )
 
 outcomes = Table(
@@ -70,4 +72,20 @@ api_keys = Table(
     Column("revoked_at", DateTime(timezone=True), nullable=True),
     Column("requests_per_minute", Integer, nullable=True),
     Column("tokens_per_minute", Integer, nullable=True),
+    Column("role", String(16), nullable=False, server_default="app"),
+    Column("domains", JSON, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("previous_hash", String(64), nullable=True),  # the secret before a rotation, valid for a grace
+    Column("previous_valid_until", DateTime(timezone=True), nullable=True),
+)
+
+key_events = Table(
+    "key_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(128), nullable=True),  # the admin key, or None for the command line
+    Column("action", String(32), nullable=False),  # created, rotated, revoked
+    Column("key_name", String(128), nullable=False),
+    Column("detail", JSON, nullable=True),
 )
