@@ -22,7 +22,7 @@ from server.container import EXIT_ENGINE_DEAD, EXIT_LOAD_FAILED, Services, build
 from server.errors import install_error_handlers
 from server.guards import authenticate
 from server.metrics import MetricsMiddleware
-from server.routes import health, keys, openai, outcomes, plan, responses, tco
+from server.routes import health, keys, openai, outcomes, plan, plans, responses, tco
 
 log = logging.getLogger("foresight.app")
 GENERATION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/plan", "/v1/responses"})
@@ -54,7 +54,8 @@ def create_app(settings: Settings, engine: Engine | None = None, *,
     install_error_handlers(app)
     keyed = [Depends(authenticate)]
     app.include_router(health.router)
-    for router in (openai.router, responses.router, plan.router, outcomes.router, keys.router, tco.router):
+    for router in (openai.router, responses.router, plan.router, plans.router, outcomes.router, keys.router,
+                   tco.router):
         app.include_router(router, dependencies=keyed)
     # added innermost first: CORS → request id → access log → metrics → body limit → admission → the app
     app.add_middleware(AdmissionMiddleware, admission=services.admission, paths=GENERATION_PATHS)

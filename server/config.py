@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     calibration_refit_interval_s: float = Field(
         default=2.0, ge=0, description="Refit a domain's map at most this often (background, never blocks requests)."
     )
+    plan_retention_days: float = Field(default=30.0, gt=0, description=(
+        "How long a plan's audit detail (request, candidate tree) is kept; older plans are purged."))
+    plan_purge_interval_s: float = Field(default=3600.0, gt=0, description="How often the retention purge runs.")
+    max_plan_record_bytes: int = Field(default=262_144, ge=4096, description=(
+        "Largest audit record of one plan; larger trees are stored truncated and say so."))
 
     @field_validator("model")
     @classmethod

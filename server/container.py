@@ -25,6 +25,7 @@ from server.errors import SettingsError
 from server.lifecycle import Lifecycle, Phase
 from server.metrics import Metrics
 from server.power import detect_power
+from server.services.audit import AuditService, Retention
 from server.services.calibration import CalibrationService
 from server.services.generation import GenerationService
 from server.services.keys import KeyService
@@ -80,6 +81,8 @@ class Services:
     monitor: Monitor
     keyring: KeyRing
     keys: KeyService
+    retention: Retention
+    audit: AuditService
     limiter: RateLimiter
     admission: Admission
     request_exit: Callable[[int], None] = lambda _code: None
@@ -103,6 +106,7 @@ class Services:
         self.loader = asyncio.create_task(self._load(engines))
         self.store_loader = asyncio.create_task(self._open_store())
         dog = asyncio.create_task(self._watchdog())
+        purge = asyncio.create_task(self._purge_when_open())
         if self.settings.metrics_enabled:
             self.monitor.start()
         try:
@@ -110,7 +114,7 @@ class Services:
         finally:
             self.lifecycle.set(Phase.DRAINING)
             await asyncio.wait({self.store_loader}, timeout=STORE_OPEN_GRACE_S)
-            tasks = (self.loader, self.store_loader, dog)
+            tasks = (self.loader, self.store_loader, dog, purge)
             for task in tasks:
                 if not task.done():
                     task.cancel()  # a load cut mid-start closes the engine itself (EngineLifecycle)
@@ -166,6 +170,12 @@ class Services:
                         log.warning("app key %r may use every domain (keys made before roles keep that): narrow "
                                     "it by making a key with --domains and revoking this one", k.name)
 
+    async def _purge_when_open(self) -> None:
+        """The audit trail's retention purge, once the store has had its chance to open."""
+        if self.store_loader is not None:
+            await asyncio.wait({self.store_loader})
+        await self.retention.run(self.settings.plan_purge_interval_s)
+
     async def _watchdog(self) -> None:
         """Notices a dead engine without traffic, so the process exits and is restarted."""
         while True:
@@ -207,7 +217,8 @@ def build_services(settings: Settings, engine: Engine | None = None,
         settings=settings, engine=the_engine, lifecycle=lifecycle, metrics=metrics, store=store,
         generation=generation, calibration=calibration,
         planning=PlanningService(generation, calibrator=calibration, memory=calibration),
-        monitor=monitor, keyring=keyring, keys=KeyService(store, secret, keyring.forget_all), limiter=RateLimiter(),
+        monitor=monitor, keyring=keyring, keys=KeyService(store, secret, keyring.forget_all),
+        retention=Retention(store, settings.plan_retention_days), audit=AuditService(store), limiter=RateLimiter(),
         admission=admission, request_exit=request_exit or (lambda _code: None),
     )
     return services

@@ -14,6 +14,7 @@ from server.container import Services
 from server.errors import EngineUnavailable, NotReady
 from server.lifecycle import Lifecycle, Phase
 from server.metrics import Metrics
+from server.services.audit import AuditService
 from server.services.calibration import CalibrationService
 from server.services.generation import GenerationService, TokenUsage
 from server.services.keys import KeyService
@@ -76,6 +77,10 @@ def get_keys(services: ServicesDep) -> KeyService:
     return services.keys
 
 
+def get_audit(services: ServicesDep) -> AuditService:
+    return services.audit
+
+
 @dataclass
 class Meter:
     """A request's token use, reported by its route once the engine has answered (or failed): it is
@@ -107,3 +112,4 @@ CalibrationDep = Annotated[CalibrationService, Depends(get_calibration)]
 MonitorDep = Annotated[Monitor, Depends(get_monitor)]
 MeterDep = Annotated[Meter, Depends(get_meter)]
 KeysDep = Annotated[KeyService, Depends(get_keys)]
+AuditDep = Annotated[AuditService, Depends(get_audit)]

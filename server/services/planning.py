@@ -36,6 +36,7 @@ from protocol.plan import (
 from server.auth import ANONYMOUS, Principal
 from server.config import Settings
 from server.errors import BadRequest, Forbidden, RequestTimeout
+from server.services.audit import audit_record
 from server.services.generation import GenerationService, TokenUsage
 from server.services.tools import Tools, check_messages, tool_message
 from server.store import PlanRecord
@@ -179,11 +180,13 @@ class PlanningService:
                 for problem in c.turn.problems:
                     m.parse_problems.labels(problem.kind).inc()
         if self.memory is not None:
+            record, truncated = audit_record(req, response, result.chosen.id if result.chosen else None,
+                                             gen.settings.max_plan_record_bytes)
             await self.memory.remember(PlanRecord(
                 plan_id=response.plan_id, model=self.memory.model, domain=response.domain,
                 algorithm=response.algorithm, decision=response.decision,
                 raw_confidence=response.confidence.raw, calibrated_confidence=response.confidence.calibrated,
-                rollout=response.rollout, owner=principal.name,
+                rollout=response.rollout, owner=principal.name, record=record, truncated=truncated,
             ))
         return response
 

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from server.store.audit import AuditQueries
 from server.store.errors import KeyExists, OutcomeExists, PlanNotFound, StoreUnavailable
 from server.store.schema import api_keys, calibration_maps, key_events, outcomes, plans
 
@@ -61,6 +62,8 @@ class PlanRecord:
     calibrated_confidence: float | None
     rollout: str | None
     owner: str | None = None  # the key that asked (None: stored before keys had scopes, or auth off)
+    record: dict[str, Any] | None = None  # the audit detail (what was asked, the candidate tree, the usage)
+    truncated: bool = False  # the record was cut to max_plan_record_bytes
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,7 @@ class OutcomeRow:
     fidelity: float | None
 
 
-class Store:
+class Store(AuditQueries):
     """Plans, outcomes and calibration maps. Every method raises :class:`StoreUnavailable` on database errors.
 
     Its owner opens it (``open``: connect and migrate) and closes it; a store whose open failed
@@ -366,7 +369,8 @@ def _key(row: Any) -> KeyRecord:
 
 def _plan(row: Any) -> PlanRecord:
     return PlanRecord(row["plan_id"], row["model"], row["domain"], row["algorithm"], row["decision"],
-                      row["raw_confidence"], row["calibrated_confidence"], row["rollout"], row["owner"])
+                      row["raw_confidence"], row["calibrated_confidence"], row["rollout"], row["owner"],
+                      row["record"], bool(row["truncated"]))
 
 
 def _migrate(conn: Connection) -> None:

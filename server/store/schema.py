@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
@@ -33,8 +34,12 @@ plans = Table(
     Column("calibrated_confidence", Float, nullable=True),
     Column("rollout", Text, nullable=True),
     Column("owner", String(128), nullable=True),  # the key that asked; None: stored before keys had scopes
+    Column("record", JSON, nullable=True),  # the audit detail: what was asked, the candidate tree, the usage
+    Column("truncated", Boolean, nullable=False, server_default=false()),  # the record was cut to its bound
+    Column("purged_at", DateTime(timezone=True), nullable=True),  # past retention: the detail is gone
     Index("ix_plans_model_domain", "model", "domain"),
     Index("ix_plans_owner", "owner"),
+    Index("ix_plans_created_at", "created_at"),
 )
 
 outcomes = Table(
