@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Install the Debian packages the test suite runs for real: PostgreSQL (outcome store) and
-# Prometheus (+ promtool: dashboards' and alert rules' queries against the real server).
+# Prometheus (+ promtool: dashboards' and alert rules' queries against the real server) and Chromium
+# (the inspector page in a real browser).
 # The tests start and stop their own throw-away servers on loopback; nothing is left running.
 set -euo pipefail
 need=()
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 command -v prometheus >/dev/null && command -v promtool >/dev/null || need+=(prometheus)
+command -v chromium >/dev/null || need+=(chromium)  # the inspector page's browser test (Playwright drives it)
 if [[ ${#need[@]} -eq 0 ]]; then
   exit 0
 fi

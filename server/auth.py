@@ -119,16 +119,22 @@ class KeyRing:
         if found is not None:
             record, stored = found
             if hmac.compare_digest(stored, digest) and record.revoked_at is None and not _expired(record):
-                principal = _principal(record)
+                principal = principal_of(record)
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[digest] = (now, principal)
         return principal
 
 
-def _principal(record: KeyRecord) -> Principal:
+def principal_of(record: KeyRecord) -> Principal:
+    """The principal of a stored key (whether it may still be used: :func:`usable`)."""
     return Principal(record.name, record.requests_per_minute, record.tokens_per_minute, record.role,
                      record.domains)
+
+
+def usable(record: KeyRecord) -> bool:
+    """Not revoked and not expired."""
+    return record.revoked_at is None and not _expired(record)
 
 
 def _expired(record: KeyRecord) -> bool:

@@ -22,6 +22,7 @@ from server.admission import Admission
 from server.auth import KeyRing, RateLimiter, load_secret
 from server.config import Settings
 from server.errors import SettingsError
+from server.inspect.session import SessionSigner
 from server.lifecycle import Lifecycle, Phase
 from server.metrics import Metrics
 from server.power import detect_power
@@ -83,6 +84,7 @@ class Services:
     keys: KeyService
     retention: Retention
     audit: AuditService
+    inspect_sessions: SessionSigner
     limiter: RateLimiter
     admission: Admission
     request_exit: Callable[[int], None] = lambda _code: None
@@ -218,7 +220,8 @@ def build_services(settings: Settings, engine: Engine | None = None,
         generation=generation, calibration=calibration,
         planning=PlanningService(generation, calibrator=calibration, memory=calibration),
         monitor=monitor, keyring=keyring, keys=KeyService(store, secret, keyring.forget_all),
-        retention=Retention(store, settings.plan_retention_days), audit=AuditService(store), limiter=RateLimiter(),
+        retention=Retention(store, settings.plan_retention_days), audit=AuditService(store),
+        inspect_sessions=SessionSigner(secret), limiter=RateLimiter(),
         admission=admission, request_exit=request_exit or (lambda _code: None),
     )
     return services

@@ -271,6 +271,11 @@ class Store(AuditQueries):
             return None
         return _key(row), str(row["key_hash"] if row["key_hash"] == key_hash else row["previous_hash"])
 
+    async def get_key(self, name: str) -> KeyRecord | None:
+        async with self._tx(write=False) as conn:
+            row = (await conn.execute(select(api_keys).where(api_keys.c.name == name))).mappings().first()
+        return _key(row) if row else None
+
     async def list_keys(self) -> list[KeyRecord]:
         async with self._tx(write=False) as conn:
             rows = (await conn.execute(select(api_keys).order_by(api_keys.c.id))).mappings().all()

@@ -1,0 +1,1 @@
+"""The plan inspector page (``/inspect``): routes in :mod:`server.inspect.routes`."""
