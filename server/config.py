@@ -93,6 +93,8 @@ class Settings(BaseSettings):
     plan_retention_days: float = Field(default=30.0, gt=0, description=(
         "How long a plan's audit detail (request, candidate tree) is kept; older plans are purged."))
     plan_purge_interval_s: float = Field(default=3600.0, gt=0, description="How often the retention purge runs.")
+    usage_flush_interval_s: float = Field(default=10.0, gt=0, description=(
+        "How often usage and cost per key are added to the store (and attributed)."))
     max_plan_record_bytes: int = Field(default=262_144, ge=4096, description=(
         "Largest audit record of one plan; larger trees are stored truncated and say so."))
 

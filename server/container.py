@@ -32,6 +32,7 @@ from server.services.generation import GenerationService
 from server.services.keys import KeyService
 from server.services.monitor import Monitor
 from server.services.planning import PlanningService
+from server.services.usage import UsageLedger
 from server.store import Store, StoreUnavailable
 from server.tco import TcoConfig
 from server.warmup import warm_up
@@ -85,6 +86,7 @@ class Services:
     retention: Retention
     audit: AuditService
     inspect_sessions: SessionSigner
+    usage: UsageLedger
     limiter: RateLimiter
     admission: Admission
     request_exit: Callable[[int], None] = lambda _code: None
@@ -109,6 +111,7 @@ class Services:
         self.store_loader = asyncio.create_task(self._open_store())
         dog = asyncio.create_task(self._watchdog())
         purge = asyncio.create_task(self._purge_when_open())
+        accounts = asyncio.create_task(self.usage.run(self.settings.usage_flush_interval_s))
         if self.settings.metrics_enabled:
             self.monitor.start()
         try:
@@ -116,13 +119,15 @@ class Services:
         finally:
             self.lifecycle.set(Phase.DRAINING)
             await asyncio.wait({self.store_loader}, timeout=STORE_OPEN_GRACE_S)
-            tasks = (self.loader, self.store_loader, dog, purge)
+            tasks = (self.loader, self.store_loader, dog, purge, accounts)
             for task in tasks:
                 if not task.done():
                     task.cancel()  # a load cut mid-start closes the engine itself (EngineLifecycle)
             await asyncio.gather(*tasks, return_exceptions=True)
             with contextlib.suppress(Exception):
                 await engines.aclose()
+            with contextlib.suppress(Exception):
+                await self.usage.flush()  # what was counted since the last flush
             with contextlib.suppress(Exception):
                 await self.calibration.close()
             with contextlib.suppress(Exception):
@@ -221,7 +226,8 @@ def build_services(settings: Settings, engine: Engine | None = None,
         planning=PlanningService(generation, calibrator=calibration, memory=calibration),
         monitor=monitor, keyring=keyring, keys=KeyService(store, secret, keyring.forget_all),
         retention=Retention(store, settings.plan_retention_days), audit=AuditService(store),
-        inspect_sessions=SessionSigner(secret), limiter=RateLimiter(),
+        inspect_sessions=SessionSigner(secret), usage=UsageLedger(store, metrics, monitor.cost_total),
+        limiter=RateLimiter(),
         admission=admission, request_exit=request_exit or (lambda _code: None),
     )
     return services

@@ -20,6 +20,7 @@ from server.services.generation import GenerationService, TokenUsage
 from server.services.keys import KeyService
 from server.services.monitor import Monitor
 from server.services.planning import PlanningService
+from server.services.usage import UsageLedger
 
 
 def get_services(request: Request) -> Services:
@@ -81,6 +82,10 @@ def get_audit(services: ServicesDep) -> AuditService:
     return services.audit
 
 
+def get_usage(services: ServicesDep) -> UsageLedger:
+    return services.usage
+
+
 @dataclass
 class Meter:
     """A request's token use, reported by its route once the engine has answered (or failed): it is
@@ -89,6 +94,7 @@ class Meter:
     limiter: RateLimiter
     principal: Principal | None
     state: dict[str, Any]
+    ledger: UsageLedger | None = None
 
     def charge(self, usage: TokenUsage) -> None:
         record = self.state.setdefault("usage", {"prompt_tokens": 0, "completion_tokens": 0})
@@ -96,11 +102,14 @@ class Meter:
         record["completion_tokens"] += usage.completion_tokens
         if self.principal is not None:
             self.limiter.charge_tokens(self.principal, usage.total)
+        if self.ledger is not None:
+            self.ledger.tokens(self.principal.name if self.principal else None, usage.prompt_tokens,
+                               usage.completion_tokens)
 
 
 def get_meter(request: Request, services: ServicesDep) -> Meter:
     state: dict[str, Any] = request.scope.setdefault("state", {})
-    return Meter(services.limiter, state.get("principal"), state)
+    return Meter(services.limiter, state.get("principal"), state, services.usage)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -113,3 +122,4 @@ MonitorDep = Annotated[Monitor, Depends(get_monitor)]
 MeterDep = Annotated[Meter, Depends(get_meter)]
 KeysDep = Annotated[KeyService, Depends(get_keys)]
 AuditDep = Annotated[AuditService, Depends(get_audit)]
+UsageDep = Annotated[UsageLedger, Depends(get_usage)]

@@ -32,6 +32,7 @@ async def authenticate(request: Request, services: ServicesDep) -> Principal:
         raise TooManyRequests(f"rate limit of key {principal.name!r} reached; retry in {wait:.0f} s",
                               retry_after=wait, code="rate_limit_exceeded")
     request.scope.setdefault("state", {})["principal"] = principal
+    services.usage.request(principal.name)
     return principal
 
 

@@ -62,6 +62,10 @@ PANELS: list[tuple[str, str, str, list[tuple[str, str]]]] = [
                     f"sum(rate(foresight_tokens_total{COMPLETION}[5m]))")]),
     ("Energy and cost", "Cost accrued by component ($/h)", "currencyUSD", [
         ("{{component}}", f"sum by (component) (rate(foresight_cost_usd_total{I}[5m])) * 3600")]),
+    ("Energy and cost", "Cost by app ($/h)", "currencyUSD", [
+        ("{{key}}", f"sum by (key) (rate(foresight_key_cost_total{I}[5m])) * 3600")]),
+    ("Energy and cost", "Tokens by app (/s)", "short", [
+        ("{{key}} {{kind}}", f"sum by (key, kind) (rate(foresight_key_tokens_total{I}[5m]))")]),
 ]
 
 

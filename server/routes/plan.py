@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from protocol.openai import ErrorResponse
 from protocol.plan import PlanRequest, PlanResponse
 from server.cancellation import with_cancellation
-from server.deps import MeterDep, PlanningDep
+from server.deps import MeterDep, PlanningDep, UsageDep
 from server.guards import PrincipalDep
 from server.services.generation import TokenUsage
 
@@ -18,9 +18,11 @@ router = APIRouter(prefix="/v1")
              responses={code: {"model": ErrorResponse} for code in (400, 403, 503, 504)})
 @with_cancellation
 async def create_plan(body: PlanRequest, request: Request, planning: PlanningDep, meter: MeterDep,
-                      principal: PrincipalDep) -> PlanResponse:
+                      principal: PrincipalDep, ledger: UsageDep) -> PlanResponse:
     usage = TokenUsage()
     try:
-        return await planning.run(body, usage, principal)
+        plan = await planning.run(body, usage, principal)
+        ledger.plan(principal.name)
+        return plan
     finally:
         meter.charge(usage)

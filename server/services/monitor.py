@@ -91,6 +91,11 @@ class Monitor:
         if snap.cost_per_decision is not None:
             m.cost_per_decision.set(snap.cost_per_decision)
 
+    def cost_total(self) -> float:
+        """The cost of ownership accrued so far (hardware and energy), in the TCO currency."""
+        snap = self.ledger.snapshot()
+        return snap.hardware_cost + snap.energy_cost
+
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self.interval_s)

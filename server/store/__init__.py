@@ -3,6 +3,7 @@
 from server.store.audit import AuditEntry, BadCursor, OutcomeInfo
 from server.store.db import KeyEvent, KeyRecord, OutcomeRow, PlanRecord, Store, StoredOutcome, default_url
 from server.store.errors import KeyExists, OutcomeExists, PlanNotFound, StoreError, StoreUnavailable
+from server.store.usage import UsageRow
 
 __all__ = [
     "AuditEntry",
@@ -19,5 +20,6 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "StoredOutcome",
+    "UsageRow",
     "default_url",
 ]

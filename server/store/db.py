@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from server.store.audit import AuditQueries
 from server.store.errors import KeyExists, OutcomeExists, PlanNotFound, StoreUnavailable
 from server.store.schema import api_keys, calibration_maps, key_events, outcomes, plans
+from server.store.usage import UsageQueries
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_MIGRATION_LOCK = 7_240_001  # advisory lock: replicas starting together migrate one at a time
@@ -86,7 +87,7 @@ class OutcomeRow:
     fidelity: float | None
 
 
-class Store(AuditQueries):
+class Store(AuditQueries, UsageQueries):
     """Plans, outcomes and calibration maps. Every method raises :class:`StoreUnavailable` on database errors.
 
     Its owner opens it (``open``: connect and migrate) and closes it; a store whose open failed
@@ -173,7 +174,7 @@ class Store(AuditQueries):
             finally:
                 if lock is not None:
                     lock.release()
-        except (IntegrityError, PlanNotFound, OutcomeExists, KeyExists):
+        except (IntegrityError, PlanNotFound, OutcomeExists, KeyExists):  # the caller's to handle
             raise
         except (SQLAlchemyError, OSError) as exc:
             raise StoreUnavailable(f"the outcome store failed: {exc.__class__.__name__}: {exc}") from exc

@@ -94,3 +94,16 @@ key_events = Table(
     Column("key_name", String(128), nullable=False),
     Column("detail", JSON, nullable=True),
 )
+
+key_usage = Table(
+    "key_usage",
+    metadata,
+    Column("key_name", String(128), primary_key=True),  # "anonymous" when auth is off
+    Column("day", String(10), primary_key=True),  # YYYY-MM-DD, UTC
+    Column("requests", Integer, nullable=False, server_default="0"),
+    Column("prompt_tokens", Integer, nullable=False, server_default="0"),
+    Column("completion_tokens", Integer, nullable=False, server_default="0"),
+    Column("plans", Integer, nullable=False, server_default="0"),
+    Column("outcomes", Integer, nullable=False, server_default="0"),
+    Column("cost", Float, nullable=False, server_default="0"),  # in the TCO model's currency
+)

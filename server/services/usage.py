@@ -1,0 +1,104 @@
+"""Usage and cost per app (per key and day): requests, prompt and generated tokens, plans, outcomes, and the
+replica's cost of ownership attributed by each key's share of its tokens.
+
+Counts gather in memory and are added to the store every ``usage_flush_interval_s`` (and at shutdown), so
+they survive restarts and every replica adds to the same rows. At each flush the cost the TCO model accrued
+since the last one is split between the keys by their tokens in that interval; an interval with no tokens
+carries its cost to the next one that has some, so the keys' costs sum to the replica's total up to its
+last busy interval. A flush that fails keeps its counts for the next. The same figures are Prometheus
+counters, ``foresight_key_*{key}`` (keys are few: named apps, not users).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+
+from prometheus_client import Counter
+
+from server.metrics import Metrics
+from server.store import Store, StoreUnavailable
+
+log = logging.getLogger("foresight.usage")
+ANONYMOUS_KEY = "anonymous"  # what calls without a key (auth off) are counted under
+COUNTS = ("requests", "prompt_tokens", "completion_tokens", "plans", "outcomes")
+
+
+class UsageLedger:
+    """Counts per key since the last flush; ``cost_total()`` is the replica's accrued cost so far."""
+
+    def __init__(self, store: Store, metrics: Metrics, cost_total: Callable[[], float],
+                 today: Callable[[], str] = lambda: dt.datetime.now(dt.UTC).date().isoformat()) -> None:
+        self.store = store
+        self._cost_total = cost_total
+        self._today = today
+        self._pending: dict[str, dict[str, float]] = defaultdict(lambda: dict.fromkeys((*COUNTS, "cost"), 0.0))
+        self._last_cost = cost_total()
+        self._unattributed = 0.0
+        r = metrics.registry
+        self._requests = Counter("foresight_key_requests", "Requests by API key.", ["key"], registry=r)
+        self._tokens = Counter("foresight_key_tokens", "Tokens by API key and kind.", ["key", "kind"], registry=r)
+        self._plans = Counter("foresight_key_plans", "Plans by API key.", ["key"], registry=r)
+        self._outcomes = Counter("foresight_key_outcomes", "Outcomes reported by API key.", ["key"], registry=r)
+        self._cost = Counter("foresight_key_cost", "Cost of ownership attributed to each API key (TCO currency).",
+                             ["key"], registry=r)
+
+    def _add(self, key: str | None, what: str, n: float) -> str:
+        name = key or ANONYMOUS_KEY
+        self._pending[name][what] += n
+        return name
+
+    def request(self, key: str | None) -> None:
+        self._requests.labels(self._add(key, "requests", 1)).inc()
+
+    def tokens(self, key: str | None, prompt: int, completion: int) -> None:
+        name = self._add(key, "prompt_tokens", prompt)
+        self._add(key, "completion_tokens", completion)
+        self._tokens.labels(name, "prompt").inc(prompt)
+        self._tokens.labels(name, "completion").inc(completion)
+
+    def plan(self, key: str | None) -> None:
+        self._plans.labels(self._add(key, "plans", 1)).inc()
+
+    def outcome(self, key: str | None) -> None:
+        self._outcomes.labels(self._add(key, "outcomes", 1)).inc()
+
+    def attribute_cost(self) -> None:
+        """Split the cost accrued since the last call between the keys, by their share of the tokens."""
+        now = self._cost_total()
+        self._unattributed += max(0.0, now - self._last_cost)
+        self._last_cost = now
+        shares = {k: c["prompt_tokens"] + c["completion_tokens"] for k, c in self._pending.items()}
+        total = sum(shares.values())
+        if total <= 0:
+            return
+        for key, tokens in shares.items():
+            cost = self._unattributed * tokens / total
+            self._pending[key]["cost"] += cost
+            self._cost.labels(key).inc(cost)
+        self._unattributed = 0.0
+
+    async def flush(self) -> None:
+        """Attribute the cost, then add the counts to the store (kept for the next flush if it fails)."""
+        self.attribute_cost()
+        pending, self._pending = self._pending, defaultdict(lambda: dict.fromkeys((*COUNTS, "cost"), 0.0))
+        if not pending:
+            return
+        try:
+            await self.store.add_usage(self._today(), pending)
+        except StoreUnavailable:
+            for key, counts in pending.items():
+                for what, n in counts.items():
+                    self._pending[key][what] += n
+            raise
+
+    async def run(self, interval_s: float) -> None:
+        """Flush every ``interval_s`` until cancelled; a store that is down is tried again next time."""
+        while True:
+            await asyncio.sleep(interval_s)
+            with contextlib.suppress(StoreUnavailable):
+                await self.flush()
