@@ -122,3 +122,18 @@ async def test_a_rotated_key_keeps_working_through_its_grace_and_expired_keys_st
     gone = await client.post("/v1/keys", json={"name": "erin", "expires_at": past}, headers=auth["root"])
     erin = {"authorization": f"Bearer {gone.json()['key']}"}
     assert (await client.get("/v1/models", headers=erin)).status_code == 401
+
+
+async def test_start_up_warns_about_each_app_key_with_every_domain(tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    store = tmp_path / "s.db"
+    await make_key(store, "legacy", domains=["*"])  # type: ignore[arg-type]  # as the migration leaves old keys
+    await make_key(store, "narrow")
+    with caplog.at_level("WARNING", logger="foresight.app"):
+        async with running_app(ScriptedEngine(turn), store_path=str(store), auth_enabled=True):
+            for _ in range(200):
+                if any("may use every domain" in r.getMessage() for r in caplog.records):
+                    break
+                await asyncio.sleep(0.01)
+    warned = [r.getMessage() for r in caplog.records if "may use every domain" in r.getMessage()]
+    assert len(warned) == 1 and "'legacy'" in warned[0]
