@@ -113,6 +113,7 @@ class AuditService:
     async def page(self, principal: Principal, *, domain: str | None, since: dt.datetime | None,
                    until: dt.datetime | None, outcome: OutcomeFilter | None, limit: int,
                    cursor: str | None) -> PlanPage:
+        since, until = (t.replace(tzinfo=dt.UTC) if t is not None and t.tzinfo is None else t for t in (since, until))
         try:
             entries, nxt = await self.store.audit_page(owner=principal.owner, domain=domain, since=since,
                                                        until=until, outcome=outcome, limit=limit, cursor=cursor)

@@ -3,6 +3,7 @@ actions. The command line (``foresight keys``) does the same on the store direct
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 
 from protocol.keys import KeyCreateRequest, KeyEventInfo, KeyEventList, KeyInfo, KeyList, KeySecret
@@ -27,11 +28,14 @@ class KeyService:
 
     async def create(self, req: KeyCreateRequest, actor: str | None) -> KeySecret:
         key = generate_key()
+        expires = req.expires_at
+        if expires is not None and expires.tzinfo is None:  # a time without a zone is UTC
+            expires = expires.replace(tzinfo=dt.UTC)
         try:
             record = await self.store.create_key(
                 req.name, display_prefix(key), hash_key(key, self._secret), role=req.role, domains=req.domains,
                 requests_per_minute=req.requests_per_minute, tokens_per_minute=req.tokens_per_minute,
-                expires_at=req.expires_at, actor=actor)
+                expires_at=expires, actor=actor)
         except KeyExists as exc:
             raise Conflict(str(exc), param="name", code="key_exists") from None
         return KeySecret(key=key, info=key_info(record))
