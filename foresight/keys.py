@@ -75,7 +75,10 @@ def _expiry(text: str) -> dt.datetime:
         at = dt.datetime.fromisoformat(text)
     except ValueError:
         return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=_expiry_seconds(text))
-    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+    try:
+        return at.astimezone(dt.UTC) if at.tzinfo else at.replace(tzinfo=dt.UTC)
+    except (OverflowError, ValueError):
+        raise argparse.ArgumentTypeError(f"not a time: {text!r}") from None
 
 
 def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -105,6 +108,8 @@ def _create(args: argparse.Namespace) -> int:
 
     if not args.name.strip() or len(args.name) > 128:
         return _fail("--name must be 1 to 128 characters")
+    if args.name == "anonymous":
+        return _fail("--name 'anonymous' is reserved for calls made without a key (auth off)")
     for flag in ("rpm", "tpm"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             return _fail(f"--{flag} must be at least 1")

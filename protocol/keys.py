@@ -5,14 +5,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 Domain = Annotated[str, Field(pattern=r"^(\*|[A-Za-z0-9_.:-]{1,128})$")]
 
 
 class KeyCreateRequest(BaseModel):
     name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$",
-                      description="A unique name: the app (or person) that uses the key.")
+                      description="A unique name: the app (or person) that uses the key ('anonymous' is "
+                                  "reserved for calls without a key).")
     role: Literal["app", "admin"] = Field(default="app", description=(
         "`app`: plans, reports and reads in its domains only; `admin`: everything, keys included."))
     domains: list[Domain] | None = Field(default=None, min_length=1, max_length=64, description=(
@@ -20,6 +21,13 @@ class KeyCreateRequest(BaseModel):
     requests_per_minute: int | None = Field(default=None, ge=1)
     tokens_per_minute: int | None = Field(default=None, ge=1)
     expires_at: dt.datetime | None = Field(default=None, description="When the key stops working (ISO 8601).")
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, v: str) -> str:
+        if v == "anonymous":
+            raise ValueError("'anonymous' is reserved for calls made without a key")
+        return v
 
 
 class KeyRotateRequest(BaseModel):

@@ -75,8 +75,10 @@ class Principal:
 
     @property
     def only_domain(self) -> str | None:
-        """The domain a plan without one goes to: the key's, when it has exactly one."""
-        return self.domains[0] if len(self.domains) == 1 and self.domains[0] != "*" else None
+        """The domain a plan without one goes to: an app key's, when it has exactly one."""
+        if self.is_admin or len(self.domains) != 1 or self.domains[0] == "*":
+            return None
+        return self.domains[0]
 
     @property
     def owner(self) -> str | None:

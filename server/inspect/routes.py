@@ -20,6 +20,7 @@ from server.deps import ServicesDep
 from server.errors import BadRequest, NotFound
 from server.inspect.session import COOKIE, PATH
 from server.inspect.views import reliability, tree
+from server.store.audit import OutcomeFilter
 
 HERE = Path(__file__).parent
 router = APIRouter(prefix=PATH, include_in_schema=False)
@@ -41,9 +42,20 @@ def _page(name: str, status: int = 200, **context: object) -> HTMLResponse:
 async def _caller(request: Request, services: ServicesDep) -> Principal | None:
     if not services.settings.auth_enabled:
         return ANONYMOUS
-    name = services.inspect_sessions.read(request.cookies.get(COOKIE))
-    record = await services.store.get_key(name) if name else None
-    return principal_of(record) if record is not None and usable(record) else None
+    session = services.inspect_sessions.read(request.cookies.get(COOKIE))
+    record = await services.store.get_key(session[0]) if session else None
+    if record is None or not usable(record) or session is None or record.prefix != session[1]:
+        return None  # unknown, revoked, expired or rotated since the login
+    return principal_of(record)
+
+
+def _same_site(request: Request) -> bool:
+    """A form POST from this page, not from another site (login and logout CSRF)."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        return fetch_site in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    return origin is None or origin == f"{request.url.scheme}://{request.url.netloc}"
 
 
 @router.get("", response_class=HTMLResponse)
@@ -56,10 +68,10 @@ async def plans_page(request: Request, services: ServicesDep, domain: str | None
         outcome = None
     try:
         page = await services.audit.page(principal, domain=domain or None, since=None, until=None,
-                                         outcome=typing.cast(typing.Any, outcome), limit=50, cursor=cursor)
-    except BadRequest:
+                                         outcome=typing.cast(OutcomeFilter, outcome), limit=50, cursor=cursor)
+    except BadRequest:  # a cursor that is not ours: the first page
         page = await services.audit.page(principal, domain=domain or None, since=None, until=None,
-                                         outcome=typing.cast(typing.Any, outcome), limit=50, cursor=None)
+                                         outcome=typing.cast(OutcomeFilter, outcome), limit=50, cursor=None)
     return _page("plans.html", who=principal, plans=page.data, next_cursor=page.next_cursor, domain=domain or "",
                  outcome=outcome or "", auth=services.settings.auth_enabled)
 
@@ -84,20 +96,25 @@ async def plan_page(plan_id: str, request: Request, services: ServicesDep) -> Re
 
 @router.post("/login", response_class=HTMLResponse)
 async def login(request: Request, services: ServicesDep) -> Response:
+    if not _same_site(request):
+        return _page("login.html", status=403, error="Log in from this page.")
     form = await request.form()
     key = str(form.get("key") or "").strip()
     principal = await services.keyring.verify(key) if key else None
     if principal is None or principal.name is None:
         return _page("login.html", status=401, error="That key is not valid.")
     response = RedirectResponse(PATH, status_code=303, headers=HEADERS)
-    response.set_cookie(COOKIE, services.inspect_sessions.issue(principal.name),
+    record = await services.store.get_key(principal.name)
+    response.set_cookie(COOKIE, services.inspect_sessions.issue(principal.name, record.prefix if record else ""),
                         max_age=services.inspect_sessions.ttl_s, path=PATH, httponly=True, samesite="strict",
                         secure=request.url.scheme == "https")
     return response
 
 
 @router.post("/logout")
-async def logout() -> Response:
+async def logout(request: Request) -> Response:
+    if not _same_site(request):
+        return _page("login.html", status=403, error="Log out from this page.")
     response = RedirectResponse(PATH, status_code=303, headers=HEADERS)
     response.delete_cookie(COOKIE, path=PATH, httponly=True, samesite="strict")
     return response

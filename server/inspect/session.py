@@ -1,5 +1,6 @@
 """The inspector's session: a key POSTed once to the login form becomes a signed, short-lived cookie
-(HttpOnly, ``SameSite=Strict``, scoped to ``/inspect``) that names the key — never the key itself."""
+(HttpOnly, ``SameSite=Strict``, scoped to ``/inspect``) that names the key and its current secret's prefix —
+never the key itself — so that rotating or revoking the key ends its sessions."""
 
 from __future__ import annotations
 
@@ -25,14 +26,14 @@ class SessionSigner:
     def _sig(self, payload: str) -> str:
         return hmac.new(self._key, payload.encode(), hashlib.sha256).hexdigest()
 
-    def issue(self, key_name: str) -> str:
-        name = base64.urlsafe_b64encode(key_name.encode()).decode()
+    def issue(self, key_name: str, prefix: str = "") -> str:
+        name = base64.urlsafe_b64encode(f"{key_name}\n{prefix}".encode()).decode()
         payload = f"{name}.{int(self._clock()) + self.ttl_s}"
         return f"{payload}.{self._sig(payload)}"
 
-    def read(self, cookie: str | None) -> str | None:
-        """The key name a valid, unexpired cookie names; None otherwise."""
-        if not cookie or cookie.count(".") != 2:
+    def read(self, cookie: str | None) -> tuple[str, str] | None:
+        """(key name, its secret's prefix) of a valid, unexpired cookie; None otherwise."""
+        if not cookie or not cookie.isascii() or cookie.count(".") != 2:
             return None
         name, expires, sig = cookie.split(".")
         payload = f"{name}.{expires}"
@@ -41,6 +42,7 @@ class SessionSigner:
         if int(expires) < self._clock():
             return None
         try:
-            return base64.urlsafe_b64decode(name.encode()).decode()
+            key_name, _, prefix = base64.urlsafe_b64decode(name.encode()).decode().partition("\n")
         except (ValueError, UnicodeDecodeError):
             return None
+        return key_name, prefix

@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from engine.errors import EngineDeadError
 from protocol.health import Health, Readiness
 from server.deps import LifecycleDep, MetricsDep, ServicesDep, SettingsDep
-from server.guards import authenticate
+from server.guards import authenticate, require_admin
 from server.lifecycle import Phase
 
 router = APIRouter()
@@ -42,8 +42,8 @@ async def ready(life: LifecycleDep) -> JSONResponse:
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
 async def metrics(request: Request, services: ServicesDep, metrics: MetricsDep, settings: SettingsDep) -> Response:
-    if settings.metrics_require_key:
-        await authenticate(request, services)
+    if settings.metrics_require_key:  # an admin key: the metrics name every key and its usage
+        await require_admin(await authenticate(request, services))
     if not settings.metrics_enabled:
         return JSONResponse({"error": {"message": "metrics are disabled", "type": "not_found_error",
                                        "code": 404, "param": None}}, status_code=404)

@@ -9,7 +9,6 @@ candidate texts, then the prompt, then the candidates themselves — and says wh
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import logging
@@ -43,11 +42,12 @@ def audit_record(req: PlanInput, response: PlanResponse, chosen: int | None, lim
     if _size(record) <= limit:
         return record, False
     cuts = []
-    for c in candidates:
-        for key in ("text", "rollout"):
-            if isinstance(c.get(key), str) and len(c[key]) > TEXT_CUT:
-                c[key] = c[key][:TEXT_CUT] + "…"
-    cuts.append(f"candidate texts cut to {TEXT_CUT} characters")
+    long = [(c, key) for c in candidates for key in ("text", "rollout")
+            if isinstance(c.get(key), str) and len(c[key]) > TEXT_CUT]
+    for c, key in long:
+        c[key] = c[key][:TEXT_CUT] + "…"
+    if long:
+        cuts.append(f"candidate texts cut to {TEXT_CUT} characters")
     if _size(record) > limit:
         for key in ("prompt", "messages", "tools"):
             if record["request"].pop(key, None) is not None:
@@ -58,8 +58,24 @@ def audit_record(req: PlanInput, response: PlanResponse, chosen: int | None, lim
         candidates[:] = keep + rest[: len(rest) // 2]
     if len(candidates) < len(response.candidates):
         cuts.append(f"{len(response.candidates) - len(candidates)} of {len(response.candidates)} candidates dropped")
+    if _size(record) > limit:  # still over: keep the numbers of the chosen candidate only
+        numbers = ("id", "parent", "depth", "raw_confidence", "calibrated_confidence", "value", "tokens", "complete")
+        record = {"request": {"algorithm": record["request"].get("algorithm")}, "chosen": chosen,
+                  "candidates": [{k: c.get(k) for k in numbers} for c in candidates[:1]], "usage": record["usage"],
+                  "latency_s": record["latency_s"]}
+        cuts.append("reduced to the chosen candidate's numbers")
     record["truncated"] = cuts
     return record, True
+
+
+def utc(t: dt.datetime | None, param: str) -> dt.datetime | None:
+    """``t`` in UTC (a time without a zone is UTC): SQLite keeps no zone, so times are stored in UTC."""
+    if t is None:
+        return None
+    try:
+        return t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t.astimezone(dt.UTC)
+    except (OverflowError, ValueError):
+        raise BadRequest(f"{param} is out of range", param=param) from None
 
 
 class Retention:
@@ -77,10 +93,14 @@ class Retention:
     async def run(self, interval_s: float) -> None:
         """Purge now and every ``interval_s``, until cancelled; a store that is down is tried next time."""
         while True:
-            with contextlib.suppress(StoreUnavailable):
+            try:
                 purged = await self.purge_once()
                 if purged:
                     log.info("purged the audit detail of %d plans older than %g days", purged, self.days)
+            except StoreUnavailable:
+                pass
+            except Exception:  # never let one failure stop the retention
+                log.exception("the retention purge failed; it runs again in %g s", interval_s)
             await asyncio.sleep(interval_s)
 
 
@@ -113,7 +133,7 @@ class AuditService:
     async def page(self, principal: Principal, *, domain: str | None, since: dt.datetime | None,
                    until: dt.datetime | None, outcome: OutcomeFilter | None, limit: int,
                    cursor: str | None) -> PlanPage:
-        since, until = (t.replace(tzinfo=dt.UTC) if t is not None and t.tzinfo is None else t for t in (since, until))
+        since, until = utc(since, "since"), utc(until, "until")
         try:
             entries, nxt = await self.store.audit_page(owner=principal.owner, domain=domain, since=since,
                                                        until=until, outcome=outcome, limit=limit, cursor=cursor)

@@ -3,12 +3,12 @@ actions. The command line (``foresight keys``) does the same on the store direct
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 
 from protocol.keys import KeyCreateRequest, KeyEventInfo, KeyEventList, KeyInfo, KeyList, KeySecret
 from server.auth import display_prefix, generate_key, hash_key
 from server.errors import Conflict, NotFound
+from server.services.audit import utc
 from server.store import KeyExists, KeyRecord, Store
 
 
@@ -28,9 +28,7 @@ class KeyService:
 
     async def create(self, req: KeyCreateRequest, actor: str | None) -> KeySecret:
         key = generate_key()
-        expires = req.expires_at
-        if expires is not None and expires.tzinfo is None:  # a time without a zone is UTC
-            expires = expires.replace(tzinfo=dt.UTC)
+        expires = utc(req.expires_at, "expires_at")
         try:
             record = await self.store.create_key(
                 req.name, display_prefix(key), hash_key(key, self._secret), role=req.role, domains=req.domains,

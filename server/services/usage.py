@@ -12,7 +12,6 @@ counters, ``foresight_key_*{key}`` (keys are few: named apps, not users).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 from collections import defaultdict
@@ -90,15 +89,19 @@ class UsageLedger:
             return
         try:
             await self.store.add_usage(self._today(), pending)
-        except StoreUnavailable:
+        except BaseException:  # the store failed, or shutdown cancelled the flush: keep the counts
             for key, counts in pending.items():
                 for what, n in counts.items():
                     self._pending[key][what] += n
             raise
 
     async def run(self, interval_s: float) -> None:
-        """Flush every ``interval_s`` until cancelled; a store that is down is tried again next time."""
+        """Flush every ``interval_s`` until cancelled; a flush that fails is tried again next time."""
         while True:
             await asyncio.sleep(interval_s)
-            with contextlib.suppress(StoreUnavailable):
+            try:
                 await self.flush()
+            except StoreUnavailable:
+                pass
+            except Exception:  # never let one bad flush stop the accounting
+                log.exception("usage flush failed; its counts wait for the next one")

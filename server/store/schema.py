@@ -16,7 +16,6 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    false,
 )
 
 metadata = MetaData()
@@ -35,7 +34,7 @@ plans = Table(
     Column("rollout", Text, nullable=True),
     Column("owner", String(128), nullable=True),  # the key that asked; None: stored before keys had scopes
     Column("record", JSON, nullable=True),  # the audit detail: what was asked, the candidate tree, the usage
-    Column("truncated", Boolean, nullable=False, server_default=false()),  # the record was cut to its bound
+    Column("truncated", Boolean, nullable=False, server_default="0"),  # the record was cut to its bound
     Column("purged_at", DateTime(timezone=True), nullable=True),  # past retention: the detail is gone
     Index("ix_plans_model_domain", "model", "domain"),
     Index("ix_plans_owner", "owner"),
@@ -78,7 +77,7 @@ api_keys = Table(
     Column("requests_per_minute", Integer, nullable=True),
     Column("tokens_per_minute", Integer, nullable=True),
     Column("role", String(16), nullable=False, server_default="app"),
-    Column("domains", JSON, nullable=False),
+    Column("domains", JSON, nullable=False, server_default='["*"]'),
     Column("expires_at", DateTime(timezone=True), nullable=True),
     Column("previous_hash", String(64), nullable=True),  # the secret before a rotation, valid for a grace
     Column("previous_valid_until", DateTime(timezone=True), nullable=True),

@@ -6,8 +6,9 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.store.schema import key_usage
@@ -31,20 +32,15 @@ class UsageQueries:
     _tx: Callable[..., AbstractAsyncContextManager[AsyncConnection]]
 
     async def add_usage(self, day: str, rows: Mapping[str, Mapping[str, float]]) -> None:
-        """Add ``rows`` (key name → counts) to ``day``'s totals, in one transaction."""
-        for attempt in range(2):  # a replica that inserted the same new row first: add to it instead
-            try:
-                async with self._tx(write=True) as conn:
-                    for name, counts in rows.items():
-                        where = (key_usage.c.key_name == name) & (key_usage.c.day == day)
-                        added = {c: getattr(key_usage.c, c) + counts.get(c, 0) for c in COUNTS}
-                        if (await conn.execute(update(key_usage).where(where).values(**added))).rowcount == 0:
-                            await conn.execute(key_usage.insert().values(
-                                key_name=name, day=day, **{c: counts.get(c, 0) for c in COUNTS}))
-                return
-            except IntegrityError:
-                if attempt:
-                    raise
+        """Add ``rows`` (key name → counts) to ``day``'s totals in one transaction: an upsert that adds, so
+        replicas writing the same row at once both count."""
+        async with self._tx(write=True) as conn:
+            insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+            for name, counts in rows.items():
+                stmt = insert(key_usage).values(key_name=name, day=day, **{c: counts.get(c, 0) for c in COUNTS})
+                await conn.execute(stmt.on_conflict_do_update(
+                    index_elements=["key_name", "day"],
+                    set_={c: getattr(key_usage.c, c) + getattr(stmt.excluded, c) for c in COUNTS}))
 
     async def usage_rows(self, key_name: str | None = None, since: str | None = None,
                          until: str | None = None) -> list[UsageRow]:

@@ -96,6 +96,12 @@ def test_a_record_over_its_bound_is_truncated_and_says_so() -> None:
     assert truncated and len(json.dumps(record).encode()) <= 8192
     assert any(c["id"] == 7 for c in record["candidates"])  # the chosen one is always kept
     assert "request prompt dropped" in record["truncated"] and any("dropped" in t for t in record["truncated"])
+    huge = PlanResponse.model_validate({**response.model_dump(), "candidates": [{
+        **c.model_dump(), "problems": [{"kind": "k", "detail": "d" * 20_000}],
+        "action": {"kind": "tool_call", "content": "y" * 50_000, "name": "f", "arguments": {"a": "z" * 50_000}},
+    } for c in response.candidates]})
+    bounded, cut = audit_record(req, huge, chosen=7, limit=8192)
+    assert cut and len(json.dumps(bounded).encode()) <= 8192 and bounded["candidates"][0]["id"] == 7
     small, cut = audit_record(PlanRequest.model_validate({"prompt": "p"}), response.model_copy(
         update={"candidates": response.candidates[:1]}), chosen=0, limit=10**6)
     assert not cut and "truncated" not in small

@@ -77,8 +77,31 @@ def test_a_cookie_is_signed_and_short_lived() -> None:
     now = [1000.0]
     signer = SessionSigner(b"secret", clock=lambda: now[0], ttl_s=60)
     cookie = signer.issue("alice")
-    assert signer.read(cookie) == "alice"
-    assert signer.read(cookie.replace("YWxpY2U", "Ym9i")) is None  # another name, same signature: refused
+    assert signer.read(cookie) == ("alice", "")
+    other = signer.issue("bob").split(".")[0]
+    assert signer.read(".".join([other, *cookie.split(".")[1:]])) is None  # another name, same signature: refused
     assert SessionSigner(b"other", clock=lambda: now[0]).read(cookie) is None
     now[0] += 61
     assert signer.read(cookie) is None
+
+
+async def test_bad_cookies_cross_site_posts_and_rotation_end_at_the_login(app, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from server.auth import display_prefix, generate_key, hash_key, load_secret
+    from server.store import Store, default_url
+
+    client, keys = app
+    odd = await client.get("/inspect", headers=[(b"cookie", "foresight_inspect=a.b.\u00e9".encode("latin-1"))])
+    assert odd.status_code == 200 and 'name="key"' in odd.text  # a cookie that is not ours: the login, no 500
+    forged = await client.post("/inspect/login", data={"key": keys["alice"]},
+                               headers={"sec-fetch-site": "cross-site"})
+    assert forged.status_code == 403 and "set-cookie" not in forged.headers  # login CSRF
+    assert (await client.post("/inspect/logout", headers={"origin": "https://evil.example"})).status_code == 403
+    await _login(client, keys["alice"])
+    assert 'name="key"' not in (await client.get("/inspect")).text  # logged in
+    store = Store(default_url(tmp_path / "s.db"))  # the fixture's store and secret
+    await store.open()
+    new = generate_key()
+    secret = load_secret(None, tmp_path / "auth_secret")
+    await store.rotate_key("alice", display_prefix(new), hash_key(new, secret), grace_s=3600)
+    await store.close()
+    assert 'name="key"' in (await client.get("/inspect")).text  # the rotation ended the session

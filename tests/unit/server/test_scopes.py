@@ -49,6 +49,7 @@ async def test_a_plan_goes_to_the_keys_domain_and_nowhere_else(app) -> None:  # 
     other = await _plan(client, auth["alice"], domain="bob")
     assert other.status_code == 403 and other.json()["error"]["code"] == "domain_not_allowed"
     assert (await _plan(client, auth["root"], domain="bob")).status_code == 200  # admin: any domain
+    assert (await _plan(client, auth["root"])).json()["domain"] == "default"  # and the default one by default
 
 
 async def test_cross_app_outcomes_and_calibration_look_unknown(app) -> None:  # type: ignore[no-untyped-def]
@@ -137,3 +138,13 @@ async def test_start_up_warns_about_each_app_key_with_every_domain(tmp_path: Pat
                 await asyncio.sleep(0.01)
     warned = [r.getMessage() for r in caplog.records if "may use every domain" in r.getMessage()]
     assert len(warned) == 1 and "'legacy'" in warned[0]
+
+
+async def test_metrics_that_need_a_key_need_an_admin_key(tmp_path: Path) -> None:
+    store = tmp_path / "s.db"
+    app_key, admin_key = await make_key(store, "app"), await make_key(store, "ops", role="admin")  # type: ignore[arg-type]
+    async with running_app(ScriptedEngine(turn), store_path=str(store), auth_enabled=True,
+                           metrics_require_key=True) as client:
+        as_app = await client.get("/metrics", headers={"authorization": f"Bearer {app_key}"})
+        as_admin = await client.get("/metrics", headers={"authorization": f"Bearer {admin_key}"})
+    assert as_app.status_code == 403 and as_admin.status_code == 200  # they name every key and its usage

@@ -5,6 +5,7 @@ rows; an app key reads only its own usage."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -45,12 +46,16 @@ async def test_stored_usage_equals_the_responses_usage(app) -> None:  # type: ig
                 sent[who][0] += u["prompt_tokens"]
                 sent[who][1] += u["completion_tokens"]
     rows: dict[str, dict] = {}
-    for _ in range(200):  # flushed every 0.05 s
+    deadline = time.monotonic() + 20  # flushed every 0.05 s; a loaded machine may take longer
+    while time.monotonic() < deadline:
         report = (await client.get("/v1/usage", headers=auth["root"])).json()
         rows = {e["key"]: e for e in report["data"]}
-        if all(rows.get(w, {}).get("prompt_tokens") == sent[w][0] for w in sent):
+        # the last outcome may be counted after the flush that held the last tokens: wait for everything
+        if all(rows.get(w, {}).get(k) == v for w in sent for k, v in zip(("prompt_tokens", "completion_tokens"),
+                                                                            sent[w], strict=True)) \
+                and all(rows[w]["outcomes"] == rows[w]["plans"] for w in sent):
             break
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.05)
     for who, (prompt, completion) in sent.items():
         row = rows[who]
         assert (row["prompt_tokens"], row["completion_tokens"]) == (prompt, completion), who

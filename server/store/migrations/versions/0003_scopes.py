@@ -22,14 +22,14 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("api_keys") as t:
-        t.add_column(sa.Column("role", sa.String(16), nullable=False, server_default="app"))
-        t.add_column(sa.Column("domains", sa.JSON, nullable=False, server_default=sa.text("'[\"*\"]'")))
-        t.add_column(sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True))
-        t.add_column(sa.Column("previous_hash", sa.String(64), nullable=True))
-        t.add_column(sa.Column("previous_valid_until", sa.DateTime(timezone=True), nullable=True))
-    with op.batch_alter_table("plans") as t:
-        t.add_column(sa.Column("owner", sa.String(128), nullable=True))
+    # plain ADD COLUMNs with constant defaults: SQLite then alters in place (a rebuild of plans would drop
+    # a table that outcomes' foreign key points at)
+    op.add_column("api_keys", sa.Column("role", sa.String(16), nullable=False, server_default="app"))
+    op.add_column("api_keys", sa.Column("domains", sa.JSON, nullable=False, server_default='["*"]'))
+    op.add_column("api_keys", sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("api_keys", sa.Column("previous_hash", sa.String(64), nullable=True))
+    op.add_column("api_keys", sa.Column("previous_valid_until", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("plans", sa.Column("owner", sa.String(128), nullable=True))
     op.create_index("ix_plans_owner", "plans", ["owner"])
     op.create_table(
         "key_events",

@@ -18,10 +18,11 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("plans") as t:
-        t.add_column(sa.Column("record", sa.JSON, nullable=True))
-        t.add_column(sa.Column("truncated", sa.Boolean, nullable=False, server_default=sa.false()))
-        t.add_column(sa.Column("purged_at", sa.DateTime(timezone=True), nullable=True))
+    # plain ADD COLUMNs with constant defaults: SQLite alters in place instead of rebuilding plans, which
+    # outcomes' foreign key points at
+    op.add_column("plans", sa.Column("record", sa.JSON, nullable=True))
+    op.add_column("plans", sa.Column("truncated", sa.Boolean, nullable=False, server_default="0"))
+    op.add_column("plans", sa.Column("purged_at", sa.DateTime(timezone=True), nullable=True))
     op.create_index("ix_plans_created_at", "plans", ["created_at"])
 
 
