@@ -8,6 +8,7 @@ The key is POSTed once to the login form and exchanged for a signed session cook
 
 from __future__ import annotations
 
+import functools
 import typing
 from pathlib import Path
 
@@ -66,12 +67,12 @@ async def plans_page(request: Request, services: ServicesDep, domain: str | None
         return _page("login.html", error=None)
     if outcome is not None and outcome not in OUTCOMES:
         outcome = None
+    query = functools.partial(services.audit.page, principal, domain=domain or None, since=None, until=None,
+                              outcome=typing.cast(OutcomeFilter, outcome), limit=50)
     try:
-        page = await services.audit.page(principal, domain=domain or None, since=None, until=None,
-                                         outcome=typing.cast(OutcomeFilter, outcome), limit=50, cursor=cursor)
+        page = await query(cursor=cursor)
     except BadRequest:  # a cursor that is not ours: the first page
-        page = await services.audit.page(principal, domain=domain or None, since=None, until=None,
-                                         outcome=typing.cast(OutcomeFilter, outcome), limit=50, cursor=None)
+        page = await query(cursor=None)
     return _page("plans.html", who=principal, plans=page.data, next_cursor=page.next_cursor, domain=domain or "",
                  outcome=outcome or "", auth=services.settings.auth_enabled)
 

@@ -12,7 +12,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from planner.format import parse_turn
@@ -31,10 +31,13 @@ def _size(record: dict[str, Any]) -> int:
     return len(json.dumps(record, separators=(",", ":"), default=str).encode())
 
 
-def audit_record(req: PlanInput, response: PlanResponse, chosen: int | None, limit: int
-                 ) -> tuple[dict[str, Any], bool]:
-    """The plan's audit record and whether it was truncated to ``limit`` bytes."""
-    candidates = [{**c.model_dump(mode="json"), "rollout": parse_turn(c.text).imaginary}
+def audit_record(req: PlanInput, response: PlanResponse, chosen: int | None, limit: int,
+                 rollouts: Mapping[int, str | None] | None = None) -> tuple[dict[str, Any], bool]:
+    """The plan's audit record and whether it was truncated to ``limit`` bytes. ``rollouts``: each candidate's
+    imagined span, as the planner parsed it (parsed here from the text where not given)."""
+    known = rollouts or {}
+    candidates = [{**c.model_dump(mode="json"),
+                   "rollout": known[c.id] if c.id in known else parse_turn(c.text).imaginary}
                   for c in response.candidates]
     record: dict[str, Any] = {"request": req.model_dump(mode="json", exclude_none=True), "candidates": candidates,
                               "chosen": chosen, "usage": response.usage.model_dump(mode="json"),
@@ -122,7 +125,7 @@ class AuditService:
 
     async def get(self, plan_id: str, principal: Principal) -> PlanAudit:
         e = await self.store.audit_entry(plan_id, owner=principal.owner)
-        if e is None or (principal.owner is not None and e.owner is None):
+        if e is None:  # unknown, or not the caller's (the owner filter also hides ownerless plans)
             raise NotFound(f"no plan with id {plan_id!r} is known to this server", param="plan_id",
                            code="plan_not_found")
         r = e.record or {}

@@ -52,7 +52,9 @@ class KeyService:
         if not await self.store.revoke_key(name, actor=actor):
             raise NotFound(f"no active key named {name!r}", param="name", code="key_not_found")
         self._on_change()
-        return key_info(next(k for k in await self.store.list_keys() if k.name == name))
+        record = await self.store.get_key(name)
+        assert record is not None  # just revoked, never deleted
+        return key_info(record)
 
     async def list(self) -> KeyList:
         return KeyList(data=[key_info(k) for k in await self.store.list_keys()])

@@ -181,7 +181,8 @@ class PlanningService:
                     m.parse_problems.labels(problem.kind).inc()
         if self.memory is not None:
             record, truncated = audit_record(req, response, result.chosen.id if result.chosen else None,
-                                             gen.settings.max_plan_record_bytes)
+                                             gen.settings.max_plan_record_bytes,
+                                             {c.id: c.turn.imaginary for c in result.candidates})
             await self.memory.remember(PlanRecord(
                 plan_id=response.plan_id, model=self.memory.model, domain=response.domain,
                 algorithm=response.algorithm, decision=response.decision,

@@ -27,6 +27,10 @@ ANONYMOUS_KEY = "anonymous"  # what calls without a key (auth off) are counted u
 COUNTS = ("requests", "prompt_tokens", "completion_tokens", "plans", "outcomes")
 
 
+def _tally() -> dict[str, float]:
+    return dict.fromkeys((*COUNTS, "cost"), 0.0)
+
+
 class UsageLedger:
     """Counts per key since the last flush; ``cost_total()`` is the replica's accrued cost so far."""
 
@@ -35,7 +39,7 @@ class UsageLedger:
         self.store = store
         self._cost_total = cost_total
         self._today = today
-        self._pending: dict[str, dict[str, float]] = defaultdict(lambda: dict.fromkeys((*COUNTS, "cost"), 0.0))
+        self._pending: dict[str, dict[str, float]] = defaultdict(_tally)
         self._last_cost = cost_total()
         self._unattributed = 0.0
         r = metrics.registry
@@ -84,7 +88,7 @@ class UsageLedger:
     async def flush(self) -> None:
         """Attribute the cost, then add the counts to the store (kept for the next flush if it fails)."""
         self.attribute_cost()
-        pending, self._pending = self._pending, defaultdict(lambda: dict.fromkeys((*COUNTS, "cost"), 0.0))
+        pending, self._pending = self._pending, defaultdict(_tally)
         if not pending:
             return
         try:
