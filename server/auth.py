@@ -13,12 +13,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import math
 import os
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from server.store import KeyRecord, Store
@@ -144,52 +143,3 @@ def _expired(record: KeyRecord) -> bool:
         return False
     at = record.expires_at if record.expires_at.tzinfo else record.expires_at.replace(tzinfo=dt.UTC)
     return at <= dt.datetime.now(dt.UTC)
-
-
-@dataclass
-class _Bucket:
-    level: float
-    updated: float
-
-
-@dataclass
-class RateLimiter:
-    """Per-key token buckets: requests per minute and tokens per minute.
-
-    A request is admitted while both buckets are above zero; tokens are charged after the request
-    (their count is known only then), so a bucket may go negative and the key waits it off."""
-
-    clock: Callable[[], float] = time.monotonic
-    _buckets: dict[tuple[str, str], _Bucket] = field(default_factory=dict)
-
-    def _bucket(self, name: str, kind: str, per_minute: int) -> _Bucket:
-        now = self.clock()
-        b = self._buckets.get((name, kind))
-        if b is None:
-            b = self._buckets[(name, kind)] = _Bucket(float(per_minute), now)
-        b.level = min(float(per_minute), b.level + (now - b.updated) * per_minute / 60.0)
-        b.updated = now
-        return b
-
-    def admit(self, p: Principal) -> float | None:
-        """None if admitted (one request charged), else the seconds to wait (for Retry-After)."""
-        if p.name is None:
-            return None
-        waits = []
-        if p.requests_per_minute is not None:
-            b = self._bucket(p.name, "requests", p.requests_per_minute)
-            if b.level < 1:
-                waits.append((1 - b.level) * 60.0 / p.requests_per_minute)
-        if p.tokens_per_minute is not None:
-            b = self._bucket(p.name, "tokens", p.tokens_per_minute)
-            if b.level <= 0:
-                waits.append((1 - b.level) * 60.0 / p.tokens_per_minute)
-        if waits:
-            return max(1.0, math.ceil(max(waits)))
-        if p.requests_per_minute is not None:
-            self._bucket(p.name, "requests", p.requests_per_minute).level -= 1
-        return None
-
-    def charge_tokens(self, p: Principal, tokens: int) -> None:
-        if p.name is not None and p.tokens_per_minute is not None and tokens > 0:
-            self._bucket(p.name, "tokens", p.tokens_per_minute).level -= tokens

@@ -64,6 +64,8 @@ class Settings(BaseSettings):
                                          "auth_secret beside store_path.")
     auth_cache_ttl_s: float = Field(default=10.0, ge=0, description="How long a verified key is cached (revocation "
                                     "takes effect within this).")
+    redis_url: str | None = Field(default=None, description=(
+        "Redis for rate limits shared by every replica (redis://host:6379/0); default: counted in this process."))
     metrics_require_key: bool = Field(default=False, description="Require an API key on /metrics too.")
     cors_allow_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS (default: none).")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest request body accepted.")
@@ -90,6 +92,8 @@ class Settings(BaseSettings):
     calibration_refit_interval_s: float = Field(
         default=2.0, ge=0, description="Refit a domain's map at most this often (background, never blocks requests)."
     )
+    calibration_sync_interval_s: float = Field(default=3.0, gt=0, description=(
+        "How often a replica looks for maps refitted by another replica (the store's map versions)."))
     plan_retention_days: float = Field(default=30.0, gt=0, description=(
         "How long a plan's audit detail (request, candidate tree) is kept; older plans are purged."))
     plan_purge_interval_s: float = Field(default=3600.0, gt=0, description="How often the retention purge runs.")
@@ -127,6 +131,13 @@ class Settings(BaseSettings):
         if self.calibration_min_isotonic < self.calibration_min_platt:
             raise ValueError("calibration_min_isotonic must be at least calibration_min_platt")
         return self
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, v: str | None) -> str | None:
+        if v and not v.startswith(("redis://", "rediss://", "redis+unix://")):
+            raise ValueError("must start with redis://, rediss:// or redis+unix://")
+        return v or None
 
     @property
     def secret_path(self) -> Path:

@@ -8,12 +8,13 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from engine.base import Engine
-from server.auth import Principal, RateLimiter
+from server.auth import Principal
 from server.config import Settings
 from server.container import Services
 from server.errors import EngineUnavailable, NotReady
 from server.lifecycle import Lifecycle, Phase
 from server.metrics import Metrics
+from server.ratelimit import RateLimiter
 from server.services.audit import AuditService
 from server.services.calibration import CalibrationService
 from server.services.generation import GenerationService, TokenUsage

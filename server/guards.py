@@ -27,7 +27,7 @@ async def authenticate(request: Request, services: ServicesDep) -> Principal:
         if found is None:
             raise Unauthorized(WRONG_KEY)
         principal = found
-    wait = services.limiter.admit(principal)
+    wait = await services.limiter.admit(principal)
     if wait is not None:
         raise TooManyRequests(f"rate limit of key {principal.name!r} reached; retry in {wait:.0f} s",
                               retry_after=wait, code="rate_limit_exceeded")

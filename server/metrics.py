@@ -84,6 +84,10 @@ class Metrics:
             "foresight_world_model_fidelity", "Similarity of the imagined rollout and the reported observation.",
             ["domain"], buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0), registry=r,
         )
+        self.rate_limit_errors = Counter(
+            "foresight_rate_limit_errors", "Rate-limit storage (Redis) failures; each request was admitted unlimited.",
+            ["operation"], registry=r,
+        )
         self.store_errors = Counter(
             "foresight_store_errors", "Outcome-store operations that failed.", ["operation"], registry=r,
         )
