@@ -19,13 +19,14 @@ from engine.base import Engine
 from engine.errors import EngineDeadError
 from planner.calibrate import CalibrationPolicy
 from server.admission import Admission
-from server.auth import KeyRing, RateLimiter, load_secret
+from server.auth import KeyRing, load_secret
 from server.config import Settings
 from server.errors import SettingsError
 from server.inspect.session import SessionSigner
 from server.lifecycle import Lifecycle, Phase
 from server.metrics import Metrics
 from server.power import detect_power
+from server.ratelimit import RateLimiter, open_storage
 from server.services.audit import AuditService, Retention
 from server.services.calibration import CalibrationService
 from server.services.generation import GenerationService
@@ -112,6 +113,7 @@ class Services:
         dog = asyncio.create_task(self._watchdog())
         purge = asyncio.create_task(self._purge_when_open())
         accounts = asyncio.create_task(self.usage.run(self.settings.usage_flush_interval_s))
+        maps = asyncio.create_task(self._sync_when_open())
         if self.settings.metrics_enabled:
             self.monitor.start()
         try:
@@ -119,7 +121,7 @@ class Services:
         finally:
             self.lifecycle.set(Phase.DRAINING)
             await asyncio.wait({self.store_loader}, timeout=STORE_OPEN_GRACE_S)
-            tasks = (self.loader, self.store_loader, dog, purge, accounts)
+            tasks = (self.loader, self.store_loader, dog, purge, accounts, maps)
             for task in tasks:
                 if not task.done():
                     task.cancel()  # a load cut mid-start closes the engine itself (EngineLifecycle)
@@ -132,6 +134,8 @@ class Services:
                 await self.calibration.close()
             with contextlib.suppress(Exception):
                 await self.store.close()
+            with contextlib.suppress(Exception):
+                await self.limiter.close()
             await self.monitor.stop()
 
     def _failed(self, detail: str) -> None:
@@ -183,6 +187,12 @@ class Services:
             await asyncio.wait({self.store_loader})
         await self.retention.run(self.settings.plan_purge_interval_s)
 
+    async def _sync_when_open(self) -> None:
+        """Other replicas' refitted calibration maps, polled once the store has had its chance to open."""
+        if self.store_loader is not None:
+            await asyncio.wait({self.store_loader})
+        await self.calibration.run_sync(self.settings.calibration_sync_interval_s)
+
     async def _watchdog(self) -> None:
         """Notices a dead engine without traffic, so the process exits and is restarted."""
         while True:
@@ -227,7 +237,8 @@ def build_services(settings: Settings, engine: Engine | None = None,
         monitor=monitor, keyring=keyring, keys=KeyService(store, secret, keyring.forget_all),
         retention=Retention(store, settings.plan_retention_days), audit=AuditService(store),
         inspect_sessions=SessionSigner(secret), usage=UsageLedger(store, metrics, monitor.cost_total),
-        limiter=RateLimiter(),
+        limiter=RateLimiter(open_storage(settings.redis_url),
+                            on_error=lambda op: metrics.rate_limit_errors.labels(op).inc()),
         admission=admission, request_exit=request_exit or (lambda _code: None),
     )
     return services

@@ -17,7 +17,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
+import socket
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,6 +89,7 @@ class _DomainState:
     dirty: bool = False
     last_fit: float = -math.inf
     fitted_on: int = 0
+    version: int = 0  # of the stored map this replica uses (0: none yet)
 
 
 @dataclass
@@ -97,6 +101,8 @@ class CalibrationService:
     metrics: Metrics
     policy: CalibrationPolicy = field(default_factory=CalibrationPolicy)
     refit_interval_s: float = 2.0
+    lease_ttl_s: float = 60.0  # a refit lease outlives any fit; it lapses if its replica dies mid-fit
+    replica: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
     calibrator: DomainCalibrator = field(default_factory=DomainCalibrator)
     _domains: dict[str, _DomainState] = field(default_factory=dict)
     _load_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -131,9 +137,7 @@ class CalibrationService:
             return self.store
         async with self._load_lock:
             if not self._loaded:
-                for domain, params in (await self.store.load_maps(self.model)).items():
-                    self.calibrator.maps[domain] = map_from_dict(params)
-                    self._state(domain).fitted_on = int(params.get("outcomes", 0))
+                self._adopt(await self.store.load_maps(self.model))
                 for domain in await self.store.domains(self.model):
                     self._publish(summarize(domain, await self.store.outcome_rows(self.model, domain),
                                             self._params(domain)))
@@ -218,17 +222,62 @@ class CalibrationService:
             finally:
                 state.last_fit = time.monotonic()
 
-    async def refit(self, domain: str) -> CalibrationMap:
-        """Fit ``domain``'s map on all its outcomes (in a worker thread), persist it, and use it."""
+    async def refit(self, domain: str) -> CalibrationMap | None:
+        """Fit ``domain``'s map on all its outcomes (in a worker thread), persist it, and use it. Under the
+        domain's lease: while another replica holds it this returns None and the refit is tried again
+        later (so N replicas do not fit the same map N times); a stored map already fitted on as many
+        outcomes (another replica's) is adopted instead of fitted again."""
         store = await self._ready_store()
-        rows = await store.outcome_rows(self.model, domain)
-        pairs = [(r.raw_confidence, r.success) for r in rows if r.raw_confidence is not None]
-        fitted = await asyncio.to_thread(fit_map, [c for c, _ in pairs], [y for _, y in pairs], self.policy)
-        await store.save_map(self.model, domain, fitted.to_dict(), len(pairs))
-        self.calibrator.maps[domain] = fitted
-        self._state(domain).fitted_on = len(pairs)
+        if not await store.acquire_refit_lease(self.model, domain, self.replica, self.lease_ttl_s):
+            self._state(domain).dirty = True
+            return None
+        try:
+            rows = await store.outcome_rows(self.model, domain)
+            pairs = [(r.raw_confidence, r.success) for r in rows if r.raw_confidence is not None]
+            stored = (await store.load_maps(self.model, [domain])).get(domain)
+            if stored is not None and int(stored.get("outcomes", -1)) == len(pairs):
+                self._adopt({domain: stored})
+                fitted = self.calibrator.maps[domain]
+            else:
+                fitted = await asyncio.to_thread(fit_map, [c for c, _ in pairs], [y for _, y in pairs], self.policy)
+                version = await store.save_map(self.model, domain, fitted.to_dict(), len(pairs))
+                self.calibrator.maps[domain] = fitted
+                state = self._state(domain)
+                state.fitted_on, state.version = len(pairs), version
+        finally:
+            await store.release_refit_lease(self.model, domain, self.replica)
         self._publish(summarize(domain, rows, self._params(domain)))
         return fitted
+
+    # -- replicas ----------------------------------------------------------------------------
+    async def sync(self) -> list[str]:
+        """Load the maps another replica saved since this one last looked; returns their domains."""
+        store = await self._ready_store()
+        versions = await store.map_versions(self.model)
+        newer = [d for d, v in versions.items() if v > self._state(d).version]
+        if newer:
+            self._adopt(await store.load_maps(self.model, newer))
+            for domain in newer:
+                self.metrics.calibration_outcomes.labels(domain).set(self._state(domain).fitted_on)
+            log.info("calibration maps refitted elsewhere now used here: %s", ", ".join(sorted(newer)))
+        return newer
+
+    async def run_sync(self, interval_s: float) -> None:
+        """Poll for other replicas' maps every ``interval_s`` (a store that is down is tried again)."""
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.sync()
+            except StoreUnavailable:
+                self.metrics.store_errors.labels("calibration_sync").inc()
+            except Exception:  # pragma: no cover - the poll must outlive any one failure
+                log.exception("calibration sync failed")
+
+    def _adopt(self, stored: Mapping[str, Mapping[str, Any]]) -> None:
+        for domain, params in stored.items():
+            self.calibrator.maps[domain] = map_from_dict(params)
+            state = self._state(domain)
+            state.fitted_on, state.version = int(params.get("outcomes", 0)), int(params.get("version", 0))
 
     def _state(self, domain: str) -> _DomainState:
         return self._domains.setdefault(domain, _DomainState())

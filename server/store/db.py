@@ -25,7 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from server.store.audit import AuditQueries
 from server.store.errors import KeyExists, OutcomeExists, PlanNotFound, StoreUnavailable
-from server.store.schema import api_keys, calibration_maps, key_events, outcomes, plans
+from server.store.maps import MapQueries
+from server.store.schema import api_keys, key_events, outcomes, plans
 from server.store.usage import UsageQueries
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -87,7 +88,7 @@ class OutcomeRow:
     fidelity: float | None
 
 
-class Store(AuditQueries, UsageQueries):
+class Store(AuditQueries, UsageQueries, MapQueries):
     """Plans, outcomes and calibration maps. Every method raises :class:`StoreUnavailable` on database errors.
 
     Its owner opens it (``open``: connect and migrate) and closes it; a store whose open failed
@@ -318,22 +319,6 @@ class Store(AuditQueries, UsageQueries):
 
         async with self._tx(write=False) as conn:
             return int((await conn.execute(select(func.count()).select_from(outcomes))).scalar_one())
-
-    async def save_map(self, model: str, domain: str, params: Mapping[str, Any], n_outcomes: int) -> None:
-        values = {"kind": str(params.get("kind", "identity")), "params": dict(params), "outcomes": n_outcomes,
-                  "fitted_at": _now()}
-        async with self._tx(write=True) as conn:
-            key = (calibration_maps.c.model == model) & (calibration_maps.c.domain == domain)
-            result = await conn.execute(update(calibration_maps).where(key).values(**values))
-            if result.rowcount == 0:
-                await conn.execute(calibration_maps.insert().values(model=model, domain=domain, **values))
-
-    async def load_maps(self, model: str) -> dict[str, dict[str, Any]]:
-        """Persisted maps of ``model`` by domain (with ``outcomes``: how many they were fitted on)."""
-        q = select(calibration_maps).where(calibration_maps.c.model == model)
-        async with self._tx(write=False) as conn:
-            rows = (await conn.execute(q)).mappings().all()
-        return {r["domain"]: {**r["params"], "outcomes": r["outcomes"]} for r in rows}
 
 
 @dataclass(frozen=True)

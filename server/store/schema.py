@@ -63,6 +63,16 @@ calibration_maps = Table(
     Column("params", JSON, nullable=False),
     Column("outcomes", Integer, nullable=False),
     Column("fitted_at", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=False, server_default="1"),  # +1 each save: replicas poll it
+)
+
+refit_leases = Table(  # one replica refits a domain at a time; a lease expires if its holder dies
+    "refit_leases",
+    metadata,
+    Column("model", String(256), primary_key=True),
+    Column("domain", String(128), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
 )
 
 api_keys = Table(

@@ -31,7 +31,7 @@ async def _reset(url: str) -> None:
 
     engine = create_async_engine(url)
     async with engine.begin() as conn:
-        for table in ("outcomes", "calibration_maps", "plans", "api_keys", "key_events", "key_usage",
+        for table in ("outcomes", "calibration_maps", "plans", "api_keys", "key_events", "key_usage", "refit_leases",
                       "alembic_version"):
             await conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
     await engine.dispose()
@@ -113,7 +113,7 @@ async def test_restart_keeps_outcomes_and_maps(url: str) -> None:
     await again.open()  # migrations are idempotent
     try:
         assert await again.count_outcomes() == 5
-        assert await again.load_maps("m") == {"d": {"kind": "platt", "a": 2.0, "b": -0.1, "outcomes": 5}}
+        assert await again.load_maps("m") == {"d": {"kind": "platt", "a": 2.0, "b": -0.1, "outcomes": 5, "version": 2}}
     finally:
         await again.close()
 
