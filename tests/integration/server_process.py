@@ -58,6 +58,12 @@ class ServerProcess:
 
 def start_server(model: Path, log_dir: Path, *extra: str, env: dict[str, str] | None = None,
                  port: int | None = None) -> ServerProcess:
+    return wait_ready(launch_server(model, log_dir, *extra, env=env, port=port))
+
+
+def launch_server(model: Path, log_dir: Path, *extra: str, env: dict[str, str] | None = None,
+                  port: int | None = None) -> ServerProcess:
+    """Start ``foresight serve`` without waiting for it (several can load side by side)."""
     port = port or free_port()
     log_path = log_dir / f"server-{port}.log"
     full_env = {**os.environ, "FORESIGHT_LOG_LEVEL": "info", "VLLM_CPU_KVCACHE_SPACE": "1",
@@ -68,11 +74,15 @@ def start_server(model: Path, log_dir: Path, *extra: str, env: dict[str, str] | 
             [sys.executable, "-m", "foresight", "serve", "--model", str(model), "--port", str(port), *extra],
             cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT,
         )
-    server = ServerProcess(proc, port, log_path, full_env)
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    return ServerProcess(proc, port, log_path, full_env)
+
+
+def wait_ready(server: ServerProcess, timeout_s: float = STARTUP_TIMEOUT_S) -> ServerProcess:
+    """Wait for ``/ready``; a server that exits or never gets there fails with its log."""
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} during start-up:\n{server.log()}")
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"server exited with {server.proc.returncode} during start-up:\n{server.log()}")
         try:
             if httpx.get(f"{server.url}/ready", timeout=2).status_code == 200:
                 return server
@@ -80,4 +90,4 @@ def start_server(model: Path, log_dir: Path, *extra: str, env: dict[str, str] | 
             pass
         time.sleep(0.5)
     server.stop(signal.SIGKILL)
-    raise RuntimeError(f"server not ready after {STARTUP_TIMEOUT_S}s:\n{server.log()}")
+    raise RuntimeError(f"server not ready after {timeout_s}s:\n{server.log()}")
