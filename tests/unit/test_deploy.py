@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 
 import pytest
@@ -107,7 +106,11 @@ def test_quantize_image_and_job() -> None:
 
 def test_provisioning_files_parse_and_agree() -> None:
     prom = yaml.safe_load((DOCKER / "prometheus" / "prometheus.yml").read_text())
-    assert prom["scrape_configs"][0]["static_configs"][0]["targets"] == ["server:8000"]
+    jobs = {j["job_name"]: j["dns_sd_configs"][0] for j in prom["scrape_configs"]}
+    assert set(jobs["foresight"]["names"]) == {"server", "replica-a", "replica-b"} <= set(compose()["services"]) | {
+        "server"} and jobs["foresight"]["port"] == 8000
+    assert jobs["vllm-router"]["names"] == ["router"] and str(jobs["vllm-router"]["port"]) in " ".join(
+        compose()["services"]["router"]["command"])
     assert prom["rule_files"] == ["/etc/prometheus/alerts.yml"]
     ds = yaml.safe_load((DOCKER / "grafana/provisioning/datasources/prometheus.yml").read_text())
     assert ds["datasources"][0]["url"] == "http://prometheus:9090"
@@ -117,21 +120,7 @@ def test_provisioning_files_parse_and_agree() -> None:
     assert "./grafana/dashboards:/var/lib/grafana/dashboards:ro" in grafana_vols
 
 
-def test_helm_with_the_binary() -> None:
-    helm = shutil.which("helm")
-    if helm is None:
-        pytest.skip("the helm binary is not installed here (not in Debian 12 or PyPI); the chart is checked by "
-                    "test_helm_chart_by_hand instead")
-    for extra in ([], ["--set", "gpus=4", "--set", "autoscaling.enabled=true"]):
-        args = ["--set", "secret.authSecret=x", "--set", "secret.databaseUrl=postgresql://u@h/db", *extra]
-        assert subprocess.run([helm, "lint", str(CHART), *args]).returncode == 0
-        out = subprocess.run([helm, "template", "t", str(CHART), *args], capture_output=True, text=True)
-        assert out.returncode == 0, out.stderr
-        docs = [d for d in yaml.safe_load_all(out.stdout) if d]
-        assert {d["kind"] for d in docs} >= {"Deployment", "Service", "Secret", "PodDisruptionBudget"}
-
-
-def test_helm_chart_by_hand() -> None:
+def test_helm_chart_structure() -> None:
     from engine.scripted import ScriptedEngine
     from server.app import create_app
     from tests.unit.server.conftest import settings
@@ -167,3 +156,33 @@ def test_helm_chart_by_hand() -> None:
             for part in ref.split("."):
                 assert isinstance(node, dict) and part in node, f"{tpl.name}: .Values.{ref} is not in values.yaml"
                 node = node[part]
+
+
+def test_compose_runs_two_replicas_behind_the_edge() -> None:
+    from tests.integration.replica_stack import ROUTER_RETRIES
+
+    services = compose()["services"]
+    group = {"replica-a", "replica-b", "router", "edge", "redis"}
+    assert all(services[n]["profiles"] == ["replicas"] for n in group)
+    a, b = services["replica-a"]["environment"], services["replica-b"]["environment"]
+    assert a == b and a["FORESIGHT_REDIS_URL"] == "redis://redis:6379/0"  # one store, one secret, one Redis
+    assert "@postgres:5432/" in a["FORESIGHT_DATABASE_URL"]
+    for name in ("replica-a", "replica-b"):
+        assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
+        assert not services[name]["ports"], "replicas are reached through the edge only"
+    cmd = services["router"]["command"]
+    workers = cmd[cmd.index("--worker-urls") + 1:cmd.index("--policy")]
+    assert workers == ["http://replica-a:8000", "http://replica-b:8000"]
+    assert cmd[cmd.index("--health-check-endpoint") + 1] == "/ready"  # a draining replica stops getting work
+    assert cmd[cmd.index("--policy") + 1] == "consistent_hash"
+    flags = " ".join(cmd)
+    assert " ".join(ROUTER_RETRIES) in flags, "the retries the loopback test proved"
+    edge = services["edge"]
+    assert edge["ports"] == ["127.0.0.1:8000:8000"]
+    assert edge["environment"]["ROUTER_ADDR"] == f"router:{cmd[cmd.index('--port') + 1]}"
+    assert {edge["environment"][k].split(":")[0] for k in ("REPLICA_A", "REPLICA_B")} == {"replica-a", "replica-b"}
+    cfg_mount = next(v for v in edge["volumes"] if v.endswith("/etc/haproxy/foresight.cfg:ro"))
+    cfg = (DOCKER / cfg_mount.split(":")[0]).read_text()
+    assert all(f'"${{{v}}}"' in cfg for v in ("EDGE_BIND", "ROUTER_ADDR", "REPLICA_A", "REPLICA_B"))
+    pinned = re.search(r"vllm-router==([\d.]+)", (DOCKER / "Dockerfile.router").read_text())
+    assert pinned and f'"vllm-router=={pinned.group(1)}"' in (REPO / "pyproject.toml").read_text()
