@@ -58,6 +58,7 @@ class VllmEngineConfig:
     pipeline_parallel_size: int = 1
     distributed_executor_backend: str | None = None  # "ray" across nodes; default: vLLM's choice
     cpu_kvcache_space_gib: int = 1
+    kv_cache_blocks: int | None = None  # a fixed KV cache size in blocks; None: what memory allows
     max_num_seqs: int = 64
     enforce_eager: bool = True
     seed: int = 0
@@ -151,6 +152,7 @@ class VllmEngine(EngineLifecycle):
             pipeline_parallel_size=cfg.pipeline_parallel_size,
             distributed_executor_backend=cfg.distributed_executor_backend,  # type: ignore[arg-type]
             max_num_seqs=cfg.max_num_seqs,
+            num_gpu_blocks_override=cfg.kv_cache_blocks,
             enforce_eager=cfg.enforce_eager,
             seed=cfg.seed,
             disable_log_stats=not cfg.log_stats,

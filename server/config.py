@@ -43,6 +43,8 @@ class Settings(BaseSettings):
         default=None, description="vLLM's executor: 'ray' for multi-node serving; default: vLLM's choice."
     )
     cpu_kvcache_space_gib: int = Field(default=1, ge=1, description="KV cache size on CPU (GiB).")
+    kv_cache_blocks: int | None = Field(default=None, ge=1, description=(
+        "A fixed KV cache size in blocks (vLLM's num_gpu_blocks_override); default: what memory allows."))
     max_num_seqs: int = Field(default=64, ge=1, description="Most sequences the engine runs at once.")
     enforce_eager: bool = Field(default=True, description="Skip graph capture/compilation (faster start-up).")
     seed: int = Field(default=0, description="Engine seed.")

@@ -131,7 +131,7 @@ def _wait_http(url: str, proc: Proc, timeout_s: float) -> None:
 
 
 @contextlib.contextmanager
-def replica_stack(model: Path, log_dir: Path, database_url: str, redis_url: str, *, policy: str = "consistent_hash",
+def replica_stack(model: Path, log_dir: Path, database_url: str, redis_url: str, *, policy: str = "cache_aware",
                   env: dict[str, str] | None = None) -> Iterator[Stack]:
     """Start it all; yield the stack; stop it all (replicas drain on SIGTERM)."""
     shared = {"FORESIGHT_AUTH_ENABLED": "true", "FORESIGHT_AUTH_SECRET": secrets.token_hex(16),

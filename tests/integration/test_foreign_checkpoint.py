@@ -1,5 +1,5 @@
 """A checkpoint that is not ours — a random-weight Qwen2 model with a locally trained tokenizer and the
-Qwen2.5-style tool template (tests/fixtures/qwen_checkpoint.py) — served by ``foresight serve --model DIR``:
+Qwen2.5-style tool template (reference/random_checkpoint.py) — served by ``foresight serve --model DIR``:
 chat, tools, streamed tool calls, json_schema, /v1/responses and /v1/plan. Random weights: the assertions are
 on protocol and parsing; a required tool call is made well-formed by constrained decoding."""
 
@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from tests.fixtures.qwen_checkpoint import build
+from reference.random_checkpoint import build
 from tests.integration.server_process import ServerProcess, start_server
 
 pytestmark = pytest.mark.integration

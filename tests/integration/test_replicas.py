@@ -161,6 +161,37 @@ def test_outcomes_through_one_replica_recalibrate_the_other(stack: Stack) -> Non
     assert took <= SYNC_S + 1.5, f"b used a's map after {took:.1f} s (sync interval {SYNC_S} s)"
 
 
+def test_redis_going_away_leaves_the_replicas_serving(stack: Stack, redis: RedisServer) -> None:
+    """Fail open: with Redis stopped every request is still served, each counted as a limit not applied;
+    limits hold again once it is back."""
+    key = stack.key("through-an-outage", "--rpm", "1000")
+    body = {"model": MODEL, "prompt": PROMPT, "max_tokens": 4}
+
+    def errors() -> float:
+        return sum(float(line.rsplit(" ", 1)[1]) for r in stack.replicas
+                   for line in httpx.get(f"{r.url}/metrics", timeout=10).text.splitlines()
+                   if line.startswith("foresight_rate_limit_errors_total{"))
+
+    before = errors()
+    redis.stop()
+    try:
+        codes = [httpx.post(f"{stack.replicas[i % 2].url}/v1/completions", json=body, headers=auth(key),
+                            timeout=120).status_code for i in range(6)]
+    finally:
+        redis.start()
+    assert codes == [200] * 6
+    assert errors() - before >= 6
+    once = stack.key("after-the-outage", "--rpm", "1")
+    deadline = time.monotonic() + 15  # the replicas' clients reconnect on their own
+    while time.monotonic() < deadline:
+        first = httpx.post(f"{stack.replicas[0].url}/v1/completions", json=body, headers=auth(once), timeout=120)
+        if first.status_code == 429:
+            break  # an earlier try counted: Redis is back
+        time.sleep(0.5)
+    refused = httpx.post(f"{stack.replicas[1].url}/v1/completions", json=body, headers=auth(once), timeout=120)
+    assert refused.status_code == 429, "limits hold across replicas again"
+
+
 def test_sigterm_to_a_replica_under_load_loses_no_request(stack: Stack) -> None:
     """Runs last: it stops replica b. Every request ends answered (200), or with a clear JSON error."""
     key = stack.admin_key

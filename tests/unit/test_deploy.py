@@ -174,7 +174,7 @@ def test_compose_runs_two_replicas_behind_the_edge() -> None:
     workers = cmd[cmd.index("--worker-urls") + 1:cmd.index("--policy")]
     assert workers == ["http://replica-a:8000", "http://replica-b:8000"]
     assert cmd[cmd.index("--health-check-endpoint") + 1] == "/ready"  # a draining replica stops getting work
-    assert cmd[cmd.index("--policy") + 1] == "consistent_hash"
+    assert cmd[cmd.index("--policy") + 1] == "cache_aware"  # measured best (docs/scaling.md)
     flags = " ".join(cmd)
     assert " ".join(ROUTER_RETRIES) in flags, "the retries the loopback test proved"
     edge = services["edge"]
