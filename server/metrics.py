@@ -88,6 +88,8 @@ class Metrics:
             "foresight_rate_limit_errors", "Rate-limit storage (Redis) failures; each request was admitted unlimited.",
             ["operation"], registry=r,
         )
+        for operation in ("admit", "charge"):  # exported from the start: an alert's rate() has a series
+            self.rate_limit_errors.labels(operation)
         self.store_errors = Counter(
             "foresight_store_errors", "Outcome-store operations that failed.", ["operation"], registry=r,
         )

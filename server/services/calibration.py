@@ -7,6 +7,10 @@ acknowledged; each one schedules a background refit of its domain's map
 a restart keeps it. The store being down never stops planning: plans are then
 not remembered (logged and counted), and outcomes are answered 503.
 
+Replicas (docs/scaling.md): a refit holds the domain's lease in the store, so one replica fits a
+domain at a time; every saved map gets a new version, which the other replicas poll every
+``calibration_sync_interval_s`` (:meth:`CalibrationService.run_sync`) to load it.
+
 Metrics: ``confidence="raw"`` is the model's own confidence, ``"calibrated"``
 the one the planner used when it decided (so the calibrated figures are
 out-of-sample: each plan was calibrated before its outcome was known).
