@@ -143,7 +143,6 @@ def test_the_router_finds_the_replicas_and_its_edge_config_is_valid(tmp_path: An
     assert checked.returncode == 0, checked.stdout + checked.stderr
     shared = (REPO / "docker" / "router" / "haproxy.cfg").read_text()
     for rule in ("retry-on conn-failure empty-response 503", "balance hdr(x-session-id)", "hash-type consistent",
-                 "hash-balance-factor 150",
                  "option httpchk GET /ready", "acl openai_generation path /v1/chat/completions /v1/completions",
                  "option httpchk GET /liveness"):
         assert rule in cfg and rule in shared, f"compose's and the chart's edge disagree on {rule!r}"
