@@ -71,6 +71,7 @@ class GenerationChunk:
     prompt_tokens: int
     deltas: list[SequenceDelta] = field(default_factory=list)
     finished: bool = False
+    cached_tokens: int | None = None  # prompt tokens the engine's prefix cache served (None: not said)
 
 
 @dataclass(frozen=True)

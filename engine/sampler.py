@@ -26,10 +26,12 @@ async def collect(engine: Engine, request: GenerationRequest, request_id: str) -
     tokens = [0] * request.n
     reasons: list[str | None] = [None] * request.n
     prompt_tokens = len(request.prompt_token_ids)
+    cached = 0
     finished = False
     try:
         async for chunk in engine.generate(request, request_id):
             prompt_tokens = chunk.prompt_tokens
+            cached = chunk.cached_tokens if chunk.cached_tokens is not None else cached
             for d in chunk.deltas:
                 texts[d.index] += d.text
                 tokens[d.index] += d.num_tokens
@@ -39,7 +41,8 @@ async def collect(engine: Engine, request: GenerationRequest, request_id: str) -
     finally:
         if not finished:  # shielded: a cancelled caller still aborts its request
             await asyncio.shield(engine.abort(request_id))
-    return SampleBatch([Sample(t, k, r) for t, k, r in zip(texts, tokens, reasons, strict=True)], prompt_tokens)
+    return SampleBatch([Sample(t, k, r) for t, k, r in zip(texts, tokens, reasons, strict=True)], prompt_tokens,
+                       cached)
 
 
 @dataclass

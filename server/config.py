@@ -43,6 +43,9 @@ class Settings(BaseSettings):
         default=None, description="vLLM's executor: 'ray' for multi-node serving; default: vLLM's choice."
     )
     cpu_kvcache_space_gib: int = Field(default=1, ge=1, description="KV cache size on CPU (GiB).")
+    block_size: int | None = Field(default=None, ge=16, le=256, description=(
+        "Tokens per KV-cache block, the prefix cache's unit (only full blocks are reused); default: vLLM's "
+        "(16 on GPUs, 128 on CPU). On CPU a multiple of 32."))
     kv_cache_blocks: int | None = Field(default=None, ge=1, description=(
         "A fixed KV cache size in blocks (vLLM's num_gpu_blocks_override); default: what memory allows."))
     max_num_seqs: int = Field(default=64, ge=1, description="Most sequences the engine runs at once.")

@@ -56,7 +56,7 @@ def build_engine(settings: Settings) -> Engine:
         tensor_parallel_size=settings.tensor_parallel_size, pipeline_parallel_size=settings.pipeline_parallel_size,
         distributed_executor_backend=settings.distributed_executor_backend,
         cpu_kvcache_space_gib=settings.cpu_kvcache_space_gib,
-        kv_cache_blocks=settings.kv_cache_blocks, max_num_seqs=settings.max_num_seqs,
+        kv_cache_blocks=settings.kv_cache_blocks, block_size=settings.block_size, max_num_seqs=settings.max_num_seqs,
         enforce_eager=settings.enforce_eager, seed=settings.seed, log_stats=settings.metrics_enabled,
     )
 

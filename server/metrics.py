@@ -11,6 +11,7 @@ import time
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from planner.format import PROBLEM_KINDS
+from planner.search.base import Usage
 from server.access import ASGIApp, HttpMiddleware, Receive, Scope, Send, StatusRecorder, route_path
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -84,6 +85,14 @@ class Metrics:
             "foresight_world_model_fidelity", "Similarity of the imagined rollout and the reported observation.",
             ["domain"], buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0), registry=r,
         )
+        self.plan_prefix_cache = Counter(
+            "foresight_plan_prefix_cache_tokens", "Plans' prompt tokens looked up (queried) and served (cached) by "
+            "the engine's prefix cache, by call: proposals, or continuations of a generated span.",
+            ["call", "kind"], registry=r,
+        )
+        for call in ("proposal", "continuation"):
+            for kind in ("queried", "cached"):
+                self.plan_prefix_cache.labels(call, kind)
         self.rate_limit_errors = Counter(
             "foresight_rate_limit_errors", "Rate-limit storage (Redis) failures; each request was admitted unlimited.",
             ["operation"], registry=r,
@@ -98,6 +107,14 @@ class Metrics:
         """``n`` tokens of ``kind`` (prompt, completion) processed."""
         self.tokens.labels(kind).inc(n)
         self.token_totals[kind] = self.token_totals.get(kind, 0) + n
+
+    def count_prefix_cache(self, usage: Usage) -> None:
+        """A plan's prompt tokens and those its engine's prefix cache served, by kind of call."""
+        continuation, cached_cont = usage.continuation_prompt_tokens, usage.continuation_cached_tokens
+        proposal = (usage.prompt_tokens - continuation, usage.cached_tokens - cached_cont)
+        for call, (queried, cached) in (("proposal", proposal), ("continuation", (continuation, cached_cont))):
+            self.plan_prefix_cache.labels(call, "queried").inc(queried)
+            self.plan_prefix_cache.labels(call, "cached").inc(cached)
 
     def count_decision(self, decision: str) -> None:
         """A plan ended with ``decision``."""

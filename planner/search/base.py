@@ -32,6 +32,7 @@ class SampleBatch:
 
     samples: list[Sample]
     prompt_tokens: int
+    cached_tokens: int = 0  # of the prompt, served by the engine's prefix cache
 
 
 class Sampler(Protocol):
@@ -161,6 +162,9 @@ class Usage:
     candidates: int = 0
     depth: int = 0
     engine_calls: int = 0
+    cached_tokens: int = 0  # prompt tokens the prefix cache served, all calls
+    continuation_prompt_tokens: int = 0  # of which: the calls that continue a committed span
+    continuation_cached_tokens: int = 0
 
 
 @dataclass
@@ -244,6 +248,10 @@ class SearchState:
             self.reserved_candidates -= cands
         self.usage.engine_calls += 1
         self.usage.prompt_tokens += batch.prompt_tokens
+        self.usage.cached_tokens += batch.cached_tokens
+        if not count_candidates:  # a continuation: its prompt re-sends the span just generated
+            self.usage.continuation_prompt_tokens += batch.prompt_tokens
+            self.usage.continuation_cached_tokens += batch.cached_tokens
         self.usage.completion_tokens += sum(s.tokens for s in batch.samples)
         if count_candidates:
             self.usage.candidates += len(batch.samples)

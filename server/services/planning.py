@@ -31,6 +31,7 @@ from protocol.plan import (
     PlanResponse,
     PlanUsage,
     ProblemModel,
+    PromptTokensDetails,
     TreeNode,
 )
 from server.auth import ANONYMOUS, Principal
@@ -176,6 +177,7 @@ class PlanningService:
             m.plan_candidates.observe(result.usage.candidates)
             m.plan_depth.observe(result.usage.depth)
             m.plan_latency.observe(result.latency_s)
+            m.count_prefix_cache(result.usage)
             for c in result.candidates:
                 for problem in c.turn.problems:
                     m.parse_problems.labels(problem.kind).inc()
@@ -208,7 +210,11 @@ class PlanningService:
             candidates=[_candidate(c) for c in result.candidates],
             usage=PlanUsage(prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens,
                             total_tokens=u.prompt_tokens + u.completion_tokens, candidates=u.candidates,
-                            depth=u.depth, engine_calls=u.engine_calls),
+                            depth=u.depth, engine_calls=u.engine_calls,
+                            prompt_tokens_details=PromptTokensDetails(
+                                cached_tokens=u.cached_tokens,
+                                continuation_prompt_tokens=u.continuation_prompt_tokens,
+                                continuation_cached_tokens=u.continuation_cached_tokens)),
             latency_s=round(result.latency_s, 6),
             tree=_tree(result) if req.return_tree else None,
             message=message, finish_reason=finish, foresight=foresight,

@@ -21,6 +21,7 @@ import pytest
 
 from tests.conftest import REPO
 from tests.integration.server_process import ServerProcess, free_port, launch_server, wait_ready
+from tests.redis_server import terminate
 
 HAPROXY_CFG = REPO / "docker" / "router" / "haproxy.cfg"
 
@@ -56,13 +57,7 @@ class Proc:
         return self.log_path.read_text(errors="replace")[-4000:]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, 15)
 
 
 @dataclass

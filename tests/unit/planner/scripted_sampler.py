@@ -30,6 +30,8 @@ class ScriptedSampler:
     calls: list[tuple[str, int, int, tuple[str, ...]]] = field(default_factory=list)
     seeds: list[int | None] = field(default_factory=list)
     delay_s: float = 0.0
+    cache_block: int = 0  # > 0: report cached prompt tokens as a prefix cache of such blocks would
+    seen: list[str] = field(default_factory=list)  # prompts and prompt + output, as an engine caches them
 
     async def sample(self, prompt: str, n: int, *, stop: Sequence[str], max_tokens: int, temperature: float,
                      top_p: float = 1.0, seed: int | None = None) -> SampleBatch:
@@ -45,7 +47,23 @@ class ScriptedSampler:
             if len(text) > max_tokens:
                 text, finish = text[:max_tokens], "length"
             out.append(Sample(text, len(text), finish))
-        return SampleBatch(out, prompt_tokens=len(prompt))
+        cached = self._cached(prompt)
+        self.seen.extend([prompt, *(prompt + s.text for s in out)])
+        return SampleBatch(out, prompt_tokens=len(prompt), cached_tokens=cached)
+
+    def _cached(self, prompt: str) -> int:
+        """Whole blocks of ``prompt`` that an earlier call's prompt or output began with."""
+        if not self.cache_block:
+            return 0
+        best = max((len(_common(prompt, s)) for s in self.seen), default=0)
+        return best // self.cache_block * self.cache_block
+
+
+def _common(a: str, b: str) -> str:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return a[:n]
 
 
 def continuation(prompt: str) -> str:

@@ -37,6 +37,21 @@ async def test_branch_commit_plan(plan_client: httpx.AsyncClient) -> None:
     assert len(body["tree"]) == 3
 
 
+async def test_prefix_cache_use_is_reported_per_plan_and_counted(plan_client: httpx.AsyncClient) -> None:
+    r = await plan_client.post("/v1/plan", json={"prompt": "obs", "width": 3})
+    usage = r.json()["usage"]
+    details = usage["prompt_tokens_details"]
+    # the scripted engine has no prefix cache: nothing cached, but the continuation's prompt is counted apart
+    assert details["cached_tokens"] == 0 and details["continuation_cached_tokens"] == 0
+    assert 0 < details["continuation_prompt_tokens"] < usage["prompt_tokens"]
+    text = (await plan_client.get("/metrics")).text
+    counted = {line.split("{")[1].split("}")[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("foresight_plan_prefix_cache_tokens_total{")}
+    assert counted['call="continuation",kind="queried"'] == details["continuation_prompt_tokens"]
+    assert counted['call="proposal",kind="queried"'] == usage["prompt_tokens"] - details["continuation_prompt_tokens"]
+    assert counted['call="proposal",kind="cached"'] == 0
+
+
 async def test_messages_and_greedy(plan_client: httpx.AsyncClient) -> None:
     r = await plan_client.post("/v1/plan", json={"messages": [{"role": "user", "content": "obs"}],
                                                  "algorithm": "greedy"})
