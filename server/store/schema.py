@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -17,6 +20,25 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """A moment in UTC, always read back with its zone: SQLite keeps none (so a time read from it was
+    naive, and not RFC 3339 in a response), PostgreSQL's timestamptz does. Written as UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(dt.UTC)
+        return value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value
 
 metadata = MetaData()
 
@@ -24,7 +46,7 @@ plans = Table(
     "plans",
     metadata,
     Column("plan_id", String(64), primary_key=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
     Column("model", String(256), nullable=False),
     Column("domain", String(128), nullable=False),
     Column("algorithm", String(32), nullable=False),
@@ -35,7 +57,7 @@ plans = Table(
     Column("owner", String(128), nullable=True),  # the key that asked; None: stored before keys had scopes
     Column("record", JSON, nullable=True),  # the audit detail: what was asked, the candidate tree, the usage
     Column("truncated", Boolean, nullable=False, server_default="0"),  # the record was cut to its bound
-    Column("purged_at", DateTime(timezone=True), nullable=True),  # past retention: the detail is gone
+    Column("purged_at", UtcDateTime(), nullable=True),  # past retention: the detail is gone
     Index("ix_plans_model_domain", "model", "domain"),
     Index("ix_plans_owner", "owner"),
     Index("ix_plans_created_at", "created_at"),
@@ -46,7 +68,7 @@ outcomes = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("plan_id", String(64), ForeignKey("plans.plan_id"), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
     Column("success", Boolean, nullable=False),
     Column("observation", Text, nullable=True),
     Column("metadata", JSON, nullable=True),
@@ -62,7 +84,7 @@ calibration_maps = Table(
     Column("kind", String(32), nullable=False),
     Column("params", JSON, nullable=False),
     Column("outcomes", Integer, nullable=False),
-    Column("fitted_at", DateTime(timezone=True), nullable=False),
+    Column("fitted_at", UtcDateTime(), nullable=False),
     Column("version", Integer, nullable=False, server_default="1"),  # +1 each save: replicas poll it
 )
 
@@ -72,7 +94,7 @@ refit_leases = Table(  # one replica refits a domain at a time; a lease expires 
     Column("model", String(256), primary_key=True),
     Column("domain", String(128), primary_key=True),
     Column("holder", String(128), nullable=False),
-    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
 )
 
 api_keys = Table(
@@ -82,22 +104,22 @@ api_keys = Table(
     Column("name", String(128), nullable=False, unique=True),
     Column("prefix", String(16), nullable=False),
     Column("key_hash", String(64), nullable=False, unique=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("revoked_at", UtcDateTime(), nullable=True),
     Column("requests_per_minute", Integer, nullable=True),
     Column("tokens_per_minute", Integer, nullable=True),
     Column("role", String(16), nullable=False, server_default="app"),
     Column("domains", JSON, nullable=False, server_default='["*"]'),
-    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("expires_at", UtcDateTime(), nullable=True),
     Column("previous_hash", String(64), nullable=True),  # the secret before a rotation, valid for a grace
-    Column("previous_valid_until", DateTime(timezone=True), nullable=True),
+    Column("previous_valid_until", UtcDateTime(), nullable=True),
 )
 
 key_events = Table(
     "key_events",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
     Column("actor", String(128), nullable=True),  # the admin key, or None for the command line
     Column("action", String(32), nullable=False),  # created, rotated, revoked
     Column("key_name", String(128), nullable=False),

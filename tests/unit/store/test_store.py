@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -130,3 +131,16 @@ def test_plain_urls_get_async_drivers() -> None:
     assert Store("postgresql://u:p@h/db").url == "postgresql+asyncpg://u:p@h/db"
     assert Store("sqlite:///x.db").url == "sqlite+aiosqlite:///x.db"
     assert "secret" not in Store("postgresql://u:secret@h/db").describe()
+
+
+async def test_times_read_back_carry_their_zone(store: Store) -> None:
+    """SQLite keeps no zone: a time read from it must still say UTC (RFC 3339 in every response)."""
+    await store.record_plan(plan("zoned"))
+    await store.record_outcome("plan-zoned", True)
+    await store.create_key("k", "fsk-abc", "hash-zoned")
+    page, _ = await store.audit_page()
+    entry = page[0]
+    assert entry.created_at.utcoffset() == dt.timedelta(0)
+    assert entry.outcome is not None and entry.outcome.at.utcoffset() == dt.timedelta(0)
+    key = await store.get_key("k")
+    assert key is not None and key.created_at.utcoffset() == dt.timedelta(0)
