@@ -11,7 +11,7 @@ run, side by side, one table and one plot (decisions/s against success).
 The TCO figures are the server's, with a configuration stated for this machine (a 2-core CPU server:
 ``--hardware-price``, ``--power-watts``); the server's defaults describe a GPU.
 
-    .venv/bin/python bench/decisions.py [--agents 1 8 32] [--episodes 48] [--block-size 32] [--plot P]
+    .venv/bin/python bench/decisions.py [--agents 1 8 32] [--episodes 48] [--block-sizes 128 32] [--plot P]
 """
 
 from __future__ import annotations
@@ -146,7 +146,8 @@ def main() -> int:
     p.add_argument("--agents", type=int, nargs="+", default=[1, 8, 32])
     p.add_argument("--episodes", type=int, default=48, help="held-out episodes per way and M")
     p.add_argument("--ways", nargs="+", default=list(WAYS), choices=list(WAYS))
-    p.add_argument("--block-size", type=int, default=None, help="the engine's KV block size (CPU default 128)")
+    p.add_argument("--block-sizes", type=int, nargs="+", default=[0],
+                   help="the engine's KV block sizes to run, one server each (0: the engine's default)")
     p.add_argument("--hardware-price", type=float, default=2000.0, help="TCO: this machine's price")
     p.add_argument("--power-watts", type=float, default=65.0, help="TCO: its power when busy")
     p.add_argument("--seed", type=int, default=0)
@@ -159,22 +160,23 @@ def main() -> int:
     env_vars = {"FORESIGHT_TCO_HARDWARE_PRICE": str(args.hardware_price),
                 "FORESIGHT_TCO_POWER_WATTS": str(args.power_watts), "FORESIGHT_MAX_QUEUE": "256",
                 "FORESIGHT_MAX_NUM_SEQS": "256"}
-    if args.block_size:
-        env_vars["FORESIGHT_BLOCK_SIZE"] = str(args.block_size)
-    server = wait_ready(launch_server(REFERENCE_MODEL, work, env=env_vars))
     results: dict[tuple[str, int], Tally] = {}
-    try:
-        for m in args.agents:
-            for way in args.ways:
-                before = counters(server)
-                t = play(server.url, way, starts, m, args.seed)
-                after = counters(server)
-                t.cost = after.get("cost", 0.0) - before.get("cost", 0.0)
-                t.cache = {k: after[k] - before.get(k, 0.0) for k in after if k != "cost"}
-                results[(way, m)] = t
-                print(summary_line(way, m, t), flush=True)
-    finally:
-        server.stop()
+    for bs in args.block_sizes:
+        block = {"FORESIGHT_BLOCK_SIZE": str(bs)} if bs else {}
+        server = wait_ready(launch_server(REFERENCE_MODEL, work, env={**env_vars, **block}))
+        try:
+            for m in args.agents:
+                for way in args.ways:
+                    before = counters(server)
+                    t = play(server.url, way, starts, m, args.seed)
+                    after = counters(server)
+                    t.cost = after.get("cost", 0.0) - before.get("cost", 0.0)
+                    t.cache = {k: after[k] - before.get(k, 0.0) for k in after if k != "cost"}
+                    label = f"{way} (block {bs})" if len(args.block_sizes) > 1 else way
+                    results[(label, m)] = t
+                    print(summary_line(label, m, t), flush=True)
+        finally:
+            server.stop()
     report(results, starts, args)
     if args.plot:
         plot(results, args.plot)
@@ -184,7 +186,7 @@ def main() -> int:
 
 def summary_line(way: str, m: int, t: Tally) -> str:
     lat = sorted(t.latencies)
-    return (f"{way:20s} M={m:<3d} {t.decisions / t.wall_s:6.2f} decisions/s, success "
+    return (f"{way:32s} M={m:<3d} {t.decisions / t.wall_s:6.2f} decisions/s, success "
             f"{sum(t.successes) / len(t.successes):.3f}, {t.tokens / t.decisions:6.1f} tokens/decision, "
             f"p50 {statistics.median(lat) * 1000:6.0f} ms p99 {lat[int(0.99 * (len(lat) - 1))] * 1000:6.0f} ms, "
             f"${t.cost / t.decisions:.2e}/decision")
@@ -192,7 +194,7 @@ def summary_line(way: str, m: int, t: Tally) -> str:
 
 def report(results: dict[tuple[str, int], Tally], starts: list[env.State], args: argparse.Namespace) -> None:
     print(f"\n{args.episodes} held-out episodes per row; TCO: hardware {args.hardware_price:.0f} over 4 years, "
-          f"{args.power_watts:.0f} W when busy, PUE 1.4, 0.15/kWh; block size {args.block_size or 'default'}")
+          f"{args.power_watts:.0f} W when busy, PUE 1.4, 0.15/kWh; block sizes {args.block_sizes} (0: default)")
     print("| way | agents | decisions/s | success | paired estimate ± SE | tokens/decision | p50 ms | p99 ms "
           "| $/decision | plan prompt cached (proposal / continuation) |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")

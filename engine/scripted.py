@@ -32,8 +32,11 @@ class ScriptedEngine(EngineLifecycle):
         max_model_len: int = 512,
         delay_s: float = 0.0,
         start_delay_s: float = 0.0,
+        cache_block: int = 0,
     ) -> None:
         self.script = script
+        self.cache_block = cache_block  # > 0: report cached prompt tokens as a prefix cache of such blocks
+        self._seen: list[str] = []  # prompts and prompt + outputs, as a prefix cache keeps them
         self.delay_s = delay_s
         self.start_delay_s = start_delay_s
         self._info = ModelInfo(name=name, path=f"/scripted/{name}", max_model_len=max_model_len, dtype="none")
@@ -96,6 +99,8 @@ class ScriptedEngine(EngineLifecycle):
         self.running.add(request_id)
         prompt = self.decode(request.prompt_token_ids)
         outs = [self._complete(prompt, i, request) for i in range(request.n)]
+        cached = self._cached(prompt)
+        self._seen.extend([prompt, *(prompt + text for text, _, _ in outs)])
         try:
             longest = max((len(t) for t, _, _ in outs), default=0)
             for pos in range(max(longest, 1)):
@@ -118,9 +123,20 @@ class ScriptedEngine(EngineLifecycle):
                         SequenceDelta(i, piece, len(piece), finish if last else None,
                                       stop_reason if last else None, lp)
                     )
-                yield GenerationChunk(len(request.prompt_token_ids), deltas, finished=pos >= longest - 1)
+                yield GenerationChunk(len(request.prompt_token_ids), deltas, finished=pos >= longest - 1,
+                                      cached_tokens=cached if self.cache_block else None)
         finally:
             self.running.discard(request_id)
+
+    def _cached(self, prompt: str) -> int:
+        """Whole blocks of ``prompt`` an earlier prompt or output began with (never the last token: an
+        engine computes at least one)."""
+        if not self.cache_block:
+            return 0
+        best = max((next((i for i, (a, b) in enumerate(zip(prompt, s, strict=False)) if a != b), min(len(prompt),
+                                                                                                     len(s)))
+                    for s in self._seen), default=0)
+        return min(best, len(prompt) - 1) // self.cache_block * self.cache_block
 
     def check_request(self, request: GenerationRequest) -> None:
         """Every request is runnable here (no grammar backend)."""

@@ -55,6 +55,7 @@ class GenerationResult:
 
     prompt_tokens: int
     sequences: list[SequenceResult]
+    cached_tokens: int = 0  # of the prompt, served by the engine's prefix cache
 
     @property
     def completion_tokens(self) -> int:
@@ -224,6 +225,8 @@ class GenerationService:
         async def consume() -> None:
             async for chunk in self.stream(greq, request_id, usage):
                 result.prompt_tokens = chunk.prompt_tokens
+                if chunk.cached_tokens is not None:
+                    result.cached_tokens = chunk.cached_tokens
                 for d in chunk.deltas:
                     seq = result.sequences[d.index]
                     seq.text += d.text

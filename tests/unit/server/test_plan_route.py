@@ -52,6 +52,21 @@ async def test_prefix_cache_use_is_reported_per_plan_and_counted(plan_client: ht
     assert counted['call="proposal",kind="cached"'] == 0
 
 
+async def test_cached_prompt_tokens_reach_the_plan_usage_and_the_metric() -> None:
+    async with running_app(ScriptedEngine(foresight_script, max_model_len=2048, cache_block=4)) as c:
+        first = (await c.post("/v1/plan", json={"prompt": "observation x=6", "width": 3})).json()["usage"]
+        again = (await c.post("/v1/plan", json={"prompt": "observation x=6", "width": 3})).json()["usage"]
+        text = (await c.get("/metrics")).text
+    details = first["prompt_tokens_details"]
+    # the continuation re-sends the prompt and the committed span, which the proposal call generated
+    assert details["continuation_cached_tokens"] == (details["continuation_prompt_tokens"] - 1) // 4 * 4 > 0
+    assert details["cached_tokens"] == details["continuation_cached_tokens"], "a first prompt finds nothing"
+    assert again["prompt_tokens_details"]["cached_tokens"] > details["cached_tokens"], "the same prompt again hits"
+    cached = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                 if line.startswith("foresight_plan_prefix_cache_tokens_total{") and 'kind="cached"' in line)
+    assert cached == details["cached_tokens"] + again["prompt_tokens_details"]["cached_tokens"]
+
+
 async def test_messages_and_greedy(plan_client: httpx.AsyncClient) -> None:
     r = await plan_client.post("/v1/plan", json={"messages": [{"role": "user", "content": "obs"}],
                                                  "algorithm": "greedy"})
