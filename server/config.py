@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     cpu_kvcache_space_gib: int = Field(default=1, ge=1, description="KV cache size on CPU (GiB).")
     block_size: int | None = Field(default=None, ge=16, le=256, description=(
         "Tokens per KV-cache block, the prefix cache's unit (only full blocks are reused); default: vLLM's "
-        "(16 on GPUs, 128 on CPU). On CPU a multiple of 32."))
+        "on GPUs (16), 32 on CPU (vLLM's 128 never reused a short prompt). On CPU a multiple of 32."))
     kv_cache_blocks: int | None = Field(default=None, ge=1, description=(
         "A fixed KV cache size in blocks (vLLM's num_gpu_blocks_override); default: what memory allows."))
     max_num_seqs: int = Field(default=64, ge=1, description="Most sequences the engine runs at once.")
