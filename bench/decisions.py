@@ -179,7 +179,7 @@ def main() -> int:
             server.stop()
     report(results, starts, args)
     if args.plot:
-        plot(results, args.plot)
+        plot(results, starts, args.plot)
         print(f"plot: {args.plot}")
     return 0
 
@@ -214,23 +214,26 @@ def _share(cache: dict[str, float], call: str) -> str:
     return "–" if not queried else f"{cache.get(f'{call},cached', 0.0) / queried:.2f} of {queried:.0f}"
 
 
-def plot(results: dict[tuple[str, int], Tally], out: Path) -> None:
+def plot(results: dict[tuple[str, int], Tally], starts: list[env.State], out: Path) -> None:
+    """Decisions per second against success (the paired estimate, ± 1 SE), one line per way through M."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
     for way in dict.fromkeys(w for w, _ in results):
-        pts = [(t.decisions / t.wall_s, sum(t.successes) / len(t.successes), m)
+        pts = [(t.decisions / t.wall_s, *paired_estimate(starts, t.gains), m)
                for (w, m), t in results.items() if w == way]
-        ax.plot([x for x, _, _ in pts], [y for _, y, _ in pts], marker="o", label=way)
-        for x, y, m in pts:
-            ax.annotate(f"M={m}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    ax.set_xlabel("decisions per second")
-    ax.set_ylabel("episode success")
+        line = ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o",
+                           capsize=3, label=way)
+        for x, y, _, m in pts:
+            ax.annotate(f"{m}", (x, y), textcoords="offset points", xytext=(3, 3), fontsize=7,
+                        color=line[0].get_color())
+    ax.set_xlabel("decisions per second (labels: agents at once)")
+    ax.set_ylabel("success (paired estimate ± 1 SE)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     fig.savefig(out, dpi=110)
 

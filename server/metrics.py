@@ -85,6 +85,10 @@ class Metrics:
             "foresight_world_model_fidelity", "Similarity of the imagined rollout and the reported observation.",
             ["domain"], buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0), registry=r,
         )
+        self._shared_state_metrics(r)
+
+    def _shared_state_metrics(self, r: CollectorRegistry) -> None:
+        """The prefix cache under planning, and the shared systems replicas lean on (store, Redis)."""
         self.plan_prefix_cache = Counter(
             "foresight_plan_prefix_cache_tokens", "Plans' prompt tokens looked up (queried) and served (cached) by "
             "the engine's prefix cache, by call: proposals, or continuations of a generated span.",

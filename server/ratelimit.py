@@ -8,8 +8,10 @@ the key's window is below its ``tpm``; its tokens are then added even if that ca
 past the limit, and the key waits for the window to end (at most a minute: an overdraft is not
 carried into the next window). A request refused for its tokens costs no request slot.
 
-Storage that fails (Redis down or slow): the request is admitted — fail open — with a warning in the
-log and ``foresight_rate_limit_errors_total`` counting it; the admission queue still bounds the load.
+Storage that fails (Redis down, or slower than half a second): the request is admitted — fail open —
+with a warning in the log and ``foresight_rate_limit_errors_total`` counting it; for the next two
+seconds requests are admitted without asking it (each counted alike), so an outage costs a request at
+most one storage timeout. The admission queue still bounds the load.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from server.auth import Principal
 log = logging.getLogger("foresight.ratelimit")
 
 STORAGE_TIMEOUT_S = 0.5  # a slow Redis is treated as a failed one: it must not hold every request
+STORAGE_RETRY_S = 2.0  # after a failure, admit without asking the storage for this long
 WARN_EVERY_S = 30.0
 
 
@@ -63,6 +66,7 @@ class RateLimiter:
         self.window_s = window_s  # 60 in service; a test may use a shorter one
         self.on_error = on_error or (lambda _op: None)
         self._last_warning = -math.inf
+        self._down_until = -math.inf  # monotonic time until which the storage is not asked
         self._pending: dict[str, set[asyncio.Task[None]]] = {}  # token charges being written, by key
 
     def _item(self, per_window: int) -> RateLimitItem:
@@ -73,6 +77,9 @@ class RateLimiter:
     async def admit(self, p: Principal) -> float | None:
         """None if admitted (one request counted), else the seconds to wait (for ``Retry-After``)."""
         if p.name is None or (p.requests_per_minute is None and p.tokens_per_minute is None):
+            return None
+        if time.monotonic() < self._down_until:
+            self.on_error("admit")  # admitted unlimited, as the module docstring says
             return None
         try:
             return await asyncio.wait_for(self._admit(p, p.name), STORAGE_TIMEOUT_S * 2)
@@ -103,6 +110,9 @@ class RateLimiter:
         end must not wait for Redis); ``drain`` waits for what is still being written."""
         if p.name is None or p.tokens_per_minute is None or tokens <= 0:
             return
+        if time.monotonic() < self._down_until:
+            self.on_error("charge")
+            return
         task = asyncio.get_running_loop().create_task(self._charge(p.name, p.tokens_per_minute, tokens))
         pending = self._pending.setdefault(p.name, set())
         pending.add(task)
@@ -118,7 +128,7 @@ class RateLimiter:
     async def _settled(self, name: str) -> None:
         pending = self._pending.get(name)
         while pending:
-            await asyncio.gather(*list(pending), return_exceptions=True)
+            await asyncio.wait(set(pending))  # not gather: a caller timing out must not cancel the charges
         self._pending.pop(name, None)
 
     async def drain(self) -> None:
@@ -129,6 +139,7 @@ class RateLimiter:
     def _failed(self, operation: str, exc: BaseException) -> None:
         self.on_error(operation)
         now = time.monotonic()
+        self._down_until = now + STORAGE_RETRY_S
         if now - self._last_warning >= WARN_EVERY_S:
             self._last_warning = now
             log.warning("rate-limit storage failed (%s: %s): admitting requests without limits until it is "
@@ -136,11 +147,14 @@ class RateLimiter:
                         str(exc) or type(exc).__name__)
 
     async def check(self) -> bool:
-        """Whether the storage answers (for /ready's detail and the tests)."""
+        """Whether the storage answers; if it does, it is asked again from now on (tests, operators)."""
         try:
-            return bool(await asyncio.wait_for(self.storage.check(), STORAGE_TIMEOUT_S * 2))
+            ok = bool(await asyncio.wait_for(self.storage.check(), STORAGE_TIMEOUT_S * 2))
         except Exception:
             return False
+        if ok:
+            self._down_until = -math.inf
+        return ok
 
     async def close(self) -> None:
         await self.drain()

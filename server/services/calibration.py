@@ -19,6 +19,8 @@ out-of-sample: each plan was calibrated before its outcome was known).
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import math
 import os
@@ -37,6 +39,13 @@ from server.metrics import Metrics
 from server.store import OutcomeRow, PlanRecord, Store, StoredOutcome, StoreUnavailable
 
 log = logging.getLogger("foresight.calibration")
+
+LEASE_RETRY_S = 1.0  # while another replica holds a domain's refit lease, ask again at most this often
+
+
+def fingerprint(pairs: Sequence[tuple[float, bool]]) -> str:
+    """What a map was fitted on: the same outcomes (a replaced one included) give the same fingerprint."""
+    return hashlib.sha256(json.dumps(pairs, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -215,7 +224,8 @@ class CalibrationService:
                 await asyncio.sleep(wait)
             state.dirty = False
             try:
-                await self.refit(domain)
+                if await self.refit(domain) is None:  # another replica holds the lease: not too often
+                    await asyncio.sleep(max(0.0, LEASE_RETRY_S - self.refit_interval_s))
             except StoreUnavailable as exc:
                 self.metrics.store_errors.labels("refit").inc()
                 log.warning("refit of domain %r skipped: %s", domain, exc)
@@ -229,8 +239,8 @@ class CalibrationService:
     async def refit(self, domain: str) -> CalibrationMap | None:
         """Fit ``domain``'s map on all its outcomes (in a worker thread), persist it, and use it. Under the
         domain's lease: while another replica holds it this returns None and the refit is tried again
-        later (so N replicas do not fit the same map N times); a stored map already fitted on as many
-        outcomes (another replica's) is adopted instead of fitted again."""
+        later (so N replicas do not fit the same map N times); a stored map already fitted on the same
+        outcomes (another replica's: same fingerprint) is adopted instead of fitted again."""
         store = await self._ready_store()
         if not await store.acquire_refit_lease(self.model, domain, self.replica, self.lease_ttl_s):
             self._state(domain).dirty = True
@@ -239,12 +249,14 @@ class CalibrationService:
             rows = await store.outcome_rows(self.model, domain)
             pairs = [(r.raw_confidence, r.success) for r in rows if r.raw_confidence is not None]
             stored = (await store.load_maps(self.model, [domain])).get(domain)
-            if stored is not None and int(stored.get("outcomes", -1)) == len(pairs):
+            fitted_on = fingerprint(pairs)
+            if stored is not None and stored.get("fingerprint") == fitted_on:
                 self._adopt({domain: stored})
                 fitted = self.calibrator.maps[domain]
             else:
                 fitted = await asyncio.to_thread(fit_map, [c for c, _ in pairs], [y for _, y in pairs], self.policy)
-                version = await store.save_map(self.model, domain, fitted.to_dict(), len(pairs))
+                version = await store.save_map(self.model, domain, {**fitted.to_dict(), "fingerprint": fitted_on},
+                                               len(pairs))
                 self.calibrator.maps[domain] = fitted
                 state = self._state(domain)
                 state.fitted_on, state.version = len(pairs), version
@@ -278,9 +290,13 @@ class CalibrationService:
                 log.exception("calibration sync failed")
 
     def _adopt(self, stored: Mapping[str, Mapping[str, Any]]) -> None:
+        """Use stored maps, unless this replica already has a newer one (a sync that read before its own
+        refit saved)."""
         for domain, params in stored.items():
-            self.calibrator.maps[domain] = map_from_dict(params)
             state = self._state(domain)
+            if int(params.get("version", 0)) < state.version:
+                continue
+            self.calibrator.maps[domain] = map_from_dict(params)
             state.fitted_on, state.version = int(params.get("outcomes", 0)), int(params.get("version", 0))
 
     def _state(self, domain: str) -> _DomainState:

@@ -93,7 +93,7 @@ def start_router(workers: list[str], log_dir: Path, policy: str, port: int | Non
     with log_path.open("wb") as log:
         proc = Proc(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log_path)
     url = f"http://127.0.0.1:{port}"
-    _wait_http(f"{url}/health", proc, 60)
+    _wait_http(f"{url}/health", proc, 60)  # stops it if it never answers
     return proc, url
 
 
@@ -109,7 +109,7 @@ def start_edge(router: str, replicas: list[str], log_dir: Path) -> tuple[Proc, s
         proc = Proc(subprocess.Popen([binary, "-db", "-f", str(HAPROXY_CFG)], env=env, stdout=log,
                                      stderr=subprocess.STDOUT), log_path)
     url = f"http://127.0.0.1:{port}"
-    _wait_http(f"{url}/health", proc, 30)
+    _wait_http(f"{url}/health", proc, 30)  # stops it if it never answers
     return proc, url
 
 
@@ -122,6 +122,7 @@ def _wait_http(url: str, proc: Proc, timeout_s: float) -> None:
             if httpx.get(url, timeout=2).status_code == 200:
                 return
         time.sleep(0.3)
+    proc.stop()
     raise RuntimeError(f"{url} did not answer in {timeout_s} s:\n{proc.log()}")
 
 

@@ -52,10 +52,11 @@ class ScriptedSampler:
         return SampleBatch(out, prompt_tokens=len(prompt), cached_tokens=cached)
 
     def _cached(self, prompt: str) -> int:
-        """Whole blocks of ``prompt`` that an earlier call's prompt or output began with."""
+        """Whole blocks of ``prompt`` that an earlier call's prompt or output began with (never its last
+        token: an engine computes at least one)."""
         if not self.cache_block:
             return 0
-        best = max((len(_common(prompt, s)) for s in self.seen), default=0)
+        best = min(max((len(_common(prompt, s)) for s in self.seen), default=0), len(prompt) - 1)
         return best // self.cache_block * self.cache_block
 
 

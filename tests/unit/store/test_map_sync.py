@@ -99,3 +99,17 @@ async def test_scheduled_refits_of_two_replicas_end_in_one_map_from_all_outcomes
     stored = (await stores[0].load_maps("m"))["d"]
     assert stored["outcomes"] == 12 and stored["version"] <= 2  # not one fit per scheduled refit
     assert a.calibrate(0.9, "d") == pytest.approx(b.calibrate(0.9, "d"))
+
+
+async def test_a_replaced_outcome_is_fitted_again_though_the_count_is_the_same(stores: tuple[Store, Store]) -> None:
+    a, b = replica(stores[0], "a"), replica(stores[1], "b")
+    await a.start()
+    await b.start()
+    await outcomes(stores[0], 8)
+    await a.refit("d")
+    before = (await stores[0].map_versions("m"))["d"]
+    for i in range(8):  # every outcome flipped: the same count, other outcomes
+        await stores[1].record_outcome(f"plan-d-{i}", i % 4 == 0, replace=True)
+    await b.refit("d")
+    assert (await stores[0].map_versions("m"))["d"] == before + 1, "b fitted the changed outcomes, not a's map"
+    assert b.calibrate(0.9, "d") != pytest.approx(a.calibrate(0.9, "d"))
