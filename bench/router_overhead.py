@@ -11,7 +11,7 @@ per-round ratios, with a bootstrap 90% interval. Target: throughput ratio >= 0.9
 from __future__ import annotations
 
 import argparse
-import random
+import importlib.util
 import statistics
 import sys
 import tempfile
@@ -24,6 +24,11 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 if sys.path and Path(sys.path[0]).resolve() == REPO / "bench":
     sys.path[0] = str(REPO)  # run as a script: the repository's packages, not bench/planner.py
+
+_spec = importlib.util.spec_from_file_location("metrics_overhead", REPO / "bench" / "metrics_overhead.py")
+assert _spec and _spec.loader
+mo = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(mo)  # its bootstrap interval of per-pair ratios
 
 from tests.conftest import REFERENCE_MODEL  # noqa: E402
 from tests.integration.replica_stack import start_edge, start_router  # noqa: E402
@@ -50,13 +55,6 @@ def burst(base: str, path: str, n: int, concurrency: int, max_tokens: int) -> tu
         t0 = time.perf_counter()
         lat = list(pool.map(one, range(n)))
         return n / (time.perf_counter() - t0), lat
-
-
-def interval(ratios: list[float], n: int = 2000) -> tuple[float, float]:
-    """A bootstrap 90% interval of the median of per-round ratios."""
-    rng = random.Random(0)
-    boots = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(n))
-    return boots[n // 20], boots[n - n // 20 - 1]
 
 
 def main() -> int:
@@ -96,7 +94,7 @@ def main() -> int:
             base = "chat direct" if name.startswith("chat") else "plan direct"
             pairs = [a / b for a, b in zip(tput[name], tput[base], strict=True)]
             tr = statistics.median(pairs)
-            lo, hi = interval(pairs)
+            lo, hi = mo.bootstrap(pairs)
             lr = statistics.median(a / b for a, b in zip(lat[name], lat[base], strict=True))
             print(f"{name:14s} {statistics.median(tput[name]):7.1f} {statistics.median(lat[name]) * 1000:7.0f} "
                   f"{tr:11.3f} {f'[{lo:.3f}, {hi:.3f}]':>14s} {lr:10.3f}")
