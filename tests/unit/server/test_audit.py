@@ -11,23 +11,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from engine.scripted import ScriptedEngine
 from protocol.plan import PlanRequest, PlanResponse
 from server.services.audit import Retention, audit_record
 from server.store import PlanRecord, Store, default_url
-from tests.unit.server.conftest import running_app
-from tests.unit.server.test_auth import make_key
-from tests.unit.server.test_scopes import PROMPT, turn
+from tests.unit.server.test_scopes import PROMPT, keyed_app
 
 
 @pytest.fixture
 async def app(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, dict[str, str]]]]:
-    store = tmp_path / "s.db"
-    keys = {"alice": await make_key(store, "alice"), "bob": await make_key(store, "bob"),
-            "root": await make_key(store, "root", role="admin")}  # type: ignore[arg-type]
-    auth = {name: {"authorization": f"Bearer {key}"} for name, key in keys.items()}
-    async with running_app(ScriptedEngine(turn), store_path=str(store), auth_enabled=True) as client:
-        yield client, auth
+    async with keyed_app(tmp_path) as app:
+        yield app
 
 
 async def test_a_plan_is_kept_whole_and_only_its_key_reads_it(app) -> None:  # type: ignore[no-untyped-def]

@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -25,16 +27,24 @@ def turn(prompt: str, index: int, request: object) -> str:
             '<tool_call>{"name": "apply", "arguments": {"op": "*2"}}</tool_call>')
 
 
+KEYS: dict[str, dict[str, Any]] = {"alice": {}, "bob": {}, "root": {"role": "admin"}}  # bob: its own domain
+
+
+@asynccontextmanager
+async def keyed_app(tmp_path: Path, keys: dict[str, dict[str, Any]] = KEYS,
+                    **overrides: object) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, dict[str, str]]]]:
+    """The app on a real SQLite store with ``keys`` (name → make_key's options), and each key's auth header."""
+    store = tmp_path / "s.db"
+    auth = {name: {"authorization": f"Bearer {await make_key(store, name, **opts)}"} for name, opts in keys.items()}
+    async with running_app(ScriptedEngine(turn), store_path=str(store), auth_enabled=True, **overrides) as client:
+        yield client, auth
+
+
 @pytest.fixture
 async def app(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, dict[str, str]]]]:
-    store = tmp_path / "s.db"
-    keys = {"alice": await make_key(store, "alice", domains=["billing"]),  # type: ignore[arg-type]
-            "bob": await make_key(store, "bob"),  # its own domain, "bob"
-            "root": await make_key(store, "root", role="admin")}  # type: ignore[arg-type]
-    auth = {name: {"authorization": f"Bearer {key}"} for name, key in keys.items()}
-    async with running_app(ScriptedEngine(turn), store_path=str(store), auth_enabled=True,
-                           calibration_refit_interval_s=0.0) as client:
-        yield client, auth
+    async with keyed_app(tmp_path, {**KEYS, "alice": {"domains": ["billing"]}},
+                         calibration_refit_interval_s=0.0) as app:
+        yield app
 
 
 async def _plan(client: httpx.AsyncClient, auth: dict[str, str], **kw: object) -> httpx.Response:

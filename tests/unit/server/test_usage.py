@@ -12,24 +12,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from engine.scripted import ScriptedEngine
 from server.metrics import Metrics
 from server.services.usage import UsageLedger
 from server.store import Store, default_url
-from tests.unit.server.conftest import running_app
-from tests.unit.server.test_auth import make_key
-from tests.unit.server.test_scopes import PROMPT, turn
+from tests.unit.server.test_scopes import PROMPT, keyed_app
 
 
 @pytest.fixture
 async def app(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, dict[str, str]]]]:
-    store = tmp_path / "s.db"
-    keys = {"alice": await make_key(store, "alice"), "bob": await make_key(store, "bob"),
-            "root": await make_key(store, "root", role="admin")}  # type: ignore[arg-type]
-    auth = {name: {"authorization": f"Bearer {key}"} for name, key in keys.items()}
-    async with running_app(ScriptedEngine(turn), store_path=str(store), auth_enabled=True,
-                           usage_flush_interval_s=0.05) as client:
-        yield client, auth
+    async with keyed_app(tmp_path, usage_flush_interval_s=0.05) as app:
+        yield app
 
 
 async def test_stored_usage_equals_the_responses_usage(app) -> None:  # type: ignore[no-untyped-def]
