@@ -31,7 +31,7 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 if sys.path and Path(sys.path[0]).resolve() == REPO / "bench":
-    sys.path[0] = str(REPO)  # run as a script: the repository's packages, not bench/planner.py
+    sys.path[0] = str(REPO)  # run as a script: tests.integration (the launchers) from the repository root
 
 from planner.format import ACTION_STOPS, parse_turn  # noqa: E402
 from reference import data, env  # noqa: E402

@@ -1,6 +1,6 @@
 """Does lookahead choose better where no first-level plan claims any chance if it draws more of them?
 
-``bench/planner.py`` plays whole episodes: a change that touches one decision in ten drowns in the
+``bench/planners.py`` plays whole episodes: a change that touches one decision in ten drowns in the
 noise of 150 episodes. This benchmark looks at those decisions alone.
 
 1. Visit held-out states (a mix of policies, ``reference.data.visited_states``) and draw, through

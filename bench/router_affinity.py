@@ -33,7 +33,7 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 if sys.path and Path(sys.path[0]).resolve() == REPO / "bench":
-    sys.path[0] = str(REPO)  # run as a script: the repository's packages, not bench/planner.py
+    sys.path[0] = str(REPO)  # run as a script: tests.integration (the launchers) from the repository root
 
 from reference.random_checkpoint import WORDS, build  # noqa: E402
 from tests.integration.replica_stack import start_router  # noqa: E402

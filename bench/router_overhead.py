@@ -23,7 +23,7 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 if sys.path and Path(sys.path[0]).resolve() == REPO / "bench":
-    sys.path[0] = str(REPO)  # run as a script: the repository's packages, not bench/planner.py
+    sys.path[0] = str(REPO)  # run as a script: tests.integration (the launchers) from the repository root
 
 _spec = importlib.util.spec_from_file_location("metrics_overhead", REPO / "bench" / "metrics_overhead.py")
 assert _spec and _spec.loader

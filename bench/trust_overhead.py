@@ -27,7 +27,7 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 if sys.path and Path(sys.path[0]).resolve() == REPO / "bench":
-    sys.path.pop(0)  # run as a script: bench/planner.py would shadow the planner package the server imports
+    sys.path.pop(0)  # run as a script: nothing of bench/ may stand in for a package the server imports
 _spec = importlib.util.spec_from_file_location("metrics_overhead", REPO / "bench" / "metrics_overhead.py")
 assert _spec and _spec.loader
 mo = importlib.util.module_from_spec(_spec)

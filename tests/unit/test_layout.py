@@ -109,3 +109,12 @@ def test_exactly_one_module_imports_vllm_and_one_llmcompressor() -> None:
 
     assert importers("vllm") == ["engine/vllm.py"]
     assert importers("llmcompressor") == ["quantize/gptq.py"]
+
+
+def test_no_bench_script_shadows_a_package() -> None:
+    """A bench runs as ``python bench/x.py``: its directory comes first on ``sys.path``, so a script named
+    like a package of ours (``bench/planner.py`` was) is what ``import planner`` finds — every bench that
+    planned then failed with "'planner' is not a package"."""
+    packages = {p.parent.name for p in REPO.glob("*/__init__.py")}
+    scripts = {p.stem for p in (REPO / "bench").glob("*.py")}
+    assert not scripts & packages, f"bench scripts named like packages: {sorted(scripts & packages)}"

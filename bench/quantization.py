@@ -12,7 +12,7 @@ The reference model's hidden width (192) is not a multiple of 128, so group 128 
 Targets (issue 6): quantized layers ≥ 3.5× smaller; success within 2 points and Brier within 0.02
 of the original; predicted KV capacity within 10% of vLLM's.
 
-    .venv/bin/python bench/quantize.py [--episodes 200] [--states 300] [--out runs/bench-quantize]
+    .venv/bin/python bench/quantization.py [--episodes 200] [--states 300] [--out runs/bench-quantize]
 """
 
 from __future__ import annotations

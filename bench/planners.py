@@ -9,7 +9,7 @@ Also the planner's own overhead (parse + decide) per candidate, without the engi
 Targets: branch_commit succeeds at least as often as best_of_8 with <= 50% of its
 tokens; lookahead beats the exact one-step rollout planner.
 
-    .venv/bin/python bench/planner.py [--episodes 200] [--only lookahead ...] [--plot bench/planner.png]
+    .venv/bin/python bench/planners.py [--episodes 200] [--only lookahead ...] [--plot bench/planners.png]
 
 The configurations and the episode loop live in reference/planning.py (``foresight reference eval
 --planners`` plays the same ones).
