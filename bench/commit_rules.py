@@ -1,6 +1,6 @@
 """How cheaply can branch_commit stop? Commit rules replayed offline on recorded samples.
 
-``bench/planner.py`` measures each planner configuration by playing episodes — minutes per
+``bench/planners.py`` measures each planner configuration by playing episodes — minutes per
 configuration, and its success rates differ by noise of a few points. This benchmark asks the
 narrower question behind branch_commit's token target: given the turns the model actually writes
 on held-out states, which stopping rule gets best-of-8's decision quality for the fewest tokens?
@@ -90,14 +90,17 @@ def unseen_share(drawn: list[Drawn]) -> float:
     return sum(1 for c in counts.values() if c == 1) / len(drawn)
 
 
-def branch_commit(width: int, threshold: float, cap: int, novelty: float | None = None) -> Rule:
-    """The planner's loop; with ``novelty``, it also stops widening once the chance of a plan not
-    yet drawn (:func:`unseen_share`) is at most ``novelty`` — a stopping signal that needs no
-    knowledge of the world, only whether the model keeps proposing the same plans."""
+def branch_commit(width: int, threshold: float, cap: int, novelty: float | None = None, growth: int = 1) -> Rule:
+    """The planner's loop (rounds of ``width``, times ``growth`` each round: ``width_growth``); with
+    ``novelty``, it also stops widening once the chance of a plan not yet drawn (:func:`unseen_share`)
+    is at most ``novelty`` — a stopping signal that needs no knowledge of the world, only whether the
+    model keeps proposing the same plans."""
     def rule(drawn: list[Drawn]) -> list[Drawn]:
         used: list[Drawn] = []
+        k = width
         while len(used) < cap:
-            used = drawn[: min(len(used) + width, cap)]
+            used = drawn[: min(len(used) + k, cap)]
+            k *= growth
             best = chosen(used).confidence
             if best is not None and best >= threshold:  # no confidence never commits, as in the planner
                 break
@@ -109,16 +112,58 @@ def branch_commit(width: int, threshold: float, cap: int, novelty: float | None 
 
 def score(rows: list[Row], rule: Rule, whole_turns: bool) -> tuple[float, float]:
     """Mean exact loss per decision and mean generated tokens per decision."""
-    loss = tokens = 0.0
+    losses, tokens = scores(rows, rule, whole_turns)
+    return sum(losses) / len(rows), tokens
+
+
+def scores(rows: list[Row], rule: Rule, whole_turns: bool) -> tuple[list[float], float]:
+    """Each decision's exact loss, and the mean generated tokens per decision."""
+    losses, tokens = [], 0.0
     for row in rows:
         used = rule(row.drawn)
         pick = chosen(used)
-        loss += row.loss(pick)
+        losses.append(row.loss(pick))
         if whole_turns:
             tokens += sum(d.turn_tokens for d in used)
         else:
             tokens += sum(d.span_tokens for d in used) + pick.turn_tokens - pick.span_tokens
-    return loss / len(rows), tokens / len(rows)
+    return losses, tokens / len(rows)
+
+
+def rounds(rows: list[Row], width: int, threshold: float, cap: int, growth: int) -> float:
+    """Mean engine calls a decision of branch_commit makes: its proposal rounds and one continuation."""
+    total = 0
+    for row in rows:
+        used, k, calls = 0, width, 0
+        drawn = branch_commit(width, threshold, cap, growth=growth)(row.drawn)
+        while used < len(drawn):
+            used, k, calls = used + k, k * growth, calls + 1
+        total += calls + 1
+    return total / len(rows)
+
+
+def paired_se(a: list[float], b: list[float]) -> float:
+    """Standard error of the mean of a − b, decision by decision (the same states, the same samples)."""
+    d = [x - y for x, y in zip(a, b, strict=True)]
+    mean = sum(d) / len(d)
+    return (sum((x - mean) ** 2 for x in d) / max(len(d) - 1, 1) / len(d)) ** 0.5
+
+
+def adaptive(rows: list[Row]) -> None:
+    """Rules that start narrow and widen fast (``width_growth``) against the reference configuration
+    and best_of_8: loss difference to best_of_8 ± its paired SE, tokens, engine calls a decision."""
+    b8, b8_tokens = scores(rows, best_of(8), whole_turns=True)
+    print("adaptive width (width_growth), loss − best_of_8's ± paired SE; engine calls per decision:")
+    print(f"{'rule':<34}{'loss':>8}{'Δ vs b8':>10}{'± SE':>8}{'tokens':>9}{'x b8':>7}{'calls':>7}")
+    for width, growth, threshold, cap in ((2, 1, 0.5, 16), (1, 2, 0.5, 15), (1, 2, 0.5, 16), (2, 2, 0.5, 14),
+                                          (1, 3, 0.5, 13), (1, 2, 0.35, 15), (1, 2, 0.7, 15), (1, 4, 0.5, 16)):
+        if cap > len(rows[0].drawn):
+            continue
+        losses, tok = scores(rows, branch_commit(width, threshold, cap, growth=growth), whole_turns=False)
+        diff = sum(losses) / len(rows) - sum(b8) / len(rows)
+        name = f"K{width} x{growth} >={threshold} <={cap}"
+        print(f"  {name:<32}{sum(losses) / len(rows):>8.4f}{diff:>+10.4f}{paired_se(losses, b8):>8.4f}"
+              f"{tok:>9.1f}{tok / b8_tokens:>7.2f}{rounds(rows, width, threshold, cap, growth):>7.2f}")
 
 
 def oracle_spans(rows: list[Row], n: int = 8) -> float:
@@ -134,7 +179,7 @@ async def record(model: Path, states: int, samples: int, seed: int) -> list[Row]
     from engine.sampler import local_sampler
 
     async with local_sampler(model) as sampler:
-        engine = sampler.service.engine
+        engine = sampler.engine
         visited = data.visited_states(random.Random(seed), heldout=True)
         todo = [next(visited) for _ in range(states)]
         sem = asyncio.Semaphore(16)
@@ -204,6 +249,7 @@ def report(rows: list[Row]) -> None:
     print("with the novelty stop (needs turns recorded with their plans), as good as best_of_8, cheapest first:")
     for loss, ratio, name in as_good[:3] or [(float("nan"), float("nan"), "(none)")]:
         print(f"  {name:<34}{loss:>8.4f}{ratio:>9.2f}")
+    adaptive(rows)
     blind = sum(row.loss(chosen(row.drawn[:8])) for row in rows if not chosen(row.drawn[:8]).confidence) / len(rows)
     print(f"best_of_8's loss from decisions where none of its 8 plans claims any chance: {blind:.4f} of {b8_loss:.4f}")
     print(f"oracle stopping (knows when its choice equals best_of_8's): {oracle_spans(rows):.2f} spans a decision")

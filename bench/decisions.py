@@ -17,6 +17,7 @@ The TCO figures are the server's, with a configuration stated for this machine (
 from __future__ import annotations
 
 import argparse
+import asyncio
 import random
 import statistics
 import sys
@@ -33,9 +34,12 @@ REPO = Path(__file__).resolve().parents[1]
 if sys.path and Path(sys.path[0]).resolve() == REPO / "bench":
     sys.path[0] = str(REPO)  # run as a script: tests.integration (the launchers) from the repository root
 
-from planner.format import ACTION_STOPS, parse_turn  # noqa: E402
+from planner.format import ACTION_STOPS, CONFIDENCE_STOP, parse_turn  # noqa: E402
+from planner.params import from_mapping  # noqa: E402
+from planner.search import PlanConfig, Sample, SampleBatch, plan  # noqa: E402
 from reference import data, env  # noqa: E402
 from reference.planning import one_step_advantage, paired_estimate  # noqa: E402
+from reference.random_checkpoint import WORDS, build  # noqa: E402
 from tests.conftest import REFERENCE_MODEL  # noqa: E402
 from tests.integration.server_process import ServerProcess, launch_server, wait_ready  # noqa: E402
 
@@ -46,6 +50,13 @@ WAYS: dict[str, dict[str, Any] | None] = {
     "plan best_of_8": {"algorithm": "best_of_n", "width": 8, "max_tokens_per_turn": 128},
     "plan branch_commit": {"algorithm": "branch_commit", "width": 2, "commit_threshold": 0.5,
                            "budget": {"max_candidates": 16}, "max_tokens_per_turn": 128},
+    # width_growth (issue 28): 2, then 4, then 8 spans while none claims 0.5 — bench/commit_rules.py's
+    # replay: as good as best_of_8 (loss −0.0003 ± 0.0019) in 2.44 engine calls a decision, not 3.36
+    "plan branch_commit 2x2": {"algorithm": "branch_commit", "width": 2, "width_growth": 2, "commit_threshold": 0.5,
+                               "budget": {"max_candidates": 14}, "max_tokens_per_turn": 128},
+    # one span first: 38% of best_of_8's tokens, loss within one SE of its (+0.0021 ± 0.0024)
+    "plan branch_commit 1x2": {"algorithm": "branch_commit", "width": 1, "width_growth": 2, "commit_threshold": 0.5,
+                               "budget": {"max_candidates": 15}, "max_tokens_per_turn": 128},
     "client best_of_8": None,  # one /v1/completions call, n=8, picked by the client
 }
 
@@ -62,16 +73,21 @@ class Tally:
     wall_s: float = 0.0
     cost: float = 0.0
     cache: dict[str, float] = field(default_factory=dict)
+    plans: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)  # M = 1: prompt, candidates
 
 
-def decide(client: httpx.Client, way: str, state: env.State, seed: int) -> tuple[str | None, int]:
-    """One decision: the environment op chosen, and the tokens generated for it."""
+def decide(client: httpx.Client, way: str, state: env.State, seed: int,
+           record: Tally | None = None) -> tuple[str | None, int]:
+    """One decision: the environment op chosen, and the tokens generated for it; a plan's candidates
+    go to ``record`` if given."""
     prompt = data.prompt_for(state)
     body = WAYS[way]
     if body is not None:
         r = client.post("/v1/plan", json={**body, "prompt": prompt, "seed": seed})
         r.raise_for_status()
         plan = r.json()
+        if record is not None:
+            record.plans.append((prompt, plan["candidates"]))
         action = (plan.get("action") or {}).get("arguments") if plan.get("action") else None
         return (data.op_of_action(action) if action else None), plan["usage"]["completion_tokens"]
     r = client.post("/v1/completions", json={"model": MODEL, "prompt": prompt, "n": 8, "max_tokens": 128,
@@ -110,7 +126,7 @@ def play(base: str, way: str, starts: list[env.State], agents: int, seed: int) -
                 gain = 0.0
                 while not state.done:
                     t0 = time.perf_counter()
-                    op, tokens = decide(client, way, state, rng.randrange(2**31))
+                    op, tokens = decide(client, way, state, rng.randrange(2**31), tally if agents == 1 else None)
                     tally.latencies.append(time.perf_counter() - t0)
                     tally.decisions += 1
                     tally.tokens += tokens
@@ -128,6 +144,54 @@ def play(base: str, way: str, starts: list[env.State], agents: int, seed: int) -
     return tally
 
 
+class Replay:
+    """The planner's sampler, answering from one recorded plan's candidates (in the order they were
+    drawn) instantly: what is left of a decision's time is the planner's own."""
+
+    def __init__(self, prompt: str, candidates: list[dict[str, Any]]) -> None:
+        self.prompt, self.queue = prompt, [c["text"] for c in candidates]
+        self.drawn: list[str] = []
+
+    async def sample(self, prompt: str, n: int, *, stop: Any, max_tokens: int, temperature: float,
+                     top_p: float = 1.0, seed: int | None = None) -> SampleBatch:
+        if prompt != self.prompt:  # a continuation of a span drawn before: the rest of its turn
+            span = prompt[len(self.prompt):]
+            whole = next((t for t in self.drawn if t.startswith(span)), span)
+            return SampleBatch([Sample(whole[len(span):], max(1, len(whole) - len(span)), "stop")], len(prompt))
+        out = []
+        for _ in range(n):
+            text = self.queue.pop(0) if self.queue else ""
+            self.drawn.append(text)
+            if CONFIDENCE_STOP in stop and CONFIDENCE_STOP in text:
+                text = text[: text.index(CONFIDENCE_STOP) + len(CONFIDENCE_STOP)]
+            out.append(Sample(text, max(1, len(text) // 3), "stop"))
+        return SampleBatch(out, len(prompt))
+
+
+async def replay_cpu(plans: list[tuple[str, list[dict[str, Any]]]], config: PlanConfig) -> float:
+    """CPU seconds the planner spends on ``plans`` replayed one after another."""
+    spent = 0.0
+    for prompt, candidates in plans:
+        start = time.process_time()
+        await plan(Replay(prompt, candidates), prompt, config)
+        spent += time.process_time() - start
+    return spent
+
+
+def planner_cpu(results: dict[tuple[str, int], Tally]) -> None:
+    """The planner's own CPU time per decision at M = 1 (its recorded plans replayed without the engine),
+    against the median decision latency measured there."""
+    print("\nthe planner's own CPU time at M = 1 (recorded plans replayed without the engine):")
+    for (way, m), t in results.items():
+        body = WAYS.get(way.split(" (block")[0])
+        if m != 1 or not t.plans or body is None:
+            continue
+        cpu = asyncio.run(replay_cpu(t.plans, from_mapping(PlanConfig, body))) / len(t.plans)
+        p50 = statistics.median(t.latencies)
+        print(f"  {way:28s} {cpu * 1000:7.3f} ms a decision, {cpu / p50:6.2%} of its p50 latency "
+              f"({p50 * 1000:.0f} ms)")
+
+
 def counters(server: ServerProcess) -> dict[str, float]:
     """The server's cost so far and its plans' prefix-cache counters."""
     out: dict[str, float] = {}
@@ -141,6 +205,47 @@ def counters(server: ServerProcess) -> dict[str, float]:
     return out
 
 
+def long_history(work: Path, plans: int, block: int, seed: int) -> None:
+    """``branch_commit`` on 1,000+-token prompts (a tiny random long-context checkpoint, which says nothing
+    about quality): how much of each continuation's re-sent candidate span vLLM's prefix cache served.
+
+    Per plan: P, the prompt's tokens; C and C_cached, the continuation's prompt tokens and those the cache
+    served. The span re-sent is C − P, the part of it served max(0, C_cached − P). Only whole blocks are
+    cached and an engine computes a prompt's last token itself, so the most it can serve is
+    ⌊(C − 1) / block⌋ · block − P: both are printed."""
+    model = build(work / "long-model", context=2048, hidden=64, layers=2, kv_heads=1)
+    server = wait_ready(launch_server(model, work, env={"FORESIGHT_MAX_MODEL_LEN": "2048",
+                                                         "FORESIGHT_BLOCK_SIZE": str(block)}))
+    rng = random.Random(seed)
+    totals = {"history": 0, "span": 0, "served": 0, "ceiling": 0, "plans": 0}
+    try:
+        with httpx.Client(base_url=server.url, timeout=600) as client:
+            name = client.get("/v1/models").json()["data"][0]["id"]
+            for i in range(plans):
+                prompt = " ".join(rng.choice(WORDS) for _ in range(1000)) + f"\n<information>turn {i}</information>\n"
+                count = client.post("/v1/completions", json={"model": name, "prompt": prompt, "max_tokens": 1})
+                history = count.raise_for_status().json()["usage"]["prompt_tokens"]
+                r = client.post("/v1/plan", json={"prompt": prompt, "algorithm": "branch_commit", "width": 2,
+                                                  "budget": {"max_candidates": 4}, "max_tokens_per_turn": 256,
+                                                  "seed": seed * 1000 + i})
+                details = r.raise_for_status().json()["usage"]["prompt_tokens_details"]
+                resent = details["continuation_prompt_tokens"]
+                if resent <= history:  # nothing continued (no span)
+                    continue
+                totals["plans"] += 1
+                totals["history"] += history
+                totals["span"] += resent - history
+                totals["served"] += max(0, details["continuation_cached_tokens"] - history)
+                totals["ceiling"] += max(0, (resent - 1) // block * block - history)
+    finally:
+        server.stop()
+    n = max(totals["plans"], 1)
+    print(f"\nlong history, block {block}: {totals['plans']} branch_commit plans, prompts of "
+          f"{totals['history'] / n:.0f} tokens, spans of {totals['span'] / n:.0f}: the prefix cache served "
+          f"{totals['served'] / max(totals['span'], 1):.3f} of the continuations' re-sent spans (whole blocks "
+          f"allow {totals['ceiling'] / max(totals['span'], 1):.3f})")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--agents", type=int, nargs="+", default=[1, 8, 32])
@@ -152,6 +257,9 @@ def main() -> int:
     p.add_argument("--power-watts", type=float, default=65.0, help="TCO: its power when busy")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--plot", type=Path)
+    p.add_argument("--long-history", type=int, default=0, metavar="PLANS",
+                   help="also: PLANS branch_commit plans on 1,000+-token prompts, the span share the cache served")
+    p.add_argument("--only-long-history", action="store_true", help="only the --long-history part")
     args = p.parse_args()
     rng = random.Random(args.seed)
     pool = data.visited_states(rng, heldout=True)
@@ -160,6 +268,10 @@ def main() -> int:
     env_vars = {"FORESIGHT_TCO_HARDWARE_PRICE": str(args.hardware_price),
                 "FORESIGHT_TCO_POWER_WATTS": str(args.power_watts), "FORESIGHT_MAX_QUEUE": "256",
                 "FORESIGHT_MAX_NUM_SEQS": "256"}
+    if args.long_history:
+        long_history(work, args.long_history, next((b for b in args.block_sizes if b), 32), args.seed)
+    if args.only_long_history:
+        return 0
     results: dict[tuple[str, int], Tally] = {}
     for bs in args.block_sizes:
         block = {"FORESIGHT_BLOCK_SIZE": str(bs)} if bs else {}
@@ -178,6 +290,7 @@ def main() -> int:
         finally:
             server.stop()
     report(results, starts, args)
+    planner_cpu(results)
     if args.plot:
         plot(results, starts, args.plot)
         print(f"plot: {args.plot}")

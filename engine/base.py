@@ -62,6 +62,7 @@ class SequenceDelta:
     finish_reason: str | None = None
     stop_reason: str | int | None = None
     logprobs: list[TokenLogprob] | None = None
+    token_ids: tuple[int, ...] = ()  # the new tokens themselves (empty: not said)
 
 
 @dataclass
@@ -104,6 +105,9 @@ class Engine(Protocol):
                         tb: TracebackType | None) -> None: ...
 
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]: ...
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Token ids as text, the way generated texts show them (special tokens left out)."""
 
     def chat_prompt(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None) -> str:
         """The prompt the chat template renders (``tools``: OpenAI tool definitions, for templates that use them)."""

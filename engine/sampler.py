@@ -10,7 +10,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.base import Engine, GenerationRequest
@@ -24,6 +24,7 @@ async def collect(engine: Engine, request: GenerationRequest, request_id: str) -
     """Run ``request`` to its end on ``engine``; aborted there if the caller is cancelled first."""
     texts = [""] * request.n
     tokens = [0] * request.n
+    ids: list[list[int]] = [[] for _ in range(request.n)]
     reasons: list[str | None] = [None] * request.n
     prompt_tokens = len(request.prompt_token_ids)
     cached = 0
@@ -35,14 +36,20 @@ async def collect(engine: Engine, request: GenerationRequest, request_id: str) -
             for d in chunk.deltas:
                 texts[d.index] += d.text
                 tokens[d.index] += d.num_tokens
+                ids[d.index].extend(d.token_ids)
                 if d.finish_reason is not None:
                     reasons[d.index] = d.finish_reason
             finished = chunk.finished
     finally:
         if not finished:  # shielded: a cancelled caller still aborts its request
             await asyncio.shield(engine.abort(request_id))
-    return SampleBatch([Sample(t, k, r) for t, k, r in zip(texts, tokens, reasons, strict=True)], prompt_tokens,
-                       cached)
+    samples = [Sample(t, k, r, tuple(i) if len(i) == k else ())
+               for t, k, r, i in zip(texts, tokens, reasons, ids, strict=True)]
+    return SampleBatch(samples, prompt_tokens, cached)
+
+
+KNOWN_PROMPTS = 256  # texts whose token ids a sampler remembers (a plan's prompts and samples)
+TAIL_TOKENS = 4  # how many of a sample's last tokens may be given up to match its text
 
 
 @dataclass
@@ -51,15 +58,21 @@ class EngineSampler:
 
     ``add_special_tokens``: False for a prompt the chat template rendered (it has its own BOS).
     ``run``: how a request runs (default: straight on the engine, see :func:`collect`).
+
+    A prompt that extends an earlier prompt and one of its samples (a committed span continued, a
+    lookahead's imagined observation) is sent as the token ids the engine saw and generated, not as
+    its text encoded again: a text's encoding may differ from the tokens a model wrote, and the
+    prefix cache only serves identical tokens.
     """
 
     engine: Engine
     add_special_tokens: bool = True
     run: Run | None = None
+    _known: dict[str, list[int]] = field(default_factory=dict, repr=False)
 
     async def sample(self, prompt: str, n: int, *, stop: Sequence[str], max_tokens: int, temperature: float,
                      top_p: float = 1.0, seed: int | None = None) -> SampleBatch:
-        ids = self.engine.encode(prompt, add_special_tokens=self.add_special_tokens)
+        ids = self.token_ids(prompt)
         room = self.engine.info.max_model_len - len(ids)
         if room < 1:
             return SampleBatch([Sample("", 0, "length") for _ in range(n)], len(ids))
@@ -67,8 +80,51 @@ class EngineSampler:
                                     seed=seed, stop=tuple(stop), include_stop_str_in_output=True)
         request_id = f"plan-{uuid.uuid4().hex}"
         if self.run is not None:
-            return await self.run(request, request_id)
-        return await collect(self.engine, request, request_id)
+            batch = await self.run(request, request_id)
+        else:
+            batch = await collect(self.engine, request, request_id)
+        self._remember_samples(prompt, ids, batch)
+        return batch
+
+    def token_ids(self, prompt: str) -> list[int]:
+        """The prompt's token ids: remembered, or a remembered text's ids and the rest encoded, or encoded."""
+        if (known := self._known.get(prompt)) is not None:
+            return known
+        base = max((k for k in self._known if prompt.startswith(k)), key=len, default=None)
+        if base is None:
+            ids = self.engine.encode(prompt, add_special_tokens=self.add_special_tokens)
+        else:
+            ids = self._known[base] + self.engine.encode(prompt[len(base):], add_special_tokens=False)
+        self._remember(prompt, ids)
+        return ids
+
+    def _remember_samples(self, prompt: str, ids: list[int], batch: SampleBatch) -> None:
+        """Each sample's prompt + text as the ids it was generated as, as far as they decode to that text,
+        and the rest of the text encoded: a stop string may end inside a token, and a character split
+        across tokens may be cut at the end. Special tokens are in the ids and not in the text (as the
+        engine shows it); those at the end (an end of sequence) are left out."""
+        head: str | None = None
+        for s in batch.samples:
+            gen = list(s.token_ids)
+            while gen and not self.engine.decode(gen[-1:]):
+                gen.pop()
+            if not gen:
+                continue
+            head = self.engine.decode(ids) if head is None else head
+            whole = head + s.text
+            for end in range(len(gen), max(len(gen) - TAIL_TOKENS, 0) - 1, -1):
+                kept = ids + gen[:end]
+                decoded = self.engine.decode(kept)
+                if whole.startswith(decoded) and len(decoded) >= len(head):
+                    rest = whole[len(decoded):]
+                    self._remember(prompt + s.text,
+                                   kept + (self.engine.encode(rest, add_special_tokens=False) if rest else []))
+                    break
+
+    def _remember(self, text: str, ids: list[int]) -> None:
+        if text not in self._known and len(self._known) >= KNOWN_PROMPTS:  # the oldest goes
+            del self._known[next(iter(self._known))]
+        self._known[text] = ids
 
 
 @asynccontextmanager

@@ -122,7 +122,7 @@ class ScriptedEngine(EngineLifecycle):
                         lp = [TokenLogprob(piece, -0.5, ((piece, -0.5),) * max(request.logprobs, 1))]
                     deltas.append(
                         SequenceDelta(i, piece, len(piece), finish if last else None,
-                                      stop_reason if last else None, lp)
+                                      stop_reason if last else None, lp, tuple(self.encode(piece)))
                     )
                 yield GenerationChunk(len(request.prompt_token_ids), deltas, finished=pos >= longest - 1,
                                       cached_tokens=cached if self.cache_block else None)

@@ -209,6 +209,9 @@ class VllmEngine(EngineLifecycle):
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
         return list(self._tokenizer.encode(text, add_special_tokens=add_special_tokens))
 
+    def decode(self, ids: Sequence[int]) -> str:
+        return str(self._tokenizer.decode(list(ids), skip_special_tokens=True))  # as vLLM's output texts
+
     def chat_prompt(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None) -> str:
         own = getattr(self._tokenizer, "chat_template", None)
         # a checkpoint may name several templates (e.g. "default" and "tool_use"): the tokenizer picks one
@@ -281,6 +284,7 @@ class VllmEngine(EngineLifecycle):
             finish_reason=o.finish_reason,
             stop_reason=o.stop_reason,
             logprobs=self._logprobs(o) if o.logprobs is not None else None,
+            token_ids=tuple(o.token_ids),
         )
 
     def _logprobs(self, o: Any) -> list[TokenLogprob]:

@@ -24,6 +24,7 @@ class Sample:
     text: str
     tokens: int
     finish_reason: str | None = None
+    token_ids: tuple[int, ...] = ()  # what the engine generated (empty: not said)
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,9 @@ class PlanConfig:
     commit_threshold: float = knob(0.8, "Commit once the best calibrated confidence reaches this.", ge=0, le=1)
     margin: float = knob(0.0, "Commit only if the best also beats the runner-up by at least this.", ge=0, le=1)
     width: int = knob(4, "K: samples per proposal round; N of best_of_n.", ge=1, limit="max_n")
+    width_growth: int = knob(1, (
+        "branch_commit: each proposal round draws this many times the previous round's spans (1: `width` every "
+        "round; 2: width, 2·width, 4·width, … — start narrow, widen fast while none is confident)."), ge=1, le=8)
     branch: int = knob(2, "b: candidates lookahead deepens per level.", ge=1)
     temperature: float = knob(1.0, "Sampling temperature of every candidate.", ge=0, le=2)
     top_p: float = knob(1.0, "Nucleus sampling: the probability mass sampled from.", gt=0, le=1)

@@ -5,7 +5,8 @@
 2. Judge each by its calibrated confidence.
 3. Commit when the best reaches ``commit_threshold`` and beats the runner-up by
    ``margin``: only that candidate is continued through think and action.
-4. Otherwise widen (another K spans) while the budget lasts.
+4. Otherwise widen (another K spans, or K times ``width_growth`` to the round's power) while the
+   budget lasts.
 5. At the budget's end, continue the best span found and say so
    (``budget_exhausted``).
 
@@ -29,8 +30,10 @@ def confident(best: Candidate, runner_up: Candidate | None, threshold: float, ma
 async def branch_commit(state: SearchState, prompt: str) -> PlanResult:
     cfg = state.config
     spans: list[Candidate] = []
+    width = cfg.width
     while True:
-        new = await state.propose_spans(prompt, cfg.width)
+        new = await state.propose_spans(prompt, width)
+        width *= cfg.width_growth
         spans.extend(new)
         order = ranked(spans)
         if order and confident(order[0], order[1] if len(order) > 1 else None, cfg.commit_threshold, cfg.margin):

@@ -47,6 +47,7 @@ class SequenceResult:
     num_tokens: int = 0
     finish_reason: str | None = None
     logprobs: list[TokenLogprob] = field(default_factory=list)
+    token_ids: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -231,6 +232,7 @@ class GenerationService:
                     seq = result.sequences[d.index]
                     seq.text += d.text
                     seq.num_tokens += d.num_tokens
+                    seq.token_ids.extend(d.token_ids)
                     if d.logprobs:
                         seq.logprobs.extend(d.logprobs)
                     if d.finish_reason is not None:

@@ -99,7 +99,9 @@ def metered(generation: GenerationService, usage: TokenUsage | None = None) -> R
 
     async def run(request: GenerationRequest, request_id: str) -> SampleBatch:
         result = await generation.collect(request, request_id, usage=usage)
-        return SampleBatch([Sample(s.text, s.num_tokens, s.finish_reason) for s in result.sequences],
+        return SampleBatch([Sample(s.text, s.num_tokens, s.finish_reason,
+                                   tuple(s.token_ids) if len(s.token_ids) == s.num_tokens else ())
+                            for s in result.sequences],
                            result.prompt_tokens, result.cached_tokens)
 
     return run

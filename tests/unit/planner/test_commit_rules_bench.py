@@ -63,9 +63,11 @@ def drawn(turns: list[str]) -> list[object]:
     return out
 
 
-@pytest.mark.parametrize(("width", "threshold", "cap"),
-                         [(1, 0.5, 8), (2, 0.9, 8), (4, 0.8, 12), (3, 0.35, 8), (2, None, 8)])
-def test_branch_commit_replay_matches_the_planner(width: int, threshold: float | None, cap: int) -> None:
+@pytest.mark.parametrize(("width", "threshold", "cap", "growth"),
+                         [(1, 0.5, 8, 1), (2, 0.9, 8, 1), (4, 0.8, 12, 1), (3, 0.35, 8, 1), (2, None, 8, 1),
+                          (1, 0.9, 15, 2), (2, 0.8, 14, 2), (1, 0.5, 13, 3)])
+def test_branch_commit_replay_matches_the_planner(width: int, threshold: float | None, cap: int,
+                                                  growth: int) -> None:
     rng = random.Random(width * 100 + cap)
     starts = env.start_states(heldout=True)
     commits = exhausted = 0
@@ -75,15 +77,18 @@ def test_branch_commit_replay_matches_the_planner(width: int, threshold: float |
         turns = recorded(state, 16, rng)
         # None: the threshold is a confidence the model wrote (commit at equality, as the planner does)
         at = threshold if threshold is not None else max(d.confidence or 0.0 for d in drawn(turns)[:cap])
-        cfg = PlanConfig(algorithm=Algorithm.BRANCH_COMMIT, width=width, commit_threshold=at,
+        cfg = PlanConfig(algorithm=Algorithm.BRANCH_COMMIT, width=width, width_growth=growth, commit_threshold=at,
                          budget=Budget(max_candidates=cap, max_tokens=100_000), max_tokens_per_turn=1000)
-        result = asyncio.run(plan(Replay(turns), data.prompt_for(state), cfg))
-        used = bench.branch_commit(width, at, cap)(drawn(turns))
+        replay = Replay(turns)
+        result = asyncio.run(plan(replay, data.prompt_for(state), cfg))
+        used = bench.branch_commit(width, at, cap, growth=growth)(drawn(turns))
         pick = bench.chosen(used)
         assert result.chosen is not None
         assert action_op(result.chosen.turn) == pick.op
         assert result.usage.candidates == len(used)
         assert result.usage.completion_tokens == sum(d.span_tokens for d in used) + pick.turn_tokens - pick.span_tokens
+        assert result.usage.engine_calls == bench.rounds(
+            [bench.Row(state, {}, drawn(turns))], width, at, cap, growth)
         commits += result.decision.value == "commit"
         exhausted += result.decision.value == "budget_exhausted"
     assert commits and (exhausted or threshold is None)  # both of the planner's exits were exercised

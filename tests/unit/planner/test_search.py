@@ -81,6 +81,22 @@ async def test_branch_commit_widens_then_exhausts_budget() -> None:
     assert r.chosen.turn.action is not None  # the best span was still continued to an action
 
 
+async def test_branch_commit_width_growth_widens_by_its_factor_within_the_budget() -> None:
+    s = ScriptedSampler(by_index([30, 50]))
+    budget = Budget(max_candidates=10, max_tokens=10_000)
+    r = await plan(s, "P", cfg("branch_commit", width=1, width_growth=2, commit_threshold=0.8, budget=budget))
+    assert r.decision is Decision.BUDGET_EXHAUSTED
+    assert [c[1] for c in s.calls] == [1, 2, 4, 3, 1]  # 1, 2, 4, what is left of 10, the continuation
+    assert r.usage.candidates == 10
+
+
+async def test_branch_commit_width_growth_stops_widening_once_confident() -> None:
+    s = ScriptedSampler(lambda p, call, i: turn(90 if call == 1 and i == 1 else 20, f"c{call}i{i}"))
+    r = await plan(s, "P", cfg("branch_commit", width=1, width_growth=2, commit_threshold=0.8))
+    assert r.decision is Decision.COMMIT
+    assert [c[1] for c in s.calls] == [1, 2, 1]
+
+
 async def test_every_engine_call_gets_seeds_no_earlier_call_used() -> None:
     # the engine seeds sample i of a call with seed + i: consecutive calls must not overlap, or a
     # widening round redraws the very samples it was meant to add to
