@@ -28,6 +28,8 @@ class DrainingServer(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         if self.lifecycle is not None:
+            if self.lifecycle.phase is not Phase.DRAINING:
+                log.info("signal %d: draining — no new work; in-flight requests may finish", sig)
             self.lifecycle.set(Phase.DRAINING, f"signal {sig}")
         super().handle_exit(sig, frame)
         # uvicorn re-raises captured signals on the way out; a drained SIGTERM is a clean exit (0)
