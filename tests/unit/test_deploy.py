@@ -37,7 +37,7 @@ def test_compose_services_are_complete() -> None:
     assert {"server", "server-cpu", "postgres", "prometheus", "grafana"} <= set(services)
     for name, svc in services.items():
         assert "image" in svc or "build" in svc, name
-        if "quantize" in svc.get("profiles", []):  # a job that runs to completion
+        if {"quantize", "quantize-cpu"} & set(svc.get("profiles", [])):  # a job that runs to completion
             assert svc.get("restart") == "no", name
         else:
             assert "healthcheck" in svc, name
@@ -60,7 +60,8 @@ def test_compose_services_are_complete() -> None:
 
 def test_compose_and_images_use_real_settings() -> None:
     for path in (DOCKER / "docker-compose.yml", DOCKER / ".env.example", DOCKER / "Dockerfile.gpu",
-                 DOCKER / "Dockerfile.cpu", DOCKER / "Dockerfile.quantize", *CHART.rglob("*.yaml"),
+                 DOCKER / "Dockerfile.cpu", DOCKER / "Dockerfile.quantize", DOCKER / "Dockerfile.quantize-cpu",
+                 DOCKER / "compose.test.yml", *CHART.rglob("*.yaml"),
                  CHART / "templates" / "NOTES.txt"):
         assert_known(env_names(path.read_text()), str(path.relative_to(REPO)))
     values = yaml.safe_load((CHART / "values.yaml").read_text())
@@ -80,6 +81,46 @@ def test_images_run_as_non_root_with_a_ready_check_and_no_downloads(name: str) -
     assert re.search(r"^USER (?!root)\w+", text, re.M)
     assert "HEALTHCHECK" in text and "/ready" in text
     assert "HF_HUB_OFFLINE=1" in text and "FORESIGHT_MODEL=/models/model" in text
+
+
+def stages(text: str) -> list[str]:
+    """A Dockerfile's stages, each from its FROM line on."""
+    return [chunk for chunk in re.split(r"^(?=FROM )", text, flags=re.M) if chunk.startswith("FROM ")]
+
+
+@pytest.mark.parametrize("name", ["Dockerfile.cpu", "Dockerfile.quantize-cpu"])
+def test_cpu_images_take_their_base_and_keep_build_inputs_out_of_the_image(name: str) -> None:
+    """scripts/compose-test.sh builds them on a local Debian with this machine's CA bundle and wheels:
+    those reach the builder stage only, so none of them is a layer of the image."""
+    text = (DOCKER / name).read_text()
+    assert re.search(r"^ARG BASE_IMAGE=python:3\.11-slim$", text, re.M)
+    deps, builder, final = stages(text)
+    # dependencies (from pyproject.toml alone), our packages on them, the image from both
+    assert deps.startswith("FROM ${BASE_IMAGE} AS deps") and builder.startswith("FROM deps AS builder")
+    assert final.startswith("FROM ${BASE_IMAGE}\n")
+    assert "docker/build-inputs/" in deps and "build-inputs" not in builder + final
+    assert re.findall(r"^COPY --from=(\w+)", final, re.M) and set(re.findall(r"^COPY --from=(\w+)", final, re.M)) \
+        <= {"deps", "builder"}
+    assert re.search(r"^USER (?!root)\w+", final, re.M) and "HF_HUB_OFFLINE=1" in final
+    for package in (p.parent.name for p in REPO.glob("*/__init__.py")):
+        if package not in ("tests", "models"):
+            assert f"COPY {package} ./{package}" in builder, f"{name} leaves out the {package} package"
+
+
+def test_the_build_context_leaves_environments_state_and_caches_out() -> None:
+    ignored = set((REPO / ".dockerignore").read_text().split())
+    assert {".venv", ".venv-*", "var", "runs", "**/__pycache__", ".mypy_cache", "docker/.env", "*.db"} <= ignored
+    assert "docker" not in ignored and "docker/build-inputs" not in ignored
+
+
+def test_the_cpu_quantize_job_needs_no_gpu() -> None:
+    job = compose()["services"]["quantize-cpu"]
+    assert job["profiles"] == ["quantize-cpu"] and job["build"]["dockerfile"] == "docker/Dockerfile.quantize-cpu"
+    assert "deploy" not in job
+    assert compose()["services"]["server-cpu"]["shm_size"]  # vLLM's processes share memory
+    from quantize.runner import ENV_VAR
+
+    assert f"{ENV_VAR}=/opt/venv-quantize/bin/python" in (DOCKER / "Dockerfile.quantize-cpu").read_text()
 
 
 def test_quantize_image_and_job() -> None:
