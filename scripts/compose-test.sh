@@ -126,5 +126,10 @@ fi
 export QUANTIZE_OUT_DIR="$STATE/quantized"
 mkdir -p "$QUANTIZE_OUT_DIR" && chmod 777 "$QUANTIZE_OUT_DIR"
 export FORESIGHT_COMPOSE_TEST=1 FORESIGHT_COMPOSE="$COMPOSE_BIN"
-timed "stack tests" .venv/bin/python -m pytest -p no:cacheprovider tests/compose -v
+PY=.venv/bin/python  # the project's environment, or (a clone without one) pytest and httpx in the cache
+if [[ ! -x "$PY" ]]; then
+  PY="$CACHE/test-venv/bin/python"
+  [[ -x "$PY" ]] || { python3 -m venv "$CACHE/test-venv" && "$PY" -m pip install --quiet pytest httpx; }
+fi
+timed "stack tests" "$PY" -m pytest -p no:cacheprovider tests/compose -v
 printf 'compose-test: %s\n' "${TIMES[@]}" >&2
