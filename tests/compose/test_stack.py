@@ -87,6 +87,26 @@ def headers(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+@pytest.mark.parametrize("image", ["foresight-serve:cpu", "foresight-serve:quantize-cpu"])
+def test_images_run_as_non_root_offline_and_hold_no_build_inputs_or_secrets(image: str) -> None:
+    inspect = json.loads(subprocess.run(["docker", "image", "inspect", image], capture_output=True, text=True,
+                                        check=True).stdout)[0]["Config"]
+    assert inspect["User"] not in ("", "root", "0"), inspect["User"]
+    assert "HF_HUB_OFFLINE=1" in inspect["Env"]
+    history = subprocess.run(["docker", "history", "--no-trunc", "--format", "{{.CreatedBy}}", image],
+                             capture_output=True, text=True, check=True).stdout
+    env = (REPO / "docker" / ".env").read_text()
+    secrets_here = [line.split("=", 1)[1] for line in env.splitlines()
+                    if line.split("=", 1)[0] in ("POSTGRES_PASSWORD", "FORESIGHT_AUTH_SECRET")]
+    for text in (history, json.dumps(inspect)):
+        assert "build-inputs" not in text and "ca.crt" not in text
+        assert not [s for s in secrets_here if s and s in text]
+    look = "ls /tmp/build-inputs /src 2>&1; find / -name 'torch-*.whl' -not -path '/proc/*' 2>/dev/null"
+    files = subprocess.run(["docker", "run", "--rm", "--entrypoint", "sh", image, "-c", look],
+                           capture_output=True, text=True).stdout
+    assert files.count("No such file") == 2 and ".whl" not in files, files
+
+
 def test_the_stack_is_healthy(stack: None) -> None:
     ps = compose("--profile", "cpu", "ps", "--format", "json").stdout
     rows = [json.loads(line) for line in ps.splitlines() if line.strip()] if not ps.lstrip().startswith("[") \
