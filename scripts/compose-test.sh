@@ -42,9 +42,15 @@ cleanup() {
     for _ in $(seq 1 60); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.5; done
     kill -9 "$DOCKERD_PID" 2>/dev/null || true
   fi
+  # dockerd leaves its network namespace mounted under its exec root
+  grep -o " $STATE/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$REPO/docker/build-inputs/ca.crt" "$REPO/docker/build-inputs/wheels"
   [[ -z "$CREATED_ENV" ]] || rm -f "$REPO/docker/.env"
-  if ((rc)); then log "failed (exit $rc); dockerd's log: $STATE/dockerd.log"; else rm -rf "$STATE"; fi
+  if ((rc)); then
+    log "failed (exit $rc); dockerd's log: $STATE/dockerd.log"
+  else
+    rm -rf "$STATE" 2>/dev/null || log "left $STATE behind"
+  fi
   exit $rc
 }
 trap cleanup EXIT
@@ -129,7 +135,7 @@ export FORESIGHT_COMPOSE_TEST=1 FORESIGHT_COMPOSE="$COMPOSE_BIN"
 PY=.venv/bin/python  # the project's environment, or (a clone without one) pytest and httpx in the cache
 if [[ ! -x "$PY" ]]; then
   PY="$CACHE/test-venv/bin/python"
-  [[ -x "$PY" ]] || { python3 -m venv "$CACHE/test-venv" && "$PY" -m pip install --quiet pytest httpx; }
+  [[ -x "$PY" ]] || { python3 -m venv "$CACHE/test-venv" && "$PY" -m pip install --quiet pytest pytest-asyncio httpx; }
 fi
 timed "stack tests" "$PY" -m pytest -p no:cacheprovider tests/compose -v
 printf 'compose-test: %s\n' "${TIMES[@]}" >&2
