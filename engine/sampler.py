@@ -89,14 +89,22 @@ class EngineSampler:
     def token_ids(self, prompt: str) -> list[int]:
         """The prompt's token ids: remembered, or a remembered text's ids and the rest encoded, or encoded."""
         if (known := self._known.get(prompt)) is not None:
+            self._known[prompt] = self._known.pop(prompt)  # recently used: the last to go
             return known
         base = max((k for k in self._known if prompt.startswith(k)), key=len, default=None)
-        if base is None:
-            ids = self.engine.encode(prompt, add_special_tokens=self.add_special_tokens)
-        else:
-            ids = self._known[base] + self.engine.encode(prompt[len(base):], add_special_tokens=False)
+        extended = None if base is None else self._extend(self._known[base], prompt[len(base):])
+        ids = extended if extended is not None else self.engine.encode(prompt,
+                                                                         add_special_tokens=self.add_special_tokens)
         self._remember(prompt, ids)
         return ids
+
+    def _extend(self, ids: list[int], rest: str) -> list[int] | None:
+        """``ids`` and ``rest`` encoded after them, where that decodes to their texts joined (a tokenizer
+        that starts every encoding with a space marker, as SentencePiece's, would add one): else None."""
+        if not rest:
+            return list(ids)
+        more = self.engine.encode(rest, add_special_tokens=False)
+        return ids + more if self.engine.decode(ids + more) == self.engine.decode(ids) + rest else None
 
     def _remember_samples(self, prompt: str, ids: list[int], batch: SampleBatch) -> None:
         """Each sample's prompt + text as the ids it was generated as, as far as they decode to that text,
@@ -116,9 +124,9 @@ class EngineSampler:
                 kept = ids + gen[:end]
                 decoded = self.engine.decode(kept)
                 if whole.startswith(decoded) and len(decoded) >= len(head):
-                    rest = whole[len(decoded):]
-                    self._remember(prompt + s.text,
-                                   kept + (self.engine.encode(rest, add_special_tokens=False) if rest else []))
+                    extended = self._extend(kept, whole[len(decoded):])
+                    if extended is not None:
+                        self._remember(prompt + s.text, extended)
                     break
 
     def _remember(self, text: str, ids: list[int]) -> None:

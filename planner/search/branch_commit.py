@@ -16,7 +16,7 @@ saving over best_of_n comes from.
 
 from __future__ import annotations
 
-from planner.search.base import Candidate, Decision, PlanResult, SearchState, ranked
+from planner.search.base import Candidate, Decision, PlanConfig, PlanResult, SearchState, ranked
 
 
 def confident(best: Candidate, runner_up: Candidate | None, threshold: float, margin: float) -> bool:
@@ -25,6 +25,16 @@ def confident(best: Candidate, runner_up: Candidate | None, threshold: float, ma
     if runner_up is None or runner_up.calibrated_confidence is None:
         return True
     return best.calibrated_confidence - runner_up.calibrated_confidence >= margin
+
+
+def largest_round(config: PlanConfig) -> int:
+    """The most spans one proposal round can draw in one engine call (rounds grow by ``width_growth``,
+    the last is cut to the candidates left): what a server's per-request ``n`` limit must allow."""
+    width, drawn, largest = config.width, 0, 0
+    while drawn < config.budget.max_candidates:
+        n = min(width, config.budget.max_candidates - drawn)
+        largest, drawn, width = max(largest, n), drawn + n, width * config.width_growth
+    return largest
 
 
 async def branch_commit(state: SearchState, prompt: str) -> PlanResult:

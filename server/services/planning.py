@@ -20,6 +20,7 @@ from planner.search import (
     PlanResult,
     Sample,
     SampleBatch,
+    largest_round,
     plan,
 )
 from protocol.openai import now
@@ -78,7 +79,12 @@ def bounded_config(req: PlanInput, settings: Settings) -> PlanConfig:
     budget = getattr(req, "budget", None)
     if isinstance(data.get("budget"), Mapping) and budget is not None:
         _lower(data["budget"], budget.model_fields_set, params(Budget), settings, "budget.")
-    return from_mapping(PlanConfig, data)
+    config = from_mapping(PlanConfig, data)
+    if config.algorithm is Algorithm.BRANCH_COMMIT and (n := largest_round(config)) > settings.max_n:
+        raise BadRequest(f"width_growth {config.width_growth} would draw {n} spans in one round, above this "
+                         f"server's max_n of {settings.max_n}: lower width_growth, width or budget.max_candidates",
+                         param="width_growth", code="round_too_wide")
+    return config
 
 
 def scoped(req: PlanInput, principal: Principal) -> PlanInput:

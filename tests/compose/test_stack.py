@@ -67,6 +67,8 @@ def psql(sql: str) -> str:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[None]:
+    # what an interrupted run left (its volumes hold a PostgreSQL cluster with another run's password)
+    compose("--profile", "cpu", "--profile", "quantize-cpu", "down", "--volumes", "--remove-orphans", check=False)
     compose("--profile", "cpu", "up", "-d", "--wait", "--wait-timeout", "600", "server-cpu", "postgres", "prometheus")
     yield
     if os.environ.get("FORESIGHT_COMPOSE_KEEP") != "1":

@@ -16,7 +16,7 @@ from engine.base import GenerationRequest
 from engine.vllm import VllmEngine, VllmEngineConfig
 from tests.integration.conftest import served_model
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REQUESTS, N = 64, 8
 
 

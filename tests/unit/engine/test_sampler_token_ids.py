@@ -98,6 +98,17 @@ async def test_an_end_of_sequence_token_is_left_out_of_what_is_sent() -> None:
     assert engine.requests[-1].prompt_token_ids == engine.encode("Q:") + list(span.token_ids[:-1])
 
 
+async def test_an_encoding_that_adds_a_space_is_not_joined_on() -> None:
+    """SentencePiece starts every encoding with a space marker: the rest is then not encoded apart."""
+    engine = MergingEngine(span_script)
+    sampler = EngineSampler(engine)
+    (span,) = (await sampler.sample("Q:", 1, stop=["</confidence>"], max_tokens=64, temperature=1.0)).samples
+    plain = engine.encode
+    engine.encode = lambda text, add_special_tokens=True: [ord(" "), *plain(text)]  # type: ignore[method-assign]
+    await sampler.sample("Q:" + span.text + "<obs>", 1, stop=["</action>"], max_tokens=64, temperature=0.0)
+    assert engine.requests[-1].prompt_token_ids == engine.encode("Q:" + span.text + "<obs>")
+
+
 async def test_tokens_that_do_not_decode_to_the_text_are_not_used() -> None:
     """Tokens that decode to another text (beyond the last few, which may be given up) are not sent:
     the text is, encoded."""
@@ -115,5 +126,8 @@ async def test_what_a_sampler_remembers_is_bounded() -> None:
     for i in range(sampler_module.KNOWN_PROMPTS + 20):
         await sampler.sample(f"{i} Q:", 2, stop=["</confidence>"], max_tokens=64, temperature=1.0)
     assert len(sampler._known) == sampler_module.KNOWN_PROMPTS
-    await sampler.sample("0 Q:", 1, stop=["</confidence>"], max_tokens=64, temperature=1.0)  # forgotten: encoded
-    assert engine.requests[-1].prompt_token_ids == engine.encode("0 Q:")
+    # the first sample's continuation was remembered as generated (a, b apart), then forgotten: encoded ("ab" one)
+    continued = "0 Q:xabyab</confidence>"
+    await sampler.sample(continued, 1, stop=["</action>"], max_tokens=64, temperature=0.0)
+    assert engine.requests[-1].prompt_token_ids == engine.encode(continued)
+    assert MERGED in engine.requests[-1].prompt_token_ids
