@@ -53,7 +53,10 @@ CHAT_TEMPLATE = (
 )
 
 
-def build_tokenizer(texts: Iterable[str], vocab_size: int = 384) -> Tokenizer:
+def build_tokenizer(texts: Iterable[str], vocab_size: int = 384,
+                    whole: tuple[str, ...] | None = None) -> Tokenizer:
+    """A byte-level BPE trained on ``texts``, plus ``whole`` (default: NumberReach's tags, tool call,
+    operations and numbers) as whole, non-special tokens."""
     tok = Tokenizer(models.BPE(unk_token=None))
     tok.pre_tokenizer = pre_tokenizers.Sequence(
         [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
@@ -66,7 +69,8 @@ def build_tokenizer(texts: Iterable[str], vocab_size: int = 384) -> Tokenizer:
         show_progress=False,
     )
     tok.train_from_iterator(texts, trainer=trainer)
-    whole = (*FORMAT_TAGS, *TOOL_CALL_TOKENS, *OP_TOKENS, *NUMBER_TOKENS)
+    if whole is None:
+        whole = (*FORMAT_TAGS, *TOOL_CALL_TOKENS, *OP_TOKENS, *NUMBER_TOKENS)
     tok.add_tokens([AddedToken(t, normalized=False, special=False) for t in whole])
     bos_id = tok.token_to_id(BOS)
     tok.post_processor = processors.TemplateProcessing(
@@ -75,7 +79,7 @@ def build_tokenizer(texts: Iterable[str], vocab_size: int = 384) -> Tokenizer:
     return tok
 
 
-def save_hf_tokenizer(tok: Tokenizer, out: Path, max_length: int) -> None:
+def save_hf_tokenizer(tok: Tokenizer, out: Path, max_length: int, chat_template: str = CHAT_TEMPLATE) -> None:
     """Save as a Hugging Face fast tokenizer (tokenizer.json + config)."""
     from transformers import PreTrainedTokenizerFast
 
@@ -87,5 +91,5 @@ def save_hf_tokenizer(tok: Tokenizer, out: Path, max_length: int) -> None:
         model_max_length=max_length,
         clean_up_tokenization_spaces=False,
     )
-    fast.chat_template = CHAT_TEMPLATE
+    fast.chat_template = chat_template
     fast.save_pretrained(str(out))

@@ -24,8 +24,8 @@ from typing import Any, Literal
 import torch
 from tqdm import tqdm
 
-from reference import data
-from reference.tokenizer import EOS, NUMBER_TOKENS, OP_TOKENS, build_tokenizer, save_hf_tokenizer
+from reference.tokenizer import EOS, build_tokenizer, save_hf_tokenizer
+from reference.worlds import WORLDS, WorldSpec, world_spec
 
 
 @dataclass(frozen=True)
@@ -58,14 +58,17 @@ class TrainConfig:
     # and confidences still train the world model and the judgement)
     policy_plans: Literal["all", "shortest"] = "shortest"
     shape: ModelShape = field(default_factory=ModelShape)
+    world: str = "numberreach"  # reference.worlds.WORLDS
 
 
 POLICY_PLANS = ("all", "shortest")
 
 
-def _encode(tok, ex: data.Example, conf_weight: float, policy_mask: bool = False) -> tuple[list[int], list[float]]:
-    """Token ids and per-token loss weights; ``policy_mask`` zeroes the weights of the operations
-    written in the imaginary span (the plan's choices), keeping its values and everything else."""
+def _encode(tok, ex: Any, conf_weight: float, policy_mask: bool = False,
+            spec: WorldSpec | None = None) -> tuple[list[int], list[float]]:
+    """Token ids and per-token loss weights; ``policy_mask`` zeroes the weights of the plan's choices
+    written in the imaginary span (NumberReach: its operations; search: its query), keeping what the
+    world model predicts and everything else."""
     prompt = tok.encode(ex.prompt).ids  # with BOS
     comp_enc = tok.encode(ex.completion, add_special_tokens=False)
     comp = [*comp_enc.ids, tok.token_to_id(EOS)]
@@ -80,11 +83,8 @@ def _encode(tok, ex: data.Example, conf_weight: float, policy_mask: bool = False
             if lo <= s < hi:
                 weights[len(prompt) + i] = max(weights[len(prompt) + i], w)
     if policy_mask:
-        end = ex.completion.find("</imaginary>")
-        ops = {tok.token_to_id(op) for op in OP_TOKENS}
-        for i, (s, _e) in enumerate(comp_enc.offsets):
-            if s < end and comp_enc.ids[i] in ops:
-                weights[len(prompt) + i] = 0.0
+        for i in (spec or world_spec("numberreach")).policy_tokens(tok, ex, comp_enc):
+            weights[len(prompt) + i] = 0.0
     return prompt + comp, weights
 
 
@@ -111,8 +111,8 @@ def _bucketed(rows: list[tuple[list[int], list[float]]], batch: int, rng: random
     return batches
 
 
-def _identity_codes(tok: Any, hidden: int, cfg: TrainConfig) -> torch.Tensor:
-    """Fixed random input codes for number tokens, added to their learned embeddings.
+def _identity_codes(tok: Any, hidden: int, cfg: TrainConfig, groups: tuple[tuple[str, ...], ...]) -> torch.Tensor:
+    """Fixed random input codes for number tokens (search: entity names), added to their learned embeddings.
 
     Learned number embeddings come out smooth (30 looks like 31), which makes "is this
     value the target?" hard; a fixed random code per number keeps every number
@@ -120,8 +120,9 @@ def _identity_codes(tok: Any, hidden: int, cfg: TrainConfig) -> torch.Tensor:
     """
     codes = torch.zeros(tok.get_vocab_size(), hidden)
     gen = torch.Generator().manual_seed(cfg.seed + 12345)
-    ids = [tok.token_to_id(n) for n in NUMBER_TOKENS]
-    codes[ids] = torch.randn(len(ids), hidden, generator=gen) * cfg.identity_scale
+    drawn = torch.randn(len(groups), hidden, generator=gen) * cfg.identity_scale
+    for code, group in zip(drawn, groups, strict=True):
+        codes[[tok.token_to_id(t) for t in group]] = code
     return codes
 
 
@@ -137,6 +138,9 @@ def train(cfg: TrainConfig, out: Path, log_path: Path | None = None, device: str
     checkpoint is trained on the CPU)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    if cfg.world not in WORLDS:
+        raise ValueError(f"world must be one of {', '.join(WORLDS)}, not {cfg.world!r}")
+    spec = world_spec(cfg.world)
     if cfg.policy_plans not in POLICY_PLANS:
         raise ValueError(f"policy_plans must be one of {', '.join(POLICY_PLANS)}, not {cfg.policy_plans!r}")
     torch.manual_seed(cfg.seed)
@@ -145,8 +149,8 @@ def train(cfg: TrainConfig, out: Path, log_path: Path | None = None, device: str
     out.mkdir(parents=True, exist_ok=True)
     log_path = log_path or out / "train_log.jsonl"
 
-    corpus = data.stage_examples(2, 4000, cfg.seed + 99)
-    tok = build_tokenizer((e.prompt + e.completion for e in corpus), cfg.vocab_size)
+    corpus = spec.stage_examples(2, 4000, cfg.seed + 99)
+    tok = build_tokenizer((e.prompt + e.completion for e in corpus), cfg.vocab_size, spec.whole_tokens)
     s = cfg.shape
     config = LlamaConfig(
         vocab_size=tok.get_vocab_size(),
@@ -164,7 +168,7 @@ def train(cfg: TrainConfig, out: Path, log_path: Path | None = None, device: str
     )
     model = LlamaForCausalLM(config)
     model.to(device)  # type: ignore[arg-type]  # transformers types .to oddly
-    identity = _identity_codes(tok, s.hidden_size, cfg).to(device)
+    identity = _identity_codes(tok, s.hidden_size, cfg, spec.identity_groups).to(device)
     hook = model.model.embed_tokens.register_forward_hook(
         lambda _m, inp, out: out + torch.nn.functional.embedding(inp[0], identity)
     )
@@ -176,10 +180,10 @@ def train(cfg: TrainConfig, out: Path, log_path: Path | None = None, device: str
     with log_path.open("w") as log, tqdm(total=total, desc="train", file=sys.stderr) as bar:
         log.write(json.dumps({"event": "config", **asdict(cfg), "params": model.num_parameters()}) + "\n")
         for stage, n_steps in enumerate(cfg.stage_steps, start=1):
-            examples = data.stage_examples(stage, n_steps * cfg.batch_size, cfg.seed)
+            examples = spec.stage_examples(stage, n_steps * cfg.batch_size, cfg.seed)
             weight = cfg.confidence_weight if stage == 3 else 1.0
             masked = stage > 1 and cfg.policy_plans == "shortest"
-            rows = [_encode(tok, e, weight, masked and not e.shortest_hit) for e in examples]
+            rows = [_encode(tok, e, weight, masked and not spec.unmasked_policy(e), spec) for e in examples]
             batches = _bucketed(rows, cfg.batch_size, random.Random(cfg.seed * 31 + stage))
             model.train()
             for i in range(n_steps):
@@ -212,7 +216,7 @@ def train(cfg: TrainConfig, out: Path, log_path: Path | None = None, device: str
             model.model.embed_tokens.weight = torch.nn.Parameter(model.model.embed_tokens.weight + identity)
     model.to("cpu")  # type: ignore[arg-type]
     model.save_pretrained(str(out), safe_serialization=True)
-    save_hf_tokenizer(tok, out, s.max_position_embeddings)
+    save_hf_tokenizer(tok, out, s.max_position_embeddings, spec.chat_template)
     (out / "training.json").write_text(json.dumps({"config": asdict(cfg), "steps": step,
                                                     "seconds": round(time.monotonic() - started, 1)}, indent=2))
     return out

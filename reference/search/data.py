@@ -1,0 +1,188 @@
+"""The search world's trajectories in the foresight format (DESIGN §2).
+
+A prompt is the question and what every search returned so far, one observation a line::
+
+    <information>question: Ber mentor rival ? steps=3</information>
+    <information>Zaz mentor Ber steps=2</information>
+
+and the model's turn is::
+
+    <imaginary>Ber mentor Zin. Zin rival Kog. search Kog rival: Kog rival Dad; Zin rival Kog</imaginary>
+    <analysis>rank 2, steps 2</analysis>
+    <confidence>38%</confidence>
+    <think>search Kog rival</think>
+    <search>Kog rival</search>
+
+The imaginary span is the world model: the question's chain of facts, then the plan — ``search q``
+with what that search returns when nothing is lost (its candidates in rank order, up to the last
+fact's passage) or ``answer`` — and ``found`` when the last fact was already returned. The analysis
+states the last fact's rank among the candidates and the searches left; the confidence is the
+plan's exact chance (:meth:`World.plan_success`). Pure Python.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from planner.format import format_confidence
+from reference.search import env
+from reference.search.env import Action, Question, State, World
+from reference.search.kb import RELATIONS
+
+# how often each plan source appears in stage-2/3 turns where the last fact is not yet found
+PLAN_MIX = {"best": 0.35, "other": 0.2, "reactive": 0.15, "random": 0.15, "answer": 0.15}
+OBSERVATION_SHARE = 0.3
+_QUESTION_RE = re.compile(r"question:\s*(\S+)((?:\s+\w+)+?)\s*\?\s*steps=(\d+)")
+_OBS_RE = re.compile(r"<information>\s*(.*?)\s*steps=(\d+)\s*</information>")
+
+
+def observation(found: str | None, steps: int) -> str:
+    """What the environment answers a search with (the text inside ``<information>``)."""
+    return f"{found or 'nothing found'} steps={steps}"
+
+
+def prompt_for(state: State) -> str:
+    lines = [f"<information>question: {state.question.text} steps={env.STEPS}</information>"]
+    for i, found in enumerate(state.observed):
+        lines.append(f"<information>{observation(found, env.STEPS - i - 1)}</information>")
+    return "\n".join(lines) + "\n"
+
+
+def parse_prompt(text: str) -> State | None:
+    """The state a prompt describes (None if it has no question)."""
+    m = _QUESTION_RE.search(text)
+    if not m:
+        return None
+    rels = tuple(m.group(2).split())
+    if not rels or any(r not in RELATIONS for r in rels):
+        return None
+    observed: list[str | None] = []
+    steps = int(m.group(3))
+    for o in _OBS_RE.finditer(text[m.end():]):
+        body = o.group(1).strip()
+        observed.append(None if body == "nothing found" else body)
+        steps = int(o.group(2))
+    return State(Question(m.group(1), rels), steps, tuple(observed))
+
+
+@dataclass(frozen=True)
+class Plan:
+    query: str | None  # None: answer now
+    answer: str
+
+
+@dataclass(frozen=True)
+class Example:
+    """One training or evaluation text: a prompt and the target completion."""
+
+    prompt: str
+    completion: str
+    state: State
+    plan: Plan
+    confidence: float
+    optimal: bool = False  # the plan is the optimal policy's (only those teach the plan's choice)
+    policy_span: tuple[int, int] = (0, 0)  # characters of the completion that state the plan's choice
+
+
+def chain_text(world: World, q: Question) -> str:
+    return " ".join(f"{f.passage}." for f in world.chain(q))
+
+
+def search_text(world: World, q: Question, query: str) -> str:
+    """``search q: c1; c2`` — the candidates the search ranks, up to the last fact's passage."""
+    cands = list(world.retriever.candidates(query))
+    last = world.last_fact(q)
+    if last is not None and last.passage in cands:
+        cands = cands[: cands.index(last.passage) + 1]
+    return f"search {query}: {'; '.join(cands) if cands else 'nothing'}"
+
+
+def analysis_for(world: World, state: State, plan: Plan) -> str:
+    if plan.query is None:
+        return "found" if world.supported(state) else "not found"
+    rank = world.retriever.rank(plan.query, world.last_fact(state.question).passage)  # type: ignore[union-attr]
+    return f"rank {rank if rank is not None else 'none'}, steps {state.steps}"
+
+
+def make_turn(world: World, state: State, plan: Plan, optimal: bool = False) -> Example:
+    chain = chain_text(world, state.question)
+    if plan.query is None:
+        choice = "found" if world.supported(state) else "answer"
+        action = f"<think>answer {plan.answer}</think>\n<answer>{plan.answer}</answer>"
+    else:
+        choice = search_text(world, state.question, plan.query)
+        action = f"<think>search {plan.query}</think>\n<search>{plan.query}</search>"
+    p = round(world.plan_success(state, plan.query, plan.answer), 2)
+    head = f"<imaginary>{chain} "
+    text = (f"{head}{choice}</imaginary>\n<analysis>{analysis_for(world, state, plan)}</analysis>\n"
+            f"<confidence>{format_confidence(p)}</confidence>\n{action}")
+    end = len(head) + (len(choice.split(":")[0]) if plan.query else len(choice))
+    # from the space before the choice: " search" is one token
+    return Example(prompt_for(state), text, state, plan, p, optimal, (len(head) - 1, end))
+
+
+def imagined_observation(world: World, state: State, query: str) -> str:
+    """What a search returns when nothing is lost (what lookahead imagines)."""
+    cands = world.retriever.candidates(query)
+    return f"<information>{observation(cands[0] if cands else None, state.steps - 1)}</information>"
+
+
+def with_observation(world: World, ex: Example) -> Example:
+    if ex.plan.query is None:
+        return ex
+    text = ex.completion + "\n" + imagined_observation(world, ex.state, ex.plan.query)
+    return Example(ex.prompt, text, ex.state, ex.plan, ex.confidence, ex.optimal, ex.policy_span)
+
+
+def sample_plan(world: World, state: State, rng: random.Random) -> tuple[Plan, bool]:
+    """A plan from the prior :data:`PLAN_MIX` and whether it is the optimal policy's."""
+    answer = world.answer(state.question) or ""
+    best = world.optimal_action(state)
+    if world.supported(state) or state.steps <= 0:
+        return Plan(None, answer), best.kind == "answer"
+    last = world.last_fact(state.question)
+    assert last is not None
+    r, acc, source = rng.random(), 0.0, "random"
+    for name, share in PLAN_MIX.items():
+        acc += share
+        if r < acc:
+            source = name
+            break
+    if source == "answer":
+        return Plan(None, answer), False
+    if source == "best":
+        query = best.text
+    elif source == "other":
+        query = next((q for q in world.fact_queries(last) if q != best.text), best.text)
+    elif source == "reactive":
+        query = world.reactive_action(state).text
+    else:
+        query = f"{rng.choice(world.kb.entities)} {rng.choice(RELATIONS)}"
+    return Plan(query, answer), _same_value(world, state, query, best)
+
+
+def _same_value(world: World, state: State, query: str, best: Action) -> bool:
+    """A query as good as the optimal one (ties teach the policy too)."""
+    return abs(world.q_value(state, Action("search", query)) - world.q_value(state, best)) < 1e-12
+
+
+def stage_examples(stage: int, count: int, seed: int, heldout: bool = False,
+                   world: World | None = None) -> list[Example]:
+    """``count`` examples of stage 1 (the imaginary span only), 2 (turns) or 3 (turns, calibration)."""
+    world = world or World()
+    rng = random.Random(seed * 1000 + stage + 500)
+    states: Iterator[State] = env.visited_states(world, rng, heldout)
+    out: list[Example] = []
+    for _ in range(count):
+        state = next(states)
+        plan, optimal = sample_plan(world, state, rng)
+        ex = make_turn(world, state, plan, optimal)
+        if stage == 1:
+            imaginary = ex.completion.split("</imaginary>")[0] + "</imaginary>"
+            out.append(Example(ex.prompt, imaginary, state, plan, 0.0, optimal, ex.policy_span))
+            continue
+        out.append(with_observation(world, ex) if rng.random() < OBSERVATION_SHARE else ex)
+    return out

@@ -1,0 +1,131 @@
+"""The knowledge base: entities, relations, facts and the passages that state them.
+
+Every entity has one value for every relation (another entity): ``Bak mentor Dor`` says Bak's
+mentor is Dor. Each fact is stated by one passage, except a seeded share of facts whose passage
+is *missing* from the corpus; another share has a *misleading* passage beside the true one (the
+same subject and relation, a wrong value). :func:`drift` makes the world that changed after
+training. Pure Python.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from functools import cached_property
+
+RELATIONS: tuple[str, ...] = ("mentor", "rival", "partner")
+KB_SEED = 20261206
+N_ENTITIES = 40
+MISSING_SHARE = 0.12
+MISLEADING_SHARE = 0.12
+
+_CONSONANTS = "bdfgklmnprstvz"
+_VOWELS = "aeiou"
+
+
+def _names(rng: random.Random, count: int, taken: frozenset[str] = frozenset()) -> list[str]:
+    """``count`` distinct capitalised consonant-vowel-consonant names not in ``taken``."""
+    pool = sorted({f"{a}{v}{b}".capitalize() for a in _CONSONANTS for v in _VOWELS for b in _CONSONANTS} - taken)
+    return rng.sample(pool, count)
+
+
+# the names every knowledge base draws its entities from (whole tokens of the search model's tokenizer)
+ENTITY_NAMES: tuple[str, ...] = tuple(sorted(_names(random.Random(KB_SEED), N_ENTITIES)))
+
+
+@dataclass(frozen=True)
+class Fact:
+    subject: str
+    relation: str
+    value: str
+
+    @property
+    def passage(self) -> str:
+        return passage(self.subject, self.relation, self.value)
+
+
+def passage(subject: str, relation: str, value: str) -> str:
+    return f"{subject} {relation} {value}"
+
+
+@dataclass(frozen=True)
+class KnowledgeBase:
+    """Facts (one value per entity and relation) and the corpus of passages a search reads."""
+
+    entities: tuple[str, ...]
+    facts: dict[tuple[str, str], str] = field(hash=False)
+    # in corpus order (the order breaks BM25's ties): true passages, misleading ones, not the missing
+    passages: tuple[str, ...] = ()
+
+    def value(self, subject: str, relation: str) -> str:
+        return self.facts[(subject, relation)]
+
+    def fact(self, subject: str, relation: str) -> Fact:
+        return Fact(subject, relation, self.value(subject, relation))
+
+    @cached_property
+    def passage_set(self) -> frozenset[str]:
+        return frozenset(self.passages)
+
+    def stated(self, fact: Fact) -> bool:
+        """Whether the corpus holds the fact's passage (else it is missing)."""
+        return fact.passage in self.passage_set
+
+
+def generate(seed: int = KB_SEED, entities: tuple[str, ...] = ENTITY_NAMES) -> KnowledgeBase:
+    """The seeded knowledge base the search model is trained on."""
+    rng = random.Random(seed)
+    facts = {(e, r): rng.choice([o for o in entities if o != e]) for e in entities for r in RELATIONS}
+    keys = sorted(facts)
+    rng.shuffle(keys)
+    n_missing, n_misleading = int(len(keys) * MISSING_SHARE), int(len(keys) * MISLEADING_SHARE)
+    missing = set(keys[:n_missing])
+    misleading = keys[n_missing : n_missing + n_misleading]
+    corpus = [passage(e, r, v) for (e, r), v in facts.items() if (e, r) not in missing]
+    for e, r in misleading:
+        wrong = rng.choice([o for o in entities if o not in (e, facts[(e, r)])])
+        corpus.append(passage(e, r, wrong))
+    rng.shuffle(corpus)
+    return KnowledgeBase(tuple(entities), facts, tuple(corpus))
+
+
+@dataclass(frozen=True)
+class Drift:
+    """How the world changed after training."""
+
+    updated: frozenset[tuple[str, str]]  # facts with a new value (and passage)
+    renamed: dict[str, str] = field(hash=False)  # old name -> new name
+    removed: frozenset[str] = frozenset()  # passages gone from the corpus (in the new world's names)
+
+
+def drift(kb: KnowledgeBase, seed: int = 1, updated: float = 0.2, renamed: float = 0.1,
+          removed: float = 0.15) -> tuple[KnowledgeBase, Drift]:
+    """The knowledge base after the world moved: a share of facts updated (their passage says the new
+    value), a share of entities renamed (everywhere: facts, passages, questions), a share of the
+    remaining passages removed. Pure and seeded."""
+    rng = random.Random(seed)
+    facts = dict(kb.facts)
+    keys = sorted(facts)
+    changed = frozenset(rng.sample(keys, int(len(keys) * updated)))
+    for e, r in sorted(changed):
+        facts[(e, r)] = rng.choice([o for o in kb.entities if o not in (e, facts[(e, r)])])
+    old = rng.sample(sorted(kb.entities), int(len(kb.entities) * renamed))
+    new = _names(random.Random(seed + 7), len(old), taken=frozenset(ENTITY_NAMES))
+    names = dict(zip(sorted(old), new, strict=True))
+
+    def rn(e: str) -> str:
+        return names.get(e, e)
+
+    corpus: list[str] = []
+    for text in kb.passages:
+        s, r, v = text.split(" ")
+        if (s, r) in changed and kb.facts[(s, r)] == v:
+            v = facts[(s, r)]
+        corpus.append(passage(rn(s), r, rn(v)))
+    gone = frozenset(rng.sample(corpus, int(len(corpus) * removed)))
+    moved = KnowledgeBase(
+        tuple(rn(e) for e in kb.entities),
+        {(rn(e), r): rn(v) for (e, r), v in facts.items()},
+        tuple(p for p in corpus if p not in gone),
+    )
+    return moved, Drift(frozenset((rn(e), r) for e, r in changed), names, gone)

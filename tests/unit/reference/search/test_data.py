@@ -1,0 +1,92 @@
+"""The search world's turns parse with the project's parser, say what the oracle says, and the
+chat template gives the model the prompt it was trained on."""
+
+from __future__ import annotations
+
+import jinja2
+import pytest
+
+from planner import parse_turn
+from reference.search import data, env
+from reference.search.env import World
+from reference.search.evaluate import imagined_chain, imagined_results, plan_of, score_turn
+from reference.search.tokens import CHAT_TEMPLATE, WHOLE_TOKENS
+from reference.tokenizer import build_tokenizer
+from reference.train import _encode
+from reference.worlds import world_spec
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    return World()
+
+
+@pytest.mark.parametrize("stage", [2, 3])
+def test_every_turn_parses_and_its_confidence_is_the_exact_chance(world: World, stage: int) -> None:
+    for ex in data.stage_examples(stage, 300, seed=4, world=world):
+        text = ex.completion.split("\n<information>")[0]
+        turn = parse_turn(text)
+        assert turn.problems == (), (text, turn.problems)
+        plan = plan_of(turn)
+        assert plan == (ex.plan.query, ex.plan.answer)
+        assert turn.confidence == pytest.approx(round(world.plan_success(ex.state, *plan), 2))
+        scores = score_turn(world, ex.state, turn)  # the evaluation scores a training turn as right
+        assert scores["valid"] == scores["chain"] == 1.0 and scores.get("results", 1.0) == 1.0
+        truth = [(f.subject, f.relation, f.value) for f in world.chain(ex.state.question)]
+        assert imagined_chain(turn.imaginary) == truth
+
+
+def test_prompts_round_trip(world: World) -> None:
+    for ex in data.stage_examples(2, 200, seed=6, world=world):
+        assert data.parse_prompt(ex.prompt) == ex.state
+
+
+def test_stage_one_is_the_world_model_only(world: World) -> None:
+    for ex in data.stage_examples(1, 100, seed=1, world=world):
+        assert ex.completion.startswith("<imaginary>") and ex.completion.endswith("</imaginary>")
+
+
+def test_observation_examples_imagine_what_the_search_returns(world: World) -> None:
+    with_obs = [e for e in data.stage_examples(2, 300, seed=3, world=world) if "\n<information>" in e.completion]
+    assert with_obs
+    for e in with_obs:
+        assert e.plan.query is not None
+        seen = world.retriever.candidates(e.plan.query)
+        obs = e.completion.split("\n<information>")[1]
+        assert obs == f"{seen[0] if seen else 'nothing found'} steps={e.state.steps - 1}</information>"
+        results = imagined_results(parse_turn(e.completion).imaginary)
+        assert results is not None and results[0] == e.plan.query
+
+
+def test_training_data_excludes_heldout_questions(world: World) -> None:
+    held = env.heldout_questions(world)
+    for stage in (1, 2):
+        assert not any(e.state.question in held for e in data.stage_examples(stage, 400, seed=5, world=world))
+    assert all(e.state.question in held for e in data.stage_examples(2, 100, seed=5, heldout=True, world=world))
+
+
+def test_only_optimal_plans_teach_the_query(world: World) -> None:
+    examples = data.stage_examples(2, 400, seed=8, world=world)
+    tok = build_tokenizer((e.prompt + e.completion for e in examples), 384, WHOLE_TOKENS)
+    spec = world_spec("search")
+    other = next(e for e in examples if not e.optimal and e.plan.query is not None)
+    ids, plain = _encode(tok, other, 4.0, spec=spec)
+    _, masked = _encode(tok, other, 4.0, policy_mask=True, spec=spec)
+    zeroed = tok.decode([i for i, a, b in zip(ids, plain, masked, strict=True) if a != b])
+    assert zeroed.split() == ["search", *other.plan.query.split()]
+    assert any(e.optimal for e in examples) and any(not e.optimal for e in examples)
+    for e in examples:  # optimal: as good as the oracle's action (ties teach too)
+        action = env.Action("answer", e.plan.answer) if e.plan.query is None else env.Action("search", e.plan.query)
+        assert e.optimal == (abs(world.q_value(e.state, action) - world.value(e.state)) < 1e-12), e.plan
+
+
+def test_chat_template_renders_the_training_prompt(world: World) -> None:
+    ex = next(e for e in data.stage_examples(2, 200, seed=7, world=world) if len(e.state.observed) == 2)
+    messages = [{"role": "user", "content": f"question: {ex.state.question.text} steps={env.STEPS}"}]
+    for i, found in enumerate(ex.state.observed):
+        messages += [{"role": "assistant", "content": "", "tool_calls": [{"id": f"c{i}", "type": "function",
+                      "function": {"name": "search", "arguments": "{}"}}]},
+                     {"role": "tool", "tool_call_id": f"c{i}", "content": data.observation(found, env.STEPS - i - 1)}]
+    rendered = jinja2.Environment().from_string(CHAT_TEMPLATE).render(messages=messages, bos_token="<s>",
+                                                                      tools=[{"type": "function"}])
+    assert rendered == "<s>" + ex.prompt

@@ -1,0 +1,142 @@
+"""The search world: its knowledge base, its noisy BM25 search and the exact oracle agree with
+what actually happens when episodes are played."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from reference.search import env, kb, retrieval
+from reference.search.env import Action, Question, State, World
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    return World()
+
+
+def test_knowledge_base_is_seeded_complete_and_imperfect(world: World) -> None:
+    again = kb.generate()
+    assert again.passages == world.kb.passages and again.facts == world.kb.facts
+    assert len(world.kb.facts) == len(kb.ENTITY_NAMES) * len(kb.RELATIONS)
+    assert all(v != s and v in world.kb.entities for (s, _r), v in world.kb.facts.items())
+    facts = [world.kb.fact(s, r) for s, r in world.kb.facts]
+    missing = [f for f in facts if not world.kb.stated(f)]
+    assert len(missing) == int(len(facts) * kb.MISSING_SHARE)
+    misleading = [p for p in world.kb.passages if p not in {f.passage for f in facts}]
+    assert len(misleading) == int(len(facts) * kb.MISLEADING_SHARE)
+    for p in misleading:  # a wrong value for a real subject and relation
+        s, r, v = p.split()
+        assert world.kb.value(s, r) != v
+
+
+def test_drift_updates_renames_and_removes() -> None:
+    base = kb.generate()
+    moved, d = kb.drift(base)
+    assert kb.drift(base)[0].passages == moved.passages  # seeded
+    assert len(d.updated) == int(len(base.facts) * 0.2) and len(d.renamed) == int(len(base.entities) * 0.1)
+    assert not set(d.renamed.values()) & set(kb.ENTITY_NAMES)
+    for old, new in d.renamed.items():
+        assert old not in moved.entities and new in moved.entities
+        assert not any(old in p.split() for p in moved.passages)
+    changed = [(s, r) for (s, r) in d.updated]
+    rename = {v: k for k, v in d.renamed.items()}
+    for s, r in changed:
+        assert moved.value(s, r) != d.renamed.get(base.value(rename.get(s, s), r), base.value(rename.get(s, s), r))
+    assert d.removed and not d.removed & set(moved.passages)
+
+
+def test_inclusion_probability_matches_noisy_searches(world: World) -> None:
+    rng = random.Random(5)
+    last = world.last_fact(world.questions[17])
+    assert last is not None
+    for query in world.fact_queries(last):
+        p = world.retriever.inclusion(query, last.passage)
+        hits = sum(last.passage in world.retriever.search(query, rng) for _ in range(4000))
+        assert hits / 4000 == pytest.approx(p, abs=0.03), query
+
+
+def test_survival_by_rank() -> None:
+    assert retrieval.survival(1) == pytest.approx(1 - retrieval.LOSS)
+    assert retrieval.survival(2) == pytest.approx((1 - retrieval.LOSS) * retrieval.LOSS ** retrieval.TOP_K)
+    assert all(retrieval.survival(r) > retrieval.survival(r + 1) for r in range(1, retrieval.CANDIDATES))
+
+
+def test_candidates_share_a_word_and_rank_ties_in_corpus_order(world: World) -> None:
+    query = f"{world.kb.entities[3]} rival"
+    cands = world.retriever.candidates(query)
+    assert 0 < len(cands) <= retrieval.CANDIDATES
+    assert all(set(c.lower().split()) & set(query.lower().split()) for c in cands)
+    both = [c for c in cands if world.kb.entities[3] in c.split() and "rival" in c.split()]
+    assert tuple(both) == cands[: len(both)]  # the passages with both words come first...
+    order = [world.kb.passages.index(c) for c in both]
+    assert order == sorted(order)  # ...in corpus order (equal BM25 scores)
+    assert world.retriever.candidates("Nobody knows") == ()
+
+
+def _play(world: World, start: State, policy, rng: random.Random) -> bool:  # type: ignore[no-untyped-def]
+    state = start
+    while not world.done(state):
+        state, _ = world.step(state, policy(state), rng)
+    return world.success(state)
+
+
+def test_plan_chance_and_optimal_value_match_played_episodes(world: World) -> None:
+    rng = random.Random(9)
+    starts = env.balanced_starts(world, True, 12, random.Random(1))
+    for start in starts:
+        q = start.question
+        last = world.last_fact(q)
+        assert last is not None
+        query = world.fact_queries(last)[0]
+
+        def plan(state: State, query: str = query) -> Action:
+            return Action("answer", world.answer(state.question) or "") if world.supported(state) \
+                else Action("search", query)
+
+        wins = sum(_play(world, start, plan, rng) for _ in range(600))
+        assert wins / 600 == pytest.approx(world.plan_success(start, query, world.answer(q) or ""), abs=0.06)
+        opt = sum(_play(world, start, world.optimal_action, rng) for _ in range(600))
+        assert opt / 600 == pytest.approx(world.value(start), abs=0.06)
+
+
+def test_value_is_the_best_action_value(world: World) -> None:
+    queries = [f"{e} {r}" for e in world.kb.entities[:8] for r in kb.RELATIONS]
+    for start in env.balanced_starts(world, False, 30, random.Random(2)):
+        best = world.optimal_action(start)
+        assert world.q_value(start, best) == pytest.approx(world.value(start))
+        assert all(world.q_value(start, Action("search", q)) <= world.value(start) + 1e-12 for q in queries)
+        assert 0.0 < world.value(start) < 1.0
+
+
+def test_an_answer_counts_only_when_right_and_supported(world: World) -> None:
+    q = next(q for q in world.questions if len(q.relations) == 2)
+    truth = world.answer(q) or ""
+    start = State(q, env.STEPS)
+    rng = random.Random(0)
+    assert not world.success(world.step(start, Action("answer", truth), rng)[0])  # unsupported
+    last = world.last_fact(q)
+    assert last is not None
+    seen = State(q, 2, (last.passage,))
+    assert world.supported(seen) and world.plan_success(seen, None, truth) == 1.0
+    assert world.success(world.step(seen, Action("answer", truth), rng)[0])
+    assert not world.success(world.step(seen, Action("answer", "Nobody"), rng)[0])
+
+
+def test_reactive_agent_walks_the_chain_by_subjects(world: World) -> None:
+    q = next(q for q in world.questions if len(q.relations) == 3)
+    first = world.chain(q)[0]
+    assert world.reactive_action(State(q, 3)) == Action("search", f"{q.start} {q.relations[0]}")
+    after = State(q, 2, (first.passage,))
+    assert world.reactive_action(after) == Action("search", f"{first.value} {q.relations[1]}")
+
+
+def test_heldout_questions_are_kept_apart(world: World) -> None:
+    held = env.heldout_questions(world)
+    assert len(held) == int(len(world.questions) * env.HELDOUT_FRACTION)
+    assert all(s.question in held for s in env.start_states(world, True))
+    assert not any(s.question in held for s in env.start_states(world, False))
+    assert all(world.answerable(q) for q in world.questions)
+    assert {len(q.relations) for q in held} == set(env.HOPS)
+    assert Question("Nobody", ("mentor",)) not in world.questions
