@@ -90,7 +90,60 @@ async def main_async(args: argparse.Namespace) -> tuple[list[tuple[str, float, f
     return rows, estimates
 
 
-def plot(rows: list[tuple[str, float, float]], path: Path) -> None:
+async def search_async(args: argparse.Namespace) -> tuple[list[tuple[str, float, float]],
+                                                         dict[str, tuple[float, float]]]:
+    """The same table in the search world."""
+    from engine.sampler import local_sampler
+    from reference.search import env as search_env
+    from reference.search.evaluate import mean_se
+    from reference.search.evaluate import run_episodes as search_episodes
+    from reference.search.planning import PLANNERS as SEARCH_PLANNERS
+    from reference.search.planning import run_planner as search_planner
+
+    world = search_env.World()
+    starts = search_env.balanced_starts(world, True, args.episodes, random.Random(args.seed))
+    rows: list[tuple[str, float, float]] = []
+    estimates: dict[str, tuple[float, float]] = {}
+    for name in ("random", "reactive", "optimal"):
+        rate, est = await search_episodes(None, world, name, starts, args.seed, show=False)
+        rows.append((name, rate, 0.0))
+        estimates[name] = mean_se(est)
+    async with local_sampler(args.model) as sampler:
+        for name, cfg in SEARCH_PLANNERS.items():
+            if args.only and name not in args.only:
+                continue
+            t0 = time.monotonic()
+            per_episode: list[float] = []
+            rate, tok = await search_planner(world, sampler, cfg, starts, args.seed, estimates=per_episode)
+            estimates[name] = mean_se(per_episode)
+            print(f"  {name}: {rate:.3f} success, {tok:.0f} tokens/decision ({time.monotonic() - t0:.0f}s)",
+                  file=sys.stderr)
+            rows.append((name, rate, tok))
+    return rows, estimates
+
+
+def search_report(rows: list[tuple[str, float, float]], estimates: dict[str, tuple[float, float]]) -> None:
+    by = {name: (rate, tok) for name, rate, tok in rows}
+    print(f"{'policy':<16}{'success':>9}{'paired est.':>18}{'tokens/decision':>17}")
+    for name, rate, tok in rows:
+        value, se = estimates[name]
+        print(f"{name:<16}{rate:>9.3f}{f'{value:.3f} ± {se:.3f}':>18}{(f'{tok:.0f}' if tok else '-'):>17}")
+    print("(paired est.: the exact optimum's value from the same starts plus the mean of the policy's exact "
+          "advantages Q*(s, a) - V*(s) along its own episodes, ± 1 SE)")
+    if {"greedy", "best_of_8", "optimal"} <= set(by):
+        g, b, o = (estimates[k][0] for k in ("greedy", "best_of_8", "optimal"))
+        closed = (b - g) / (o - g) if o > g else float("nan")
+        print(f"best_of_8 closes {closed:.2f} of greedy's gap to the optimum (target >= 0.5): "
+              f"{_verdict(closed >= 0.5)}")
+    if "branch_commit" in by and "best_of_8" in by:
+        (bc, se_bc), (b8, se_b8) = estimates["branch_commit"], estimates["best_of_8"]
+        ratio = by["branch_commit"][1] / by["best_of_8"][1]
+        se = (se_bc**2 + se_b8**2) ** 0.5
+        print(f"branch_commit vs best_of_8: paired {bc:.3f} vs {b8:.3f} (difference {bc - b8:+.3f}, SE {se:.3f}), "
+              f"tokens ratio {ratio:.2f} (target: within one SE, <= 0.40): {_verdict(bc >= b8 - se and ratio <= 0.4)}")
+
+
+def plot(rows: list[tuple[str, float, float]], path: Path, title: str = "NumberReach") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -112,7 +165,7 @@ def plot(rows: list[tuple[str, float, float]], path: Path) -> None:
     ax.margins(x=0.2)
     ax.set_xlabel("generated tokens per decision (log scale)")
     ax.set_ylabel("episode success (held-out)")
-    ax.set_title("NumberReach: planning with the model's own foresight")
+    ax.set_title(f"{title}: planning with the model's own foresight")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -147,13 +200,21 @@ def report(rows: list[tuple[str, float, float]], estimates: dict[str, tuple[floa
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=str(REPO / "models" / "foresight-numberreach"))
+    ap.add_argument("--world", choices=("numberreach", "search"), default="numberreach")
+    ap.add_argument("--model", default=None, help="checkpoint (default: models/foresight-<world>)")
     ap.add_argument("--episodes", type=positive, default=200)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--only", nargs="+", choices=sorted(PLANNERS), metavar="NAME",
+    ap.add_argument("--only", nargs="+", choices=sorted(PLANNERS), metavar="NAME",  # the same names in both
                     help=f"run only these planner configurations ({', '.join(PLANNERS)})")
     ap.add_argument("--plot", default=str(REPO / "bench" / "planner.png"))
     args = ap.parse_args()
+    args.model = args.model or str(REPO / "models" / f"foresight-{args.world}")
+    if args.world == "search":
+        rows, estimates = asyncio.run(search_async(args))
+        search_report(rows, estimates)
+        plot(rows, Path(args.plot), "Search world")
+        print(f"plot written to {args.plot}")
+        return 0
     rows, estimates = asyncio.run(main_async(args))
     report(rows, estimates)
     overhead = planner_overhead_ms()

@@ -51,6 +51,9 @@ PANELS: list[tuple[str, str, str, list[tuple[str, str]]]] = [
         ("{{domain}} {{confidence}}", f"max by (domain, confidence) (foresight_confidence_ece{I})")]),
     ("Calibration", "Brier score, raw vs calibrated", "short", [
         ("{{domain}} {{confidence}}", f"max by (domain, confidence) (foresight_confidence_brier{I})")]),
+    ("Calibration", "World-model fidelity (mean of reported observations)", "short", [
+        ("{{domain}}", f"sum by (domain) (rate(foresight_world_model_fidelity_sum{I}[5m])) / "
+                       f"sum by (domain) (rate(foresight_world_model_fidelity_count{I}[5m]))")]),
     ("Calibration", "Outcomes reported", "short", [
         ("{{domain}} {{result}}", f"sum by (domain, result) (increase(foresight_outcomes_total{I}[1h]))")]),
     ("Energy and cost", "Cost per 1k tokens ($)", "currencyUSD", [

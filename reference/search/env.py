@@ -235,15 +235,30 @@ def balanced_starts(world: World, heldout: bool, count: int, rng: random.Random)
     return [rng.choice(by_hops[HOPS[i % len(HOPS)]]) for i in range(count)]
 
 
-def drifted_question(q: Question, d: Drift) -> Question:
-    return q.renamed(d.renamed)
+def drifted_starts(old: World, d: Drift, heldout: bool = True) -> list[State]:
+    """The same questions asked in the world after ``d`` (renamed where their start was): some are now
+    answered otherwise, some not at all (their last passage was removed)."""
+    return [State(s.question.renamed(d.renamed), s.steps) for s in start_states(old, heldout)]
 
 
-def visited_states(world: World, rng: random.Random, heldout: bool) -> Iterator[State]:
+def stale(old: World, new: World, d: Drift, state: State) -> bool:
+    """Whether what the model learnt about this question no longer holds in the new world: a fact of its
+    chain changed (updated or renamed), or its last fact's passage is gone."""
+    back = {v: k for k, v in d.renamed.items()}
+    original = Question(back.get(state.question.start, state.question.start), state.question.relations)
+    then = [(d.renamed.get(f.subject, f.subject), f.relation, d.renamed.get(f.value, f.value))
+            for f in old.chain(original)]
+    now = new.chain(state.question)
+    renamed = any(f.subject in back or f.value in back for f in now)
+    return renamed or then != [(f.subject, f.relation, f.value) for f in now] or not new.answerable(state.question)
+
+
+def visited_states(world: World, rng: random.Random, heldout: bool,
+                   starts: list[State] | None = None) -> Iterator[State]:
     """States met in episodes played by a mix of policies (optimal, reactive, random searches), from
-    starts on one side of the split, as many of each question length."""
+    starts on one side of the split (or from ``starts``), as many of each question length."""
     queries = [f"{e} {r}" for e in world.kb.entities for r in RELATIONS]
-    pool = start_states(world, heldout)
+    pool = starts if starts is not None else start_states(world, heldout)
     by_hops = [[s for s in pool if len(s.question.relations) == h] for h in HOPS]
     while True:
         state = rng.choice(rng.choice(by_hops))

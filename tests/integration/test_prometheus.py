@@ -103,8 +103,8 @@ def traffic(server: ServerProcess) -> None:
         p = httpx.post(f"{server.url}/v1/plan", timeout=120, json={
             "prompt": data.prompt_for(s), "algorithm": "best_of_n", "width": 2, "domain": "prom", "seed": i})
         assert p.status_code == 200
-        o = httpx.post(f"{server.url}/v1/outcomes", timeout=30, json={"plan_id": p.json()["plan_id"],
-                                                                      "success": i % 2 == 0})
+        o = httpx.post(f"{server.url}/v1/outcomes", timeout=30, json={  # observed: world-model fidelity
+            "plan_id": p.json()["plan_id"], "success": i % 2 == 0, "observation": f"x={6 + i} target=40 steps=5"})
         assert o.status_code == 200
     httpx.get(f"{server.url}/health", timeout=10)
 
@@ -142,3 +142,57 @@ def test_every_dashboard_and_alert_query_returns_data(server: ServerProcess, pro
         traffic(server) if len(missing) < 6 else None
         time.sleep(3)
     assert not missing, "queries without data:\n  " + "\n  ".join(missing)
+
+
+def _expected_annotations(alert: str, labels: dict[str, str]) -> dict[str, str]:
+    rule = next(r for g in yaml.safe_load(ALERTS.read_text())["groups"] for r in g["rules"] if r["alert"] == alert)
+    out = {}
+    for key, text in rule["annotations"].items():
+        for name, value in labels.items():
+            text = text.replace("{{ $labels." + name + " }}", value)
+        out[key] = text
+    return out
+
+
+def test_drift_alerts_fire_on_drift_only(tmp_path: Path) -> None:
+    """``promtool test rules``: raw ECE past 0.15 for 30 min fires ForesightRawConfidenceDrift; world-model
+    fidelity falling below 80% of its daily mean for 15 min fires ForesightWorldModelFidelityDropped;
+    neither fires while the world stays as learnt (the search world's drift, docs/search-world.md)."""
+    promtool = _need("promtool")
+    labels = {"instance": "a:8000", "domain": "search"}
+    sel = '{instance="a:8000",domain="search"}'
+    tests = {
+        "rule_files": [str(ALERTS)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {"interval": "1m",
+             "input_series": [
+                 {"series": 'foresight_confidence_ece{instance="a:8000",domain="search",confidence="raw"}',
+                  "values": "0.04x60 0.31x60"},
+                 {"series": 'foresight_confidence_ece{instance="a:8000",domain="search",confidence="calibrated"}',
+                  "values": "0.03x120"}],
+             "alert_rule_test": [
+                 {"eval_time": "55m", "alertname": "ForesightRawConfidenceDrift", "exp_alerts": []},
+                 {"eval_time": "80m", "alertname": "ForesightRawConfidenceDrift", "exp_alerts": []},  # pending
+                 {"eval_time": "100m", "alertname": "ForesightRawConfidenceDrift",
+                  "exp_alerts": [{"exp_labels": {**labels, "severity": "warning"},
+                                  "exp_annotations": _expected_annotations("ForesightRawConfidenceDrift", labels)}]},
+                 {"eval_time": "100m", "alertname": "ForesightCalibrationDrift", "exp_alerts": []}]},
+            # 10 observations a minute: fidelity 0.9 for a day and a half, then 0.4
+            {"interval": "5m",
+             "input_series": [
+                 {"series": f"foresight_world_model_fidelity_count{sel}", "values": "0+50x500"},
+                 {"series": f"foresight_world_model_fidelity_sum{sel}", "values": "0+45x432 19440+20x68"}],
+             "alert_rule_test": [
+                 {"eval_time": "35h", "alertname": "ForesightWorldModelFidelityDropped", "exp_alerts": []},
+                 {"eval_time": "36h30m", "alertname": "ForesightWorldModelFidelityDropped",
+                  "exp_alerts": [{"exp_labels": {**labels, "severity": "warning"},
+                                  "exp_annotations": _expected_annotations("ForesightWorldModelFidelityDropped",
+                                                                           labels)}]}]},
+        ],
+    }
+    path = tmp_path / "drift.test.yml"
+    path.write_text(yaml.safe_dump(tests, sort_keys=False))
+    out = subprocess.run([promtool, "test", "rules", str(path)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "SUCCESS" in out.stdout + out.stderr

@@ -35,6 +35,7 @@ EXCEPTIONS: dict[str, set[str]] = {
     "engine/sampler.py": {"planner"},  # the one place engine meets the planner's protocol
     "bench/metrics_overhead.py": {"server"},  # it times the server's own metric updates
     "bench/trust_overhead.py": {"server", "protocol"},  # it times the server's scope checks, usage and audit
+    "bench/drift.py": {"client"},  # it plays an app: plans and reports outcomes with the typed client
 }
 ENGINE_PLANNER_ONLY = "engine/sampler.py"
 

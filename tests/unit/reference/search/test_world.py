@@ -35,7 +35,8 @@ def test_drift_updates_renames_and_removes() -> None:
     base = kb.generate()
     moved, d = kb.drift(base)
     assert kb.drift(base)[0].passages == moved.passages  # seeded
-    assert len(d.updated) == int(len(base.facts) * 0.2) and len(d.renamed) == int(len(base.entities) * 0.1)
+    assert len(d.updated) == int(len(base.facts) * kb.DRIFT_UPDATED)
+    assert len(d.renamed) == int(len(base.entities) * kb.DRIFT_RENAMED)
     assert not set(d.renamed.values()) & set(kb.ENTITY_NAMES)
     for old, new in d.renamed.items():
         assert old not in moved.entities and new in moved.entities
@@ -140,3 +141,21 @@ def test_heldout_questions_are_kept_apart(world: World) -> None:
     assert all(world.answerable(q) for q in world.questions)
     assert {len(q.relations) for q in held} == set(env.HOPS)
     assert Question("Nobody", ("mentor",)) not in world.questions
+
+
+def test_stale_questions_are_those_the_change_touched() -> None:
+    old = World()
+    moved, d = kb.drift(old.kb)
+    new = World(moved)
+    starts = env.drifted_starts(old, d)
+    flags = [env.stale(old, new, d, s) for s in starts]
+    assert 0.3 < sum(flags) / len(flags) < 0.7
+    for s, flag in zip(starts, flags, strict=True):
+        if not flag:  # nothing it learnt changed: same answer, still answerable, same chances
+            back = {v: k for k, v in d.renamed.items()}
+            original = State(Question(back.get(s.question.start, s.question.start), s.question.relations), s.steps)
+            assert new.answer(s.question) == old.answer(original.question) and new.answerable(s.question)
+        else:
+            assert any(f.subject in d.renamed.values() or f.value in d.renamed.values() or
+                       (f.subject, f.relation) in d.updated for f in new.chain(s.question)) \
+                or not new.answerable(s.question)

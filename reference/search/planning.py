@@ -1,0 +1,65 @@
+"""The planner in the search world: its configurations and one loop that plays them through
+``planner.search.plan``, episode by episode, with the exact paired estimate of their success.
+Pure Python (the sampler is given).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+from planner.search import Algorithm, Budget, LookaheadContext, PlanConfig, plan
+from planner.search.base import Calibrator, Candidate, Sampler
+from reference.search import data
+from reference.search.env import Action, State, World
+from reference.search.evaluate import turn_action
+
+PLANNERS: dict[str, PlanConfig] = {
+    "greedy": PlanConfig(algorithm=Algorithm.GREEDY, max_tokens_per_turn=128),
+    "best_of_4": PlanConfig(algorithm=Algorithm.BEST_OF_N, width=4, max_tokens_per_turn=128),
+    "best_of_8": PlanConfig(algorithm=Algorithm.BEST_OF_N, width=8, max_tokens_per_turn=128),
+    # two spans a round; commit at the first plan claiming 0.6 (a query whose passage ranks first claims
+    # 0.7 with one search left, 0.97 with three; the next rank at most 0.51), at most 16 spans
+    "branch_commit": PlanConfig(algorithm=Algorithm.BRANCH_COMMIT, width=2, commit_threshold=0.6,
+                                budget=Budget(max_candidates=16), max_tokens_per_turn=128),
+    # the search model sees its whole episode, so the next level gets the history and the imagined result
+    "lookahead": PlanConfig(algorithm=Algorithm.LOOKAHEAD, width=8, branch=2, commit_threshold=0.6,
+                            budget=Budget(max_depth=2, max_candidates=24, max_tokens=8192, deadline_s=600),
+                            lookahead_context=LookaheadContext.HISTORY, max_tokens_per_turn=128),
+}
+
+
+def chosen_action(chosen: Candidate | None) -> Action | None:
+    return turn_action(chosen.turn) if chosen else None
+
+
+async def run_planner(world: World, sampler: Sampler, config: PlanConfig, starts: list[State], seed: int,
+                      concurrency: int = 16, calibrator: Calibrator | None = None,
+                      estimates: list[float] | None = None) -> tuple[float, float]:
+    """Success rate and generated tokens per decision; ``estimates`` (if given) receives each
+    episode's paired estimate (the optimum's exact value plus the exact advantages of its actions)."""
+    sem = asyncio.Semaphore(concurrency)
+    tokens: list[int] = []
+
+    async def episode(i: int, start: State) -> bool:
+        rng = random.Random(seed * 7919 + i)
+        state, estimate = start, world.value(start)
+        try:
+            while not world.done(state):
+                async with sem:
+                    cfg = PlanConfig(**{**config.__dict__, "seed": rng.randrange(2**31)})
+                    result = await plan(sampler, data.prompt_for(state), cfg, calibrator)
+                tokens.append(result.usage.completion_tokens)
+                action = chosen_action(result.chosen)
+                if action is None:
+                    estimate -= world.value(state)
+                    return False
+                estimate += world.q_value(state, action) - world.value(state)
+                state, _ = world.step(state, action, rng)
+            return world.success(state)
+        finally:
+            if estimates is not None:
+                estimates.append(estimate)
+
+    results = await asyncio.gather(*(episode(i, s) for i, s in enumerate(starts)))
+    return sum(results) / len(results), sum(tokens) / max(len(tokens), 1)
