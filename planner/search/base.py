@@ -86,6 +86,9 @@ class LookaheadContext(enum.StrEnum):
 
     HISTORY = "history"  # the prompt, the turn and the imagined observation
     OBSERVATION = "observation"  # the imagined observation alone (Markov models)
+    # the prompt and the imagined observation, not the turn (models whose history is their observations,
+    # as the search reference model's: its chat template renders user and tool messages only)
+    OBSERVATIONS = "observations"
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,9 @@ class PlanConfig:
                        min_length=1, max_length=128)
     max_tokens_per_turn: int = knob(256, "Tokens one sampled turn may take.", ge=1, limit="max_tokens_limit")
     lookahead_context: LookaheadContext = knob(LookaheadContext.HISTORY, (
-        "lookahead: the next level sees the whole history, or only the imagined observation (Markov agents)."))
+        "lookahead: the next level sees the whole history, only the imagined observation (Markov agents), or "
+        "the prompt and the imagined observation without the turn (`observations`: agents whose history is "
+        "what they observed)."))
     discount: float = knob(1.0, (
         "lookahead: an imagined future's value is multiplied by this before it competes with its parent's "
         "own confidence (1: no discount; e.g. the chance that an action takes effect as imagined)."), ge=0, le=1)

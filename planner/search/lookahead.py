@@ -35,6 +35,8 @@ def next_prompt(prompt: str, cand: Candidate, observation: str, context: Lookahe
     obs = f"<information>{observation.strip()}</information>\n"
     if context is LookaheadContext.OBSERVATION:
         return obs
+    if context is LookaheadContext.OBSERVATIONS:
+        return prompt + obs
     return prompt + cand.text + "\n" + obs
 
 

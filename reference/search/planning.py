@@ -22,10 +22,11 @@ PLANNERS: dict[str, PlanConfig] = {
     # 0.7 with one search left, 0.97 with three; the next rank at most 0.51), at most 16 spans
     "branch_commit": PlanConfig(algorithm=Algorithm.BRANCH_COMMIT, width=2, commit_threshold=0.6,
                                 budget=Budget(max_candidates=16), max_tokens_per_turn=128),
-    # the search model sees its whole episode, so the next level gets the history and the imagined result
+    # the search model's history is what its searches returned: the next level gets the prompt and the
+    # imagined result, as a real search's would read
     "lookahead": PlanConfig(algorithm=Algorithm.LOOKAHEAD, width=8, branch=2, commit_threshold=0.6,
                             budget=Budget(max_depth=2, max_candidates=24, max_tokens=8192, deadline_s=600),
-                            lookahead_context=LookaheadContext.HISTORY, max_tokens_per_turn=128),
+                            lookahead_context=LookaheadContext.OBSERVATIONS, max_tokens_per_turn=128),
 }
 
 

@@ -223,6 +223,18 @@ async def test_lookahead_observation_context_prompts_with_observation_only() -> 
     assert any(c[0] == "<information>x=3</information>\n" for c in s.calls)
 
 
+async def test_lookahead_observations_context_prompts_with_the_prompt_and_observation() -> None:
+    def script(prompt: str, call: int, i: int) -> str:
+        if prompt.endswith("<information>"):
+            return "x=3</information>"
+        return turn(50, "a")
+
+    s = ScriptedSampler(script)
+    await plan(s, "P\n", cfg("lookahead", width=1, branch=1, lookahead_context=LookaheadContext.OBSERVATIONS))
+    children = [c[0] for c in s.calls if c[0].startswith("P\n<information>x=3")]
+    assert children == ["P\n<information>x=3</information>\n"]  # no turn in between: a history of observations
+
+
 @pytest.mark.parametrize("max_tokens", [4096, 1400])
 async def test_lookahead_branches_side_by_side_share_the_budget_and_never_overrun_it(max_tokens: int) -> None:
     # five distinct actions expanded at once by an engine that takes time: each branch must see its
