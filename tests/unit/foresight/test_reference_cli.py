@@ -123,3 +123,39 @@ def test_train_defaults_are_the_shipped_recipe() -> None:
     assert json.loads(json.dumps(asdict(TrainConfig()))) == {**shipped, "world": shipped.get("world", "numberreach")}
     args = build_parser().parse_args(["reference", "train"])
     assert args.policy_plans == shipped["policy_plans"] and args.seed == shipped["seed"]
+
+
+def test_world_option_picks_the_model_and_table(capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+
+    from foresight.cli import main
+    from foresight.reference import acceptance_failures, default_model, print_table
+    from reference.search.evaluate import SearchEvalResult, SearchTurnMetrics
+
+    parser = build_parser()
+    assert parser.parse_args(["reference", "eval"]).world == "numberreach"
+    assert parser.parse_args(["reference", "eval", "--world", "search", "--drifted"]).drifted
+    assert default_model("search") == REPO / "models" / "foresight-search"
+    for argv, why in ((["--drifted"], "--world search only"), (["--world", "search", "--planners", "greedy"],
+                                                                 "bench/planners.py --world search")):
+        with pytest.raises(SystemExit) as exc:
+            main(["reference", "eval", *argv])
+        assert why in str(exc.value.code)
+    with pytest.raises(SystemExit) as exc:
+        parser.parse_args(["reference", "train", "--world", "chess"])
+    assert exc.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+    turns = SearchTurnMetrics(states=10, format_validity=1.0, chain_accuracy=0.9, result_accuracy=0.8,
+                              confidence_brier=0.1, exact_brier=0.095, brier_gap=0.005)
+    result = SearchEvalResult(model="m", seed=0, turns=turns, episodes=10, best_of_n=8,
+                              success={"model_greedy": 0.6, "model_best_of_n": 0.7, "optimal": 0.8},
+                              paired={"model_greedy": (0.60, 0.01), "model_best_of_n": (0.65, 0.01),
+                                      "optimal": (0.8, 0.0)})
+    out = io.StringIO()
+    print_table(result, out)
+    text = out.getvalue()
+    assert "world search" in text and "chain accuracy" in text and "paired 0.650 ± 0.010" in text
+    # the paired estimates decide: best-of-N closed 0.05 of a 0.20 gap (needs 0.08)
+    assert any("best-of-N gains +0.050" in f for f in acceptance_failures(result))
+    result.paired["model_best_of_n"] = (0.72, 0.01)
+    assert acceptance_failures(result) == []

@@ -159,3 +159,24 @@ def test_stale_questions_are_those_the_change_touched() -> None:
             assert any(f.subject in d.renamed.values() or f.value in d.renamed.values() or
                        (f.subject, f.relation) in d.updated for f in new.chain(s.question)) \
                 or not new.answerable(s.question)
+
+
+def test_drift_bench_plans_as_the_planner_configuration() -> None:
+    """bench/drift.py sends reference.search.planning's branch_commit as a request: the same parameters."""
+    import importlib.util
+    import sys
+
+    from planner.params import from_mapping
+    from planner.search import PlanConfig
+    from reference.search.planning import PLANNERS
+    from tests.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("drift_bench", REPO / "bench" / "drift.py")
+    assert spec and spec.loader
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # its dataclasses look themselves up there
+    try:
+        spec.loader.exec_module(bench)
+    finally:
+        del sys.modules[spec.name]
+    assert from_mapping(PlanConfig, bench.BRANCH_COMMIT) == PLANNERS["branch_commit"]
