@@ -258,12 +258,20 @@ async def run(args: argparse.Namespace, url: str, prom: Prometheus | None) -> No
             print(f"  {line}")
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    positive = _positive
     p.add_argument("--model", type=Path, default=MODEL)
-    p.add_argument("--fit", type=int, default=400, help="outcomes reported in each world (the map's fit)")
-    p.add_argument("--eval", type=int, default=2000, help="other held-out decisions measured in the changed world")
-    p.add_argument("--stale", type=int, default=300, help="stale states branch_commit plans on, before and after")
+    p.add_argument("--fit", type=positive, default=400, help="outcomes reported in each world (the map's fit)")
+    p.add_argument("--eval", type=positive, default=2000, help="other held-out decisions measured in the changed world")
+    p.add_argument("--stale", type=positive, default=300, help="stale states branch_commit plans on, before and after")
     p.add_argument("--drift-seed", type=int, default=1)
     p.add_argument("--prometheus", action="store_true", help="also run Debian's Prometheus on the alert rules")
     p.add_argument("--dwell", type=float, default=45.0, help="with --prometheus: seconds to wait after a phase")

@@ -133,13 +133,17 @@ async def _run_eval(model: Path, dtype: str, world: str = "numberreach", drifted
     async with open_engine(model, dtype=dtype, log_stats=False) as engine:
         if world == "search":
             from reference.search import evaluate as search_eval
-            from reference.search.env import World
+            from reference.search.env import World, drifted_starts
             from reference.search.kb import drift, generate
 
             kwargs.pop("planners", None)
-            moved = World(drift(generate())[0]) if drifted else None
-            return await search_eval.evaluate(engine, world=moved, world_name="search (drifted)" if drifted
-                                              else "search", **kwargs)
+            if not drifted:
+                return await search_eval.evaluate(engine, **kwargs)
+            # the same questions (the split's side asked for), in the world after the change
+            trained, (moved, change) = World(), drift(generate())
+            pool = drifted_starts(trained, change, heldout=kwargs.get("heldout", True))
+            return await search_eval.evaluate(engine, world=World(moved), world_name="search (drifted)",
+                                              pool=pool, **kwargs)
         from reference.evaluate import evaluate
 
         return await evaluate(engine, **kwargs)

@@ -158,7 +158,10 @@ def sample_plan(world: World, state: State, rng: random.Random) -> tuple[Plan, b
     elif source == "other":
         query = next((q for q in world.fact_queries(last) if q != best.text), best.text)
     elif source == "reactive":
-        query = world.reactive_action(state).text
+        walked = world.reactive_action(state)
+        if walked.kind == "answer":  # it read a value off a passage that does not support the answer
+            return Plan(None, answer), False
+        query = walked.text
     else:
         query = f"{rng.choice(world.kb.entities)} {rng.choice(RELATIONS)}"
     return Plan(query, answer), _same_value(world, state, query, best)

@@ -65,7 +65,7 @@ class Action:
 def parse_query(query: str) -> tuple[str, str] | None:
     """``entity relation`` from a query in the grammar; None if it is not one."""
     parts = query.split()
-    if len(parts) != 2 or parts[1] not in RELATIONS:
+    if len(parts) != 2 or not parts[0].isalpha() or parts[1] not in RELATIONS:
         return None
     return parts[0], parts[1]
 
@@ -126,7 +126,9 @@ class World:
     def query_success(self, q: Question, query: str) -> float:
         """Exact probability that one search for ``query`` returns the question's last fact."""
         last = self.last_fact(q)
-        return self.retriever.inclusion(query, last.passage) if last else 0.0
+        if last is None or parse_query(query) is None:  # not a query of the grammar: the world does not search
+            return 0.0
+        return self.retriever.inclusion(query, last.passage)
 
     def fact_queries(self, fact: Fact) -> tuple[str, str]:
         """The two queries of the grammar that name a fact: by its subject and by its value."""
@@ -165,6 +167,8 @@ class World:
         """Exact chance of success of ``action`` now, the optimal policy afterwards."""
         if action.kind == "answer":
             return float(action.text == self.answer(state.question) and self.supported(state))
+        if state.steps <= 0:  # no search left: the environment ends the episode unanswered
+            return 0.0
         if self.supported(state):
             return self.value(State(state.question, state.steps - 1, state.observed))
         p = self.query_success(state.question, action.text) if parse_query(action.text) else 0.0
@@ -228,9 +232,11 @@ def start_states(world: World, heldout: bool) -> list[State]:
     return [State(q, STEPS) for q in world.questions if (q in held) == heldout]
 
 
-def balanced_starts(world: World, heldout: bool, count: int, rng: random.Random) -> list[State]:
-    """``count`` starts with as many questions of each length (two, three, four hops)."""
-    pool = start_states(world, heldout)
+def balanced_starts(world: World, heldout: bool, count: int, rng: random.Random,
+                    pool: list[State] | None = None) -> list[State]:
+    """``count`` starts (from ``pool``, default the world's side of the split) with as many questions of
+    each length (two, three, four hops)."""
+    pool = pool if pool is not None else start_states(world, heldout)
     by_hops = {h: [s for s in pool if len(s.question.relations) == h] for h in HOPS}
     return [rng.choice(by_hops[HOPS[i % len(HOPS)]]) for i in range(count)]
 

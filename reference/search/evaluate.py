@@ -144,18 +144,19 @@ async def sample_turns(engine: Engine, state: State, n: int, temperature: float,
 
 
 async def evaluate_turns(engine: Engine, world: World, count: int, seed: int, show: bool = True,
-                         concurrency: int = 32, heldout: bool = True) -> SearchTurnMetrics:
+                         concurrency: int = 32, heldout: bool = True,
+                         starts: list[State] | None = None) -> SearchTurnMetrics:
     rng = random.Random(seed)
-    states = env.visited_states(world, rng, heldout)
+    states = env.visited_states(world, rng, heldout, starts=starts)
     picked = [next(states) for _ in range(count)]
     sem = asyncio.Semaphore(concurrency)
-    scores: list[dict[str, float]] = []
+    scores: list[dict[str, float]] = [{} for _ in picked]  # in state order: the outcomes drawn below are seeded
     bar = _progress(count, "turns", show)
 
     async def one(i: int, s: State) -> None:
         async with sem:
             (text,) = await sample_turns(engine, s, 1, 1.0, seed=seed * 100_000 + i)
-        scores.append(score_turn(world, s, parse_turn(text)))
+        scores[i] = score_turn(world, s, parse_turn(text))
         bar.update(1)
 
     await asyncio.gather(*(one(i, s) for i, s in enumerate(picked)))
@@ -233,11 +234,14 @@ def mean_se(xs: list[float]) -> tuple[float, float]:
 
 async def evaluate(engine: Engine, *, episodes: int = 200, states: int = 300, seed: int = 0, best_of_n: int = 8,
                    show: bool = True, policies: tuple[str, ...] = POLICIES, temperature: float = 1.0,
-                   heldout: bool = True, world: World | None = None, world_name: str = "search") -> SearchEvalResult:
-    """Turn metrics and episode success on held-out questions of ``world`` (default: the one trained on)."""
+                   heldout: bool = True, world: World | None = None, world_name: str = "search",
+                   pool: list[State] | None = None) -> SearchEvalResult:
+    """Turn metrics and episode success on held-out questions of ``world`` (default: the one trained on);
+    ``pool``: the episode starts to draw from instead (a changed world's: the same questions, renamed)."""
     world = world or World()
-    starts = env.balanced_starts(world, heldout, episodes, random.Random(seed))
-    turns = await evaluate_turns(engine, world, states, seed, show, heldout=heldout) if states else SearchTurnMetrics()
+    starts = env.balanced_starts(world, heldout, episodes, random.Random(seed), pool=pool)
+    turns = (await evaluate_turns(engine, world, states, seed, show, heldout=heldout, starts=pool) if states
+             else SearchTurnMetrics())
     result = SearchEvalResult(model=engine.info.name, seed=seed, turns=turns, episodes=episodes, best_of_n=best_of_n,
                               world=world_name, temperature=temperature, split="heldout" if heldout else "train")
     for policy in policies if starts else ():

@@ -125,7 +125,9 @@ def drift(kb: KnowledgeBase, seed: int = 1, updated: float = DRIFT_UPDATED, rena
         s, r, v = text.split(" ")
         if (s, r) in changed and kb.facts[(s, r)] == v:
             v = facts[(s, r)]
-        corpus.append(passage(rn(s), r, rn(v)))
+        text = passage(rn(s), r, rn(v))
+        if text not in corpus:  # an update may give a fact its misleading passage's value: one passage
+            corpus.append(text)
     gone = frozenset(rng.sample(corpus, int(len(corpus) * removed)))
     moved = KnowledgeBase(
         tuple(rn(e) for e in kb.entities),

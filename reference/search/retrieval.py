@@ -5,7 +5,8 @@ passages that share a word with the query; each of them is lost with probability
 :data:`LOSS` (a seeded draw per search: an index shard that did not answer), and the first
 :data:`TOP_K` survivors are returned. So whether a passage comes back is random, and its
 probability is exact (:meth:`Retriever.inclusion`): what a query returns, and how likely,
-is what the search model's world model learns.
+is what the search model's world model learns. One passage a search (``TOP_K`` 1): the environment,
+the turn format and the oracle's step accounting assume it.
 """
 
 from __future__ import annotations

@@ -36,6 +36,12 @@ def test_every_turn_parses_and_its_confidence_is_the_exact_chance(world: World, 
         assert imagined_chain(turn.imaginary) == truth
 
 
+def test_every_planned_search_is_a_query_of_the_grammar(world: World) -> None:
+    for ex in data.stage_examples(2, 3000, seed=12, world=world):
+        if ex.plan.query is not None:
+            assert env.parse_query(ex.plan.query) is not None, ex.plan
+
+
 def test_prompts_round_trip(world: World) -> None:
     for ex in data.stage_examples(2, 200, seed=6, world=world):
         assert data.parse_prompt(ex.prompt) == ex.state

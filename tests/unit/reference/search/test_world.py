@@ -180,3 +180,17 @@ def test_drift_bench_plans_as_the_planner_configuration() -> None:
     finally:
         del sys.modules[spec.name]
     assert from_mapping(PlanConfig, bench.BRANCH_COMMIT) == PLANNERS["branch_commit"]
+
+
+def test_only_queries_of_the_grammar_search_and_none_after_the_last_step(world: World) -> None:
+    q = next(q for q in world.questions if len(q.relations) == 2)
+    last = world.last_fact(q)
+    assert last is not None
+    for bad in (last.passage, f"{last.subject}.{last.value} {last.relation}", f"{last.subject} {last.relation} x"):
+        assert env.parse_query(bad) is None
+        assert world.query_success(q, bad) == 0.0
+        assert world.q_value(State(q, 2), Action("search", bad)) == world.value(State(q, 1))
+    supported_no_steps = State(q, 0, (last.passage,))
+    assert world.q_value(supported_no_steps, Action("search", world.fact_queries(last)[0])) == 0.0
+    after, _ = world.step(supported_no_steps, Action("search", world.fact_queries(last)[0]), random.Random(0))
+    assert world.done(after) and not world.success(after)
