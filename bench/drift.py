@@ -21,7 +21,7 @@ The server's own figures (``/v1/calibration``, ``/metrics``) are printed at the 
 ``--prometheus`` also runs Debian's Prometheus on the repo's alert rules (``for`` shortened, windows
 scaled down to the run) and prints which alerts fire.
 
-    .venv/bin/python bench/drift.py [--fit 400] [--eval 2000] [--stale 300] [--prometheus]
+    .venv/bin/python bench/drift.py [--fit 400] [--eval 2000] [--stale 300] [--prometheus] [--plot PNG]
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ class Decision:
     fidelity: float | None  # 1 if that was a passage the model imagined, 0 if another; None: nothing returned
     committed: bool
     tokens: int
+    stated: bool  # the chosen turn stated a confidence (only those outcomes fit a map)
 
 
 def carry_out(world: World, state: State, query: str | None, answer: str,
@@ -100,7 +101,7 @@ async def decide(client: AsyncForesight, world: World, state: State, params: dic
     calibrated = plan.confidence.calibrated if plan.confidence.calibrated is not None else raw
     p = world.plan_success(state, query, answer) if chosen else 0.0
     return Decision(plan.plan_id, raw, calibrated, p, ok and chosen is not None, observation, fidelity,
-                    plan.decision == "commit", plan.usage.completion_tokens)
+                    plan.decision == "commit", plan.usage.completion_tokens, plan.confidence.raw is not None)
 
 
 async def decisions(client: AsyncForesight, world: World, states: list[State], params: dict, domain: str,
@@ -166,6 +167,30 @@ def row(name: str, ds: list[Decision], calibrated: bool) -> dict[str, float | st
     }
 
 
+def plot(curves: list[tuple[str, list[float], list[float]]], path: Path, bins: int = 10) -> None:
+    """Reliability: mean confidence against the mean exact chance, per confidence bin, one line a phase."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="calibrated")
+    for name, conf, p in curves:
+        groups: dict[int, list[int]] = defaultdict(list)
+        for i, c in enumerate(conf):
+            groups[min(int(c * bins), bins - 1)].append(i)
+        xs = sorted(groups)
+        ax.plot([sum(conf[i] for i in groups[b]) / len(groups[b]) for b in xs],
+                [sum(p[i] for i in groups[b]) / len(groups[b]) for b in xs], marker="o", label=name)
+    ax.set_xlabel("stated confidence (bin mean)")
+    ax.set_ylabel("exact chance of the chosen plan (bin mean)")
+    ax.set_title("Search world: the world changed, then outcomes recalibrated it")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
 def print_table(rows: list[dict[str, float | str]]) -> None:
     head = ("phase", "decisions", "fidelity", "ece", "ece_exact", "brier", "oracle_brier", "floor", "success", "tokens")
     print("| " + " | ".join(head) + " |")
@@ -211,7 +236,7 @@ async def wait_for_map(url: str, domain: str, outcomes: int, timeout_s: float = 
             cal = await client.calibration(domain)
             kind = cal.domains[0].map.get("kind") if cal.domains else None
             fitted_on = cal.domains[0].map.get("outcomes") if cal.domains else None
-            if kind not in (None, "identity") and fitted_on == outcomes:
+            if fitted_on == outcomes:  # refitted on all of them (identity if they say nothing to fit)
                 return str(kind)
             await asyncio.sleep(1)
     raise RuntimeError(f"the server did not fit {domain}'s map on {outcomes} outcomes within {timeout_s}s")
@@ -239,7 +264,7 @@ async def run(args: argparse.Namespace, url: str, prom: Prometheus | None) -> No
         commits_before = await decisions(client, new, stale, BRANCH_COMMIT, "search-changed", 3)
         fit = await decisions(client, new, states_of(new, starts, args.fit, 4), GREEDY, "search-changed", 4)
         await report(client, fit)
-        kind = await wait_for_map(url, "search-changed", args.fit)
+        kind = await wait_for_map(url, "search-changed", sum(d.stated for d in fit))
         print(f"[{time.strftime('%X')}] changed world: {kind} map fitted on {args.fit} outcomes", file=sys.stderr)
         rows.append(row(f"changed world, fitting ({args.fit}, raw)", fit, calibrated=False))
         after = await decisions(client, new, states_of(new, starts, args.eval, 5), GREEDY, "search-changed", 5)
@@ -250,6 +275,11 @@ async def run(args: argparse.Namespace, url: str, prom: Prometheus | None) -> No
             await asyncio.sleep(args.dwell)
         print(await server_figures(url, "search-changed"), *metric_lines(url, "search-changed"), sep="\n")
     print_table(rows)
+    if args.plot:
+        plot([("trained world, raw", [d.raw for d in before], [d.p for d in before]),
+              ("changed world, raw", [d.raw for d in raw], [d.p for d in raw]),
+              ("changed world, calibrated", [d.calibrated for d in after], [d.p for d in after])], args.plot)
+        print(f"plot: {args.plot}")
     print(commit_line("branch_commit before recalibration", commits_before))
     print(commit_line("branch_commit after recalibration ", commits_after))
     if prom:
@@ -273,6 +303,7 @@ def main() -> int:
     p.add_argument("--eval", type=positive, default=2000, help="other held-out decisions measured in the changed world")
     p.add_argument("--stale", type=positive, default=300, help="stale states branch_commit plans on, before and after")
     p.add_argument("--drift-seed", type=int, default=1)
+    p.add_argument("--plot", type=Path, help="write the reliability plot (e.g. docs/images/drift.png)")
     p.add_argument("--prometheus", action="store_true", help="also run Debian's Prometheus on the alert rules")
     p.add_argument("--dwell", type=float, default=45.0, help="with --prometheus: seconds to wait after a phase")
     args = p.parse_args()
