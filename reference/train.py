@@ -65,10 +65,10 @@ POLICY_PLANS = ("all", "shortest")
 
 
 def _encode(tok, ex: Any, conf_weight: float, policy_mask: bool = False,
-            spec: WorldSpec | None = None) -> tuple[list[int], list[float]]:
+            spec: WorldSpec | None = None, policy_weight: float = 1.0) -> tuple[list[int], list[float]]:
     """Token ids and per-token loss weights; ``policy_mask`` zeroes the weights of the plan's choices
     written in the imaginary span (NumberReach: its operations; search: its query), keeping what the
-    world model predicts and everything else."""
+    world model predicts and everything else; otherwise ``policy_weight`` weighs those choices."""
     prompt = tok.encode(ex.prompt).ids  # with BOS
     comp_enc = tok.encode(ex.completion, add_special_tokens=False)
     comp = [*comp_enc.ids, tok.token_to_id(EOS)]
@@ -82,9 +82,13 @@ def _encode(tok, ex: Any, conf_weight: float, policy_mask: bool = False,
         for (lo, hi), w in spans:
             if lo <= s < hi:
                 weights[len(prompt) + i] = max(weights[len(prompt) + i], w)
+    spec = spec or world_spec("numberreach")
     if policy_mask:
-        for i in (spec or world_spec("numberreach")).policy_tokens(tok, ex, comp_enc):
+        for i in spec.policy_tokens(tok, ex, comp_enc):
             weights[len(prompt) + i] = 0.0
+    elif policy_weight != 1.0:
+        for i in spec.policy_tokens(tok, ex, comp_enc):
+            weights[len(prompt) + i] = max(weights[len(prompt) + i], policy_weight)
     return prompt + comp, weights
 
 
@@ -183,7 +187,9 @@ def train(cfg: TrainConfig, out: Path, log_path: Path | None = None, device: str
             examples = spec.stage_examples(stage, n_steps * cfg.batch_size, cfg.seed)
             weight = cfg.confidence_weight if stage == 3 else 1.0
             masked = stage > 1 and cfg.policy_plans == "shortest"
-            rows = [_encode(tok, e, weight, masked and not spec.unmasked_policy(e), spec) for e in examples]
+            rows = [_encode(tok, e, weight, masked and not spec.unmasked_policy(e), spec,
+                            spec.policy_weight if stage > 1 and spec.unmasked_policy(e) else 1.0)
+                    for e in examples]
             batches = _bucketed(rows, cfg.batch_size, random.Random(cfg.seed * 31 + stage))
             model.train()
             for i in range(n_steps):

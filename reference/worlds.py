@@ -27,6 +27,9 @@ class WorldSpec:
     # (tokenizer, example, the completion's encoding) -> indexes
     unmasked_policy: Callable[[Any], bool]  # whether an example's plan teaches the policy
     policy_tokens: Callable[[Any, Any, Any], list[int]]
+    # loss weight of the plan's choice where it teaches the policy (stages 2-3): the search model's
+    # one decisive token ("found" or " search") is outweighed by the ~70 tokens around it otherwise
+    policy_weight: float = 1.0
 
 
 def _numberreach() -> WorldSpec:
@@ -57,7 +60,7 @@ def _search() -> WorldSpec:
         return [i for i, (s, _e) in enumerate(enc.offsets) if lo <= s < hi]
 
     return WorldSpec("search", examples, WHOLE_TOKENS, IDENTITY_GROUPS, CHAT_TEMPLATE,
-                     lambda ex: bool(ex.optimal), policy_tokens)
+                     lambda ex: bool(ex.optimal), policy_tokens, policy_weight=4.0)
 
 
 def world_spec(name: str) -> WorldSpec:

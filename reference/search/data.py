@@ -35,6 +35,12 @@ from reference.search.kb import RELATIONS
 # how often each plan source appears in stage-2/3 turns where the last fact is not yet found
 PLAN_MIX = {"best": 0.35, "other": 0.2, "reactive": 0.15, "random": 0.15, "answer": 0.15}
 OBSERVATION_SHARE = 0.3
+# share of turns whose observations are redrawn from what searches near the question return (the last
+# fact's passage, its neighbours in rank, the chain's other facts' passages, nothing): "has the last
+# fact's passage been returned?" then holds about half the time whatever the steps left, so the model
+# must find the passage in its history, not guess from how many searches it made (measured: trained
+# on played episodes only, it said "found" after any one search about as often as that was true)
+NEAR_MISS_SHARE = 0.4
 _QUESTION_RE = re.compile(r"question:\s*(\S+)((?:\s+\w+)+?)\s*\?\s*steps=(\d+)")
 _OBS_RE = re.compile(r"<information>\s*(.*?)\s*steps=(\d+)\s*</information>")
 
@@ -172,6 +178,23 @@ def _same_value(world: World, state: State, query: str, best: Action) -> bool:
     return abs(world.q_value(state, Action("search", query)) - world.q_value(state, best)) < 1e-12
 
 
+def near_miss_state(world: World, state: State, rng: random.Random) -> State:
+    """The state's question with one or two searches made, each returning one of the passages searches
+    near its chain return (every such history is reachable: a candidate comes back when those above it
+    are lost)."""
+    chain = world.chain(state.question)
+    queries = [q for f in chain for q in world.fact_queries(f)]
+    observed: list[str | None] = []
+    for _ in range(rng.choice((1, 2))):
+        r = rng.random()
+        if r < 0.35:  # the last fact's own passage (every question asked has one)
+            observed.append(chain[-1].passage)
+            continue
+        cands = world.retriever.candidates(rng.choice(queries))
+        observed.append(rng.choice(cands) if cands and r < 0.9 else None)
+    return State(state.question, env.STEPS - len(observed), tuple(observed))
+
+
 def stage_examples(stage: int, count: int, seed: int, heldout: bool = False,
                    world: World | None = None) -> list[Example]:
     """``count`` examples of stage 1 (the imaginary span only), 2 (turns) or 3 (turns, calibration)."""
@@ -181,6 +204,8 @@ def stage_examples(stage: int, count: int, seed: int, heldout: bool = False,
     out: list[Example] = []
     for _ in range(count):
         state = next(states)
+        if rng.random() < NEAR_MISS_SHARE:
+            state = near_miss_state(world, state, rng)
         plan, optimal = sample_plan(world, state, rng)
         ex = make_turn(world, state, plan, optimal)
         if stage == 1:
