@@ -96,3 +96,28 @@ def test_chat_template_renders_the_training_prompt(world: World) -> None:
     rendered = jinja2.Environment().from_string(CHAT_TEMPLATE).render(messages=messages, bos_token="<s>",
                                                                       tools=[{"type": "function"}])
     assert rendered == "<s>" + ex.prompt
+
+
+def test_near_miss_histories_are_reachable_and_often_hold_the_passage(world: World) -> None:
+    import random
+
+    rng = random.Random(2)
+    states = [data.near_miss_state(world, s, rng) for s in env.start_states(world, False)[:400]]
+    assert all(len(s.observed) == env.STEPS - s.steps and 1 <= len(s.observed) <= 2 for s in states)
+    for s in states:  # every passage is a candidate of some query of the grammar: a search can return it
+        for p in s.observed:
+            assert p is None or p in world.kb.passage_set
+    share = sum(world.supported(s) for s in states) / len(states)
+    assert 0.3 < share < 0.7
+
+
+def test_the_plans_choice_weighs_more_where_it_teaches(world: World) -> None:
+    examples = data.stage_examples(2, 200, seed=9, world=world)
+    tok = build_tokenizer((e.prompt + e.completion for e in examples), 384, WHOLE_TOKENS)
+    spec = world_spec("search")
+    assert spec.policy_weight > 1 and world_spec("numberreach").policy_weight == 1
+    ex = next(e for e in examples if e.optimal and e.plan.query is not None)
+    ids, plain = _encode(tok, ex, 1.0, spec=spec)
+    _, heavy = _encode(tok, ex, 1.0, spec=spec, policy_weight=spec.policy_weight)
+    raised = tok.decode([i for i, a, b in zip(ids, plain, heavy, strict=True) if b == spec.policy_weight and a == 1])
+    assert raised.split() == ["search", *ex.plan.query.split()]
