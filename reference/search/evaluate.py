@@ -27,6 +27,7 @@ from tqdm import tqdm
 from engine.base import Engine, GenerationRequest
 from planner.calibration_math import expected_calibration_error
 from planner.format import ACTION_STOPS, Turn, parse_turn
+from reference.planning import mean_se
 from reference.search import data, env
 from reference.search.env import Action, State, World
 from reference.search.kb import RELATIONS
@@ -225,11 +226,6 @@ async def run_episodes(engine: Engine | None, world: World, policy: str, starts:
     results = await asyncio.gather(*(episode(i, s) for i, s in enumerate(starts)))
     bar.close()
     return sum(ok for ok, _ in results) / max(len(results), 1), [e for _, e in results]
-
-
-def mean_se(xs: list[float]) -> tuple[float, float]:
-    mean = sum(xs) / len(xs)
-    return mean, (sum((x - mean) ** 2 for x in xs) / max(len(xs) - 1, 1) / len(xs)) ** 0.5
 
 
 async def evaluate(engine: Engine, *, episodes: int = 200, states: int = 300, seed: int = 0, best_of_n: int = 8,

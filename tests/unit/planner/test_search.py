@@ -212,27 +212,21 @@ async def test_lookahead_widens_the_root_while_no_plan_reaches_the_threshold() -
         cfg("lookahead", root_rounds=0)
 
 
-async def test_lookahead_observation_context_prompts_with_observation_only() -> None:
+@pytest.mark.parametrize(("context", "child"), [
+    (LookaheadContext.OBSERVATION, "<information>x=3</information>\n"),  # the imagined observation alone
+    (LookaheadContext.OBSERVATIONS, "P\n<information>x=3</information>\n"),  # the prompt and it, no turn
+    (LookaheadContext.HISTORY, "P\n" + turn(50, "a") + "\n<information>x=3</information>\n"),
+])
+async def test_lookahead_context_is_what_the_next_level_is_prompted_with(context: LookaheadContext,
+                                                                         child: str) -> None:
     def script(prompt: str, call: int, i: int) -> str:
         if prompt.endswith("<information>"):
             return "x=3</information>"
         return turn(50, "a")
 
     s = ScriptedSampler(script)
-    await plan(s, "P", cfg("lookahead", width=1, branch=1, lookahead_context=LookaheadContext.OBSERVATION))
-    assert any(c[0] == "<information>x=3</information>\n" for c in s.calls)
-
-
-async def test_lookahead_observations_context_prompts_with_the_prompt_and_observation() -> None:
-    def script(prompt: str, call: int, i: int) -> str:
-        if prompt.endswith("<information>"):
-            return "x=3</information>"
-        return turn(50, "a")
-
-    s = ScriptedSampler(script)
-    await plan(s, "P\n", cfg("lookahead", width=1, branch=1, lookahead_context=LookaheadContext.OBSERVATIONS))
-    children = [c[0] for c in s.calls if c[0].startswith("P\n<information>x=3")]
-    assert children == ["P\n<information>x=3</information>\n"]  # no turn in between: a history of observations
+    await plan(s, "P\n", cfg("lookahead", width=1, branch=1, lookahead_context=context))
+    assert [c[0] for c in s.calls if "x=3" in c[0] and not c[0].endswith("<information>")] == [child]
 
 
 @pytest.mark.parametrize("max_tokens", [4096, 1400])
