@@ -45,9 +45,9 @@ from bench.drift_prometheus import Prometheus  # noqa: E402
 from client.aio import AsyncForesight  # noqa: E402
 from planner.calibration_math import expected_calibration_error  # noqa: E402
 from planner.format import parse_turn  # noqa: E402
+from reference.planning import mean_se  # noqa: E402
 from reference.search import data, env, kb  # noqa: E402
 from reference.search.env import State, World  # noqa: E402
-from reference.planning import mean_se  # noqa: E402
 from reference.search.evaluate import imagined_results, plan_of  # noqa: E402
 from tests.integration.server_process import launch_server, wait_ready  # noqa: E402
 

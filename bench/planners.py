@@ -94,8 +94,8 @@ async def search_async(args: argparse.Namespace) -> tuple[list[tuple[str, float,
                                                          dict[str, tuple[float, float]]]:
     """The same table in the search world."""
     from engine.sampler import local_sampler
-    from reference.search import env as search_env
     from reference.planning import mean_se
+    from reference.search import env as search_env
     from reference.search.evaluate import run_episodes as search_episodes
     from reference.search.planning import PLANNERS as SEARCH_PLANNERS
     from reference.search.planning import run_planner as search_planner
