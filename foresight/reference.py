@@ -16,7 +16,7 @@ from reference.worlds import WORLDS
 from server.config import DEFAULT_MODEL
 
 # the search model's stages: a longer world-model stage (it learns a knowledge base and a search engine)
-SEARCH_STAGE_STEPS = (1000, 4000, 600)
+SEARCH_STAGE_STEPS = (1000, 5400, 600)
 
 # acceptance of a trained checkpoint (DESIGN §8); `train` fails loudly below these
 MIN_FORMAT_VALIDITY = 0.99
