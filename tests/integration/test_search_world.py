@@ -22,8 +22,11 @@ from reference.search.env import Action, World
 from tests.conftest import REPO
 from tests.integration.server_process import ServerProcess, start_server
 
-pytestmark = pytest.mark.integration
 SEARCH_MODEL = REPO / "models" / "foresight-search"
+pytestmark = [pytest.mark.integration, pytest.mark.skipif(
+    not (SEARCH_MODEL / "config.json").is_file(),
+    reason="models/foresight-search is not shipped: no trained checkpoint has passed its acceptance check yet "
+           "(docs/search-world.md#training-runs)")]
 SEARCH_TOOL = {"type": "function", "function": {
     "name": "search", "description": "Search the knowledge base: an entity and a relation, e.g. 'Ber mentor'.",
     "parameters": {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}}}
