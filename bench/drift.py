@@ -6,10 +6,12 @@ the typed client. Phases:
 
 1. **trained world** (domain ``search``): decisions on held-out states, outcomes reported;
 2. **the world changes** (``reference.search.kb.drift``: facts updated, entities renamed, passages
-   removed) and the app plans in a new domain (``search-changed``, identity map): held-out decisions
-   measured with the model's raw confidence; ``branch_commit`` on stale states (a fact of their chain
-   changed, or their answer's passage is gone) — its commit rate and success;
-3. ``--fit`` outcomes in the changed world are reported; the server fits the domain's map;
+   removed) and the app has not noticed: the same domain, ``--eval`` held-out decisions measured with the
+   model's raw confidence, ``branch_commit`` on stale states (a fact of their chain changed, or their
+   answer's passage is gone) — its commit rate and success — and ``--fit`` of the outcomes reported
+   there as before (the server's fidelity and raw ECE for ``search`` move; alerts);
+3. the app plans in a domain of the changed world's own (``search-changed``): ``--fit`` outcomes
+   reported, the server fits its map on them alone;
 4. ``--eval`` *other* held-out decisions measured in calibrated units; ``branch_commit`` on the same
    stale states again.
 
@@ -258,11 +260,19 @@ async def run(args: argparse.Namespace, url: str, prom: Prometheus | None) -> No
             await asyncio.sleep(args.dwell)
         print(await server_figures(url, "search"), *metric_lines(url, "search"), sep="\n")
 
+        # the world changes; the app has not noticed: same domain, its outcomes flow in as before
         starts = env.drifted_starts(old, change)
         stale = [s for s in states_of(new, starts, args.stale * 4, 7) if env.stale(old, new, change, s)][: args.stale]
-        raw = await decisions(client, new, states_of(new, starts, args.eval, 2), GREEDY, "search-changed", 2)
+        raw = await decisions(client, new, states_of(new, starts, args.eval, 2), GREEDY, "search", 2)
         rows.append(row("changed world, raw", raw, calibrated=False))
-        commits_before = await decisions(client, new, stale, BRANCH_COMMIT, "search-changed", 3)
+        commits_before = await decisions(client, new, stale, BRANCH_COMMIT, "search", 3)
+        await report(client, raw[: args.fit])
+        print(f"[{time.strftime('%X')}] changed world, domain search: {args.fit} more outcomes", file=sys.stderr)
+        if prom:
+            await asyncio.sleep(args.dwell)
+        print(await server_figures(url, "search"), *metric_lines(url, "search"), sep="\n")
+
+        # the app plans in a domain of the changed world's own: its map learns only that world
         fit = await decisions(client, new, states_of(new, starts, args.fit, 4), GREEDY, "search-changed", 4)
         await report(client, fit)
         kind = await wait_for_map(url, "search-changed", sum(d.stated for d in fit))
