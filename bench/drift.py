@@ -45,8 +45,9 @@ import httpx  # noqa: E402
 
 from bench.drift_prometheus import Prometheus  # noqa: E402
 from client.aio import AsyncForesight  # noqa: E402
-from planner.calibration_math import expected_calibration_error  # noqa: E402
+from planner.calibration_math import expected_calibration_error, reliability_bins  # noqa: E402
 from planner.format import parse_turn  # noqa: E402
+from planner.params import positive  # noqa: E402
 from reference.planning import mean_se  # noqa: E402
 from reference.search import data, env, kb  # noqa: E402
 from reference.search.env import State, World  # noqa: E402
@@ -137,14 +138,6 @@ def states_of(world: World, starts: list[State], count: int, seed: int) -> list[
 # --------------------------------------------------------------------------- figures
 
 
-def ece_vs_exact(conf: list[float], p: list[float], bins: int = 15) -> float:
-    """ECE against the exact chances (no outcome noise): Σ_bin n_b/N · |mean c − mean p|."""
-    groups: dict[int, list[int]] = defaultdict(list)
-    for i, c in enumerate(conf):
-        groups[min(int(c * bins), bins - 1)].append(i)
-    return sum(abs(sum(conf[i] for i in g) - sum(p[i] for i in g)) for g in groups.values()) / len(conf)
-
-
 def brier_exact(conf: list[float], p: list[float]) -> float:
     """Brier score in expectation over each decision's exact chance."""
     return sum(q * (1 - c) ** 2 + (1 - q) * c**2 for c, q in zip(conf, p, strict=True)) / len(conf)
@@ -164,7 +157,8 @@ def row(name: str, ds: list[Decision], calibrated: bool) -> dict[str, float | st
     fid = [d.fidelity for d in ds if d.fidelity is not None]
     return {
         "phase": name, "decisions": len(ds), "fidelity": sum(fid) / len(fid) if fid else float("nan"),
-        "ece": expected_calibration_error(conf, [d.success for d in ds]), "ece_exact": ece_vs_exact(conf, p),
+        "ece": expected_calibration_error(conf, [d.success for d in ds]),
+        "ece_exact": expected_calibration_error(conf, p),  # against the exact chances: no outcome noise
         "brier": brier_exact(conf, p), "oracle_brier": brier_exact(p, p), "floor": map_floor(ds),
         "success": sum(p) / len(p), "tokens": sum(d.tokens for d in ds) / len(ds),
     }
@@ -180,12 +174,8 @@ def plot(curves: list[tuple[str, list[float], list[float]]], path: Path, bins: i
     fig, ax = plt.subplots(figsize=(5.5, 5))
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="calibrated")
     for name, conf, p in curves:
-        groups: dict[int, list[int]] = defaultdict(list)
-        for i, c in enumerate(conf):
-            groups[min(int(c * bins), bins - 1)].append(i)
-        xs = sorted(groups)
-        ax.plot([sum(conf[i] for i in groups[b]) / len(groups[b]) for b in xs],
-                [sum(p[i] for i in groups[b]) / len(groups[b]) for b in xs], marker="o", label=name)
+        filled = [b for b in reliability_bins(conf, p, bins) if b.count]
+        ax.plot([b.mean_confidence for b in filled], [b.accuracy for b in filled], marker="o", label=name)
     ax.set_xlabel("stated confidence (bin mean)")
     ax.set_ylabel("exact chance of the chosen plan (bin mean)")
     ax.set_title("Search world: the world changed, then outcomes recalibrated it")
@@ -299,16 +289,8 @@ async def run(args: argparse.Namespace, url: str, prom: Prometheus | None) -> No
             print(f"  {line}")
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    positive = _positive
     p.add_argument("--model", type=Path, default=MODEL)
     p.add_argument("--fit", type=positive, default=400, help="outcomes reported in each world (the map's fit)")
     p.add_argument("--eval", type=positive, default=2000, help="other held-out decisions measured in the changed world")

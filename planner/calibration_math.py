@@ -28,9 +28,10 @@ def brier_score(confidences: Sequence[float], outcomes: Sequence[bool]) -> float
 
 
 def reliability_bins(
-    confidences: Sequence[float], outcomes: Sequence[bool], bins: int = ECE_BINS
+    confidences: Sequence[float], outcomes: Sequence[float], bins: int = ECE_BINS
 ) -> list[ReliabilityBin]:
-    """Equal-width bins over [0, 1]; the last bin includes 1.0."""
+    """Equal-width bins over [0, 1]; the last bin includes 1.0. ``outcomes``: 0/1, or exact chances (then
+    each bin's accuracy is its mean chance)."""
     if len(confidences) != len(outcomes):
         raise ValueError("confidences and outcomes differ in length")
     sums = [[0, 0.0, 0.0] for _ in range(bins)]
@@ -45,7 +46,7 @@ def reliability_bins(
     ]
 
 
-def expected_calibration_error(confidences: Sequence[float], outcomes: Sequence[bool], bins: int = ECE_BINS) -> float:
+def expected_calibration_error(confidences: Sequence[float], outcomes: Sequence[float], bins: int = ECE_BINS) -> float:
     """ECE: the count-weighted gap between confidence and accuracy per bin."""
     total = len(confidences)
     if total == 0:

@@ -101,12 +101,18 @@ def chain_text(world: World, q: Question) -> str:
     return " ".join(f"{f.passage}." for f in world.chain(q))
 
 
-def search_text(world: World, q: Question, query: str) -> str:
-    """``search q: c1; c2`` — the candidates the search ranks, up to the last fact's passage."""
+def imagined_candidates(world: World, q: Question, query: str) -> list[str]:
+    """What a turn imagines ``query`` returns: its candidates in rank order, up to the last fact's passage."""
     cands = list(world.retriever.candidates(query))
     last = world.last_fact(q)
     if last is not None and last.passage in cands:
         cands = cands[: cands.index(last.passage) + 1]
+    return cands
+
+
+def search_text(world: World, q: Question, query: str) -> str:
+    """``search q: c1; c2`` — :func:`imagined_candidates` written out."""
+    cands = imagined_candidates(world, q, query)
     return f"search {query}: {'; '.join(cands) if cands else 'nothing'}"
 
 

@@ -121,11 +121,7 @@ def score_turn(world: World, state: State, turn: Turn) -> dict[str, float]:
     }
     if imagined is not None:
         query, results = imagined
-        cands = list(world.retriever.candidates(query))
-        last = world.last_fact(state.question)
-        if last is not None and last.passage in cands:
-            cands = cands[: cands.index(last.passage) + 1]
-        scores["results"] = float(results == cands)
+        scores["results"] = float(results == data.imagined_candidates(world, state.question, query))
     return scores
 
 
