@@ -85,7 +85,7 @@ def carry_out(world: World, state: State, query: str | None, answer: str,
         for i in range(max(state.steps, 0)):
             found = world.retriever.search(query, rng)
             first = (found[0] if found else "nothing found") if i == 0 else first
-            if last is not None and last.passage in found:
+            if last is not None and world.kb.doc(last) in found:
                 hit = True
                 break
     return hit and answer == world.answer(state.question), first

@@ -3,19 +3,21 @@
 A prompt is the question and what every search returned so far, one observation a line::
 
     <information>question: Ber mentor rival ? steps=3</information>
-    <information>Zaz mentor Ber steps=2</information>
+    <information>Zaz mentor Ber #4 steps=2</information>
 
 and the model's turn is::
 
-    <imaginary>Ber mentor Zin. Zin rival Kog. search Kog rival: Kog rival Dad; Zin rival Kog</imaginary>
+    <imaginary>Ber mentor Zin #12. Zin rival Kog #37. search Kog rival: Kog rival Dad #80; Zin rival Kog #37</imaginary>
     <analysis>rank 2, steps 2</analysis>
     <confidence>38%</confidence>
     <think>search Kog rival</think>
     <search>Kog rival</search>
 
-The imaginary span is the world model: the question's chain of facts, then the plan — ``search q``
+The imaginary span is the world model: the question's chain of facts (each with the id of the document
+stating it, when one does), then the plan — ``search q``
 with what that search returns when nothing is lost (its candidates in rank order, up to the last
-fact's passage) or ``answer`` — and ``found`` when the last fact was already returned. The analysis
+fact's passage) or ``answer`` — and ``found`` when the last fact was already returned (its document id
+is in the history: the one-token check the id is for). The analysis
 states the last fact's rank among the candidates and the searches left; the confidence is the
 plan's exact chance (:meth:`World.plan_success`). Pure Python.
 """
@@ -98,15 +100,18 @@ class Example:
 
 
 def chain_text(world: World, q: Question) -> str:
-    return " ".join(f"{f.passage}." for f in world.chain(q))
+    """``Ber mentor Zin #12. Zin rival Kog #37.`` — each fact as its document states it (no id where its
+    passage is missing)."""
+    return " ".join(f"{world.kb.doc(f) or f.text}." for f in world.chain(q))
 
 
 def imagined_candidates(world: World, q: Question, query: str) -> list[str]:
     """What a turn imagines ``query`` returns: its candidates in rank order, up to the last fact's passage."""
     cands = list(world.retriever.candidates(query))
     last = world.last_fact(q)
-    if last is not None and last.passage in cands:
-        cands = cands[: cands.index(last.passage) + 1]
+    doc = world.kb.doc(last) if last is not None else None
+    if doc is not None and doc in cands:
+        cands = cands[: cands.index(doc) + 1]
     return cands
 
 
@@ -119,7 +124,9 @@ def search_text(world: World, q: Question, query: str) -> str:
 def analysis_for(world: World, state: State, plan: Plan) -> str:
     if plan.query is None:
         return "found" if world.supported(state) else "not found"
-    rank = world.retriever.rank(plan.query, world.last_fact(state.question).passage)  # type: ignore[union-attr]
+    last = world.last_fact(state.question)
+    doc = world.kb.doc(last) if last is not None else None
+    rank = world.retriever.rank(plan.query, doc) if doc is not None else None
     return f"rank {rank if rank is not None else 'none'}, steps {state.steps}"
 
 
@@ -199,8 +206,8 @@ def near_miss_state(world: World, state: State, rng: random.Random) -> State:
     observed: list[str | None] = []
     for _ in range(rng.choice((1, 2))):
         r = rng.random()
-        if r < 0.35:  # the last fact's own passage (every question asked has one)
-            observed.append(chain[-1].passage)
+        if r < 0.35:  # the last fact's own document (every question asked has one)
+            observed.append(world.kb.doc(chain[-1]))
             continue
         cands = world.retriever.candidates(rng.choice(queries))
         observed.append(rng.choice(cands) if cands and r < 0.9 else None)

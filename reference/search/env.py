@@ -103,7 +103,8 @@ class World:
 
     def supported(self, state: State) -> bool:
         last = self.last_fact(state.question)
-        return last is not None and last.passage in state.observed
+        doc = self.kb.doc(last) if last is not None else None
+        return doc is not None and doc in state.observed
 
     # -------------------------------------------------------------- dynamics
     def done(self, state: State) -> bool:
@@ -126,9 +127,10 @@ class World:
     def query_success(self, q: Question, query: str) -> float:
         """Exact probability that one search for ``query`` returns the question's last fact."""
         last = self.last_fact(q)
-        if last is None or parse_query(query) is None:  # not a query of the grammar: the world does not search
+        doc = self.kb.doc(last) if last is not None else None
+        if doc is None or parse_query(query) is None:  # not a query of the grammar: the world does not search
             return 0.0
-        return self.retriever.inclusion(query, last.passage)
+        return self.retriever.inclusion(query, doc)
 
     def fact_queries(self, fact: Fact) -> tuple[str, str]:
         """The two queries of the grammar that name a fact: by its subject and by its value."""
@@ -210,9 +212,10 @@ def _read(observed: tuple[str | None, ...], subject: str, relation: str) -> str 
     """The value a returned passage gives for ``subject relation`` (the latest one read)."""
     value = None
     for p in observed:
-        if p is None:
+        words = p.split(" ") if p is not None else []
+        if len(words) != 4:  # not a document (nothing found, or text the world did not return)
             continue
-        s, r, v = p.split(" ")
+        s, r, v, _ = words
         if s == subject and r == relation:
             value = v
     return value

@@ -34,7 +34,7 @@ from reference.search.kb import RELATIONS
 
 TURN_MAX_TOKENS = 128
 POLICIES = ("random", "reactive", "model_greedy", "model_best_of_n", "optimal")
-_FACT_RE = re.compile(r"(\S+) (\w+) (\S+?)\.")
+_FACT_RE = re.compile(r"(\S+) (\w+) (\w+)( #\d+)?\.")
 
 
 @dataclass
@@ -72,8 +72,15 @@ class SearchEvalResult:
         return asdict(self)
 
 
+def imagined_documents(imaginary: str | None) -> list[str]:
+    """The ``subject relation value #id.`` facts a turn imagined before its plan, as written (the id
+    where it wrote one)."""
+    head = re.split(r"\b(?:search|answer|found)\b", imaginary or "", maxsplit=1)[0]
+    return [m.group(0)[:-1] for m in _FACT_RE.finditer(head) if m.group(2) in RELATIONS]
+
+
 def imagined_chain(imaginary: str | None) -> list[tuple[str, str, str]]:
-    """The ``subject relation value.`` facts a turn imagined, before its plan."""
+    """The ``subject relation value`` facts a turn imagined, before its plan."""
     head = re.split(r"\b(?:search|answer|found)\b", imaginary or "", maxsplit=1)[0]
     return [(m.group(1), m.group(2), m.group(3)) for m in _FACT_RE.finditer(head) if m.group(2) in RELATIONS]
 
@@ -106,14 +113,14 @@ def plan_of(turn: Turn) -> tuple[str | None, str] | None:
 
 
 def score_turn(world: World, state: State, turn: Turn) -> dict[str, float]:
-    truth = [(f.subject, f.relation, f.value) for f in world.chain(state.question)]
+    truth = [world.kb.doc(f) or f.text for f in world.chain(state.question)]
     plan = plan_of(turn)
     p = world.plan_success(state, plan[0], plan[1]) if plan else 0.0
     c = turn.confidence if turn.confidence is not None else 0.5
     imagined = imagined_results(turn.imaginary)
     scores = {
         "valid": float(turn.is_valid and plan is not None),
-        "chain": float(imagined_chain(turn.imaginary) == truth),
+        "chain": float(imagined_documents(turn.imaginary) == truth),  # the facts and their documents' ids
         "brier": p * (1 - c) ** 2 + (1 - p) * c**2,
         "exact_brier": p * (1 - p),
         "p": p,

@@ -3,8 +3,10 @@
 Every entity has one value for every relation (another entity): ``Bak mentor Dor`` says Bak's
 mentor is Dor. Each fact is stated by one passage, except a seeded share of facts whose passage
 is *missing* from the corpus; another share has a *misleading* passage beside the true one (the
-same subject and relation, a wrong value). :func:`drift` makes the world that changed after
-training. Pure Python.
+same subject and relation, a wrong value). A passage in the corpus is a document: its text and its id,
+``Bak mentor Dor #17`` (a search result names its source, as a search engine's does; the id is what a
+model checks its history for — one token against one token). :func:`drift` makes the world that changed
+after training: a rewritten passage is a new document with a new id. Pure Python.
 """
 
 from __future__ import annotations
@@ -40,12 +42,26 @@ class Fact:
     value: str
 
     @property
-    def passage(self) -> str:
+    def text(self) -> str:
+        """What a passage stating this fact says (without its document id)."""
         return passage(self.subject, self.relation, self.value)
 
 
 def passage(subject: str, relation: str, value: str) -> str:
     return f"{subject} {relation} {value}"
+
+
+def document(text: str, doc_id: int) -> str:
+    """A passage as the corpus holds it and a search returns it: ``Bak mentor Dor #17``."""
+    return f"{text} #{doc_id}"
+
+
+def split_document(doc: str) -> tuple[str, int]:
+    """``(text, id)`` of a document; ValueError if it has no id."""
+    text, sep, tail = doc.rpartition(" #")
+    if not sep or not tail.isdigit():
+        raise ValueError(f"not a document: {doc!r}")
+    return text, int(tail)
 
 
 @dataclass(frozen=True)
@@ -54,7 +70,8 @@ class KnowledgeBase:
 
     entities: tuple[str, ...]
     facts: dict[tuple[str, str], str] = field(hash=False)
-    # in corpus order (the order breaks BM25's ties): true passages, misleading ones, not the missing
+    # documents (:func:`document`) in corpus order (the order breaks BM25's ties): true passages,
+    # misleading ones, not the missing
     passages: tuple[str, ...] = ()
 
     def value(self, subject: str, relation: str) -> str:
@@ -64,12 +81,16 @@ class KnowledgeBase:
         return Fact(subject, relation, self.value(subject, relation))
 
     @cached_property
-    def passage_set(self) -> frozenset[str]:
-        return frozenset(self.passages)
+    def _documents(self) -> dict[str, str]:
+        return {split_document(d)[0]: d for d in self.passages}
+
+    def doc(self, fact: Fact) -> str | None:
+        """The document stating ``fact`` (None: its passage is missing)."""
+        return self._documents.get(fact.text)
 
     def stated(self, fact: Fact) -> bool:
         """Whether the corpus holds the fact's passage (else it is missing)."""
-        return fact.passage in self.passage_set
+        return fact.text in self._documents
 
 
 def generate(seed: int = KB_SEED, entities: tuple[str, ...] = ENTITY_NAMES) -> KnowledgeBase:
@@ -86,7 +107,7 @@ def generate(seed: int = KB_SEED, entities: tuple[str, ...] = ENTITY_NAMES) -> K
         wrong = rng.choice([o for o in entities if o not in (e, facts[(e, r)])])
         corpus.append(passage(e, r, wrong))
     rng.shuffle(corpus)
-    return KnowledgeBase(tuple(entities), facts, tuple(corpus))
+    return KnowledgeBase(tuple(entities), facts, tuple(document(t, i) for i, t in enumerate(corpus)))
 
 
 @dataclass(frozen=True)
@@ -95,7 +116,7 @@ class Drift:
 
     updated: frozenset[tuple[str, str]]  # facts with a new value (and passage)
     renamed: dict[str, str] = field(hash=False)  # old name -> new name
-    removed: frozenset[str] = frozenset()  # passages gone from the corpus (in the new world's names)
+    removed: frozenset[str] = frozenset()  # documents gone from the corpus (in the new world's names)
 
 
 # the default change: about half the held-out questions touch a changed fact or a removed answer passage
@@ -106,7 +127,8 @@ def drift(kb: KnowledgeBase, seed: int = 1, updated: float = DRIFT_UPDATED, rena
           removed: float = DRIFT_REMOVED) -> tuple[KnowledgeBase, Drift]:
     """The knowledge base after the world moved: a share of facts updated (their passage says the new
     value), a share of entities renamed (everywhere: facts, passages, questions), a share of the
-    remaining passages removed. Pure and seeded."""
+    remaining passages removed. A passage whose text changed is a new document (a new id, after the
+    old world's last). Pure and seeded."""
     rng = random.Random(seed)
     facts = dict(kb.facts)
     keys = sorted(facts)
@@ -121,13 +143,20 @@ def drift(kb: KnowledgeBase, seed: int = 1, updated: float = DRIFT_UPDATED, rena
         return names.get(e, e)
 
     corpus: list[str] = []
-    for text in kb.passages:
-        s, r, v = text.split(" ")
+    texts: set[str] = set()
+    next_id = 1 + max((split_document(d)[1] for d in kb.passages), default=-1)
+    for doc in kb.passages:
+        old_text, doc_id = split_document(doc)
+        s, r, v = old_text.split(" ")
         if (s, r) in changed and kb.facts[(s, r)] == v:
             v = facts[(s, r)]
         text = passage(rn(s), r, rn(v))
-        if text not in corpus:  # an update may give a fact its misleading passage's value: one passage
-            corpus.append(text)
+        if text in texts:  # an update may give a fact its misleading passage's value: one passage
+            continue
+        if text != old_text:
+            doc_id, next_id = next_id, next_id + 1
+        texts.add(text)
+        corpus.append(document(text, doc_id))
     gone = frozenset(rng.sample(corpus, int(len(corpus) * removed)))
     moved = KnowledgeBase(
         tuple(rn(e) for e in kb.entities),

@@ -17,7 +17,7 @@ from math import comb
 
 import bm25s
 
-from reference.search.kb import KnowledgeBase
+from reference.search.kb import KnowledgeBase, split_document
 
 CANDIDATES = 4
 TOP_K = 1
@@ -43,7 +43,8 @@ class Retriever:
     def __init__(self, kb: KnowledgeBase) -> None:
         self.kb = kb
         self._bm25 = bm25s.BM25()
-        self._bm25.index(bm25s.tokenize(list(kb.passages), stopwords=None, show_progress=False),
+        texts = [split_document(d)[0] for d in kb.passages]  # the words, not the document id
+        self._bm25.index(bm25s.tokenize(texts, stopwords=None, show_progress=False),
                          show_progress=False)
         self.candidates = lru_cache(maxsize=None)(self._candidates)
 
@@ -57,7 +58,7 @@ class Retriever:
         return tuple(self.kb.passages[i] for i in order[:CANDIDATES])
 
     def rank(self, query: str, passage: str) -> int | None:
-        """1-based rank of ``passage`` among the query's candidates; None if it is not one."""
+        """1-based rank of ``passage`` (a document) among the query's candidates; None if it is not one."""
         cands = self.candidates(query)
         return cands.index(passage) + 1 if passage in cands else None
 

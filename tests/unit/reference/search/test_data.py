@@ -106,7 +106,7 @@ def test_near_miss_histories_are_reachable_and_often_hold_the_passage(world: Wor
     assert all(len(s.observed) == env.STEPS - s.steps and 1 <= len(s.observed) <= 2 for s in states)
     for s in states:  # every passage is a candidate of some query of the grammar: a search can return it
         for p in s.observed:
-            assert p is None or p in world.kb.passage_set
+            assert p is None or p in world.kb.passages
     share = sum(world.supported(s) for s in states) / len(states)
     assert 0.3 < share < 0.7
 

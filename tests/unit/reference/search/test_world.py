@@ -24,11 +24,22 @@ def test_knowledge_base_is_seeded_complete_and_imperfect(world: World) -> None:
     facts = [world.kb.fact(s, r) for s, r in world.kb.facts]
     missing = [f for f in facts if not world.kb.stated(f)]
     assert len(missing) == int(len(facts) * kb.MISSING_SHARE)
-    misleading = [p for p in world.kb.passages if p not in {f.passage for f in facts}]
+    misleading = [p for p in world.kb.passages if p not in {world.kb.doc(f) for f in facts}]
     assert len(misleading) == int(len(facts) * kb.MISLEADING_SHARE)
     for p in misleading:  # a wrong value for a real subject and relation
-        s, r, v = p.split()
+        s, r, v = kb.split_document(p)[0].split()
         assert world.kb.value(s, r) != v
+
+
+def test_every_passage_is_a_document_with_its_own_id(world: World) -> None:
+    ids = [kb.split_document(p)[1] for p in world.kb.passages]
+    assert sorted(ids) == list(range(len(world.kb.passages)))
+    fact = next(f for f in (world.kb.fact(s, r) for s, r in world.kb.facts) if world.kb.stated(f))
+    doc = world.kb.doc(fact)
+    assert doc is not None and doc.startswith(fact.text + " #") and doc in world.kb.passages
+    for bad in ("Bak mentor Dor", "Bak mentor Dor #", "Bak mentor Dor #x"):
+        with pytest.raises(ValueError, match="not a document"):
+            kb.split_document(bad)
 
 
 def test_drift_updates_renames_and_removes() -> None:
@@ -46,15 +57,28 @@ def test_drift_updates_renames_and_removes() -> None:
     for s, r in changed:
         assert moved.value(s, r) != d.renamed.get(base.value(rename.get(s, s), r), base.value(rename.get(s, s), r))
     assert d.removed and not d.removed & set(moved.passages)
+    before = {kb.split_document(p)[1]: kb.split_document(p)[0] for p in base.passages}
+    rewritten = 0
+    for p in moved.passages:  # a document keeps its id while its text does; a rewritten one gets a new id
+        text, doc_id = kb.split_document(p)
+        if doc_id in before:
+            assert before[doc_id] == text
+        else:
+            rewritten += 1
+            assert doc_id >= len(base.passages)
+    ids = [kb.split_document(p)[1] for p in moved.passages]
+    assert rewritten and len(set(ids)) == len(ids)
 
 
 def test_inclusion_probability_matches_noisy_searches(world: World) -> None:
     rng = random.Random(5)
     last = world.last_fact(world.questions[17])
     assert last is not None
+    doc = world.kb.doc(last)
+    assert doc is not None
     for query in world.fact_queries(last):
-        p = world.retriever.inclusion(query, last.passage)
-        hits = sum(last.passage in world.retriever.search(query, rng) for _ in range(4000))
+        p = world.retriever.inclusion(query, doc)
+        hits = sum(doc in world.retriever.search(query, rng) for _ in range(4000))
         assert hits / 4000 == pytest.approx(p, abs=0.03), query
 
 
@@ -119,7 +143,7 @@ def test_an_answer_counts_only_when_right_and_supported(world: World) -> None:
     assert not world.success(world.step(start, Action("answer", truth), rng)[0])  # unsupported
     last = world.last_fact(q)
     assert last is not None
-    seen = State(q, 2, (last.passage,))
+    seen = State(q, 2, (world.kb.doc(last),))
     assert world.supported(seen) and world.plan_success(seen, None, truth) == 1.0
     assert world.success(world.step(seen, Action("answer", truth), rng)[0])
     assert not world.success(world.step(seen, Action("answer", "Nobody"), rng)[0])
@@ -129,7 +153,7 @@ def test_reactive_agent_walks_the_chain_by_subjects(world: World) -> None:
     q = next(q for q in world.questions if len(q.relations) == 3)
     first = world.chain(q)[0]
     assert world.reactive_action(State(q, 3)) == Action("search", f"{q.start} {q.relations[0]}")
-    after = State(q, 2, (first.passage,))
+    after = State(q, 2, (world.kb.doc(first) or kb.document(first.text, 999),))
     assert world.reactive_action(after) == Action("search", f"{first.value} {q.relations[1]}")
 
 
@@ -186,11 +210,11 @@ def test_only_queries_of_the_grammar_search_and_none_after_the_last_step(world: 
     q = next(q for q in world.questions if len(q.relations) == 2)
     last = world.last_fact(q)
     assert last is not None
-    for bad in (last.passage, f"{last.subject}.{last.value} {last.relation}", f"{last.subject} {last.relation} x"):
+    for bad in (last.text, f"{last.subject}.{last.value} {last.relation}", f"{last.subject} {last.relation} x"):
         assert env.parse_query(bad) is None
         assert world.query_success(q, bad) == 0.0
         assert world.q_value(State(q, 2), Action("search", bad)) == world.value(State(q, 1))
-    supported_no_steps = State(q, 0, (last.passage,))
+    supported_no_steps = State(q, 0, (world.kb.doc(last),))
     assert world.q_value(supported_no_steps, Action("search", world.fact_queries(last)[0])) == 0.0
     after, _ = world.step(supported_no_steps, Action("search", world.fact_queries(last)[0]), random.Random(0))
     assert world.done(after) and not world.success(after)
