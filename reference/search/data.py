@@ -14,12 +14,11 @@ and the model's turn is::
     <search>Kog rival</search>
 
 The imaginary span is the world model: the question's chain of facts (each with the id of the document
-stating it, when one does), then the plan — ``search q``
-with what that search returns when nothing is lost (its candidates in rank order, up to the last
-fact's passage) or ``answer`` — and ``found`` when the last fact was already returned (its document id
-is in the history: the one-token check the id is for). The analysis
-states the last fact's rank among the candidates and the searches left; the confidence is the
-plan's exact chance (:meth:`World.plan_success`). Pure Python.
+stating it, when one does), then the plan — ``search q`` with what that search can return (its
+candidates in rank order, each with its document id) or ``answer`` — and ``found`` when the last
+fact was already returned (its document id is in the history: the one-token check the id is for).
+The analysis states the last fact's rank among the candidates and the searches left; the confidence
+is the plan's exact chance (:meth:`World.plan_success`). Pure Python.
 """
 
 from __future__ import annotations
@@ -105,19 +104,15 @@ def chain_text(world: World, q: Question) -> str:
     return " ".join(f"{world.kb.doc(f) or f.text}." for f in world.chain(q))
 
 
-def imagined_candidates(world: World, q: Question, query: str) -> list[str]:
-    """What a turn imagines ``query`` returns: its candidates in rank order, up to the last fact's passage."""
-    cands = list(world.retriever.candidates(query))
-    last = world.last_fact(q)
-    doc = world.kb.doc(last) if last is not None else None
-    if doc is not None and doc in cands:
-        cands = cands[: cands.index(doc) + 1]
-    return cands
+def imagined_candidates(world: World, query: str) -> list[str]:
+    """What a turn imagines ``query`` returns: every candidate in rank order (any of them may come back;
+    the analysis then names the last fact's rank among them)."""
+    return list(world.retriever.candidates(query))
 
 
-def search_text(world: World, q: Question, query: str) -> str:
+def search_text(world: World, query: str) -> str:
     """``search q: c1; c2`` — :func:`imagined_candidates` written out."""
-    cands = imagined_candidates(world, q, query)
+    cands = imagined_candidates(world, query)
     return f"search {query}: {'; '.join(cands) if cands else 'nothing'}"
 
 
@@ -136,7 +131,7 @@ def make_turn(world: World, state: State, plan: Plan, optimal: bool = False) -> 
         choice = "found" if world.supported(state) or plan.claims_found else "answer"
         action = f"<think>answer {plan.answer}</think>\n<answer>{plan.answer}</answer>"
     else:
-        choice = search_text(world, state.question, plan.query)
+        choice = search_text(world, plan.query)
         action = f"<think>search {plan.query}</think>\n<search>{plan.query}</search>"
     p = round(world.plan_success(state, plan.query, plan.answer), 2)
     head = f"<imaginary>{chain} "

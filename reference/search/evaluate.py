@@ -128,7 +128,7 @@ def score_turn(world: World, state: State, turn: Turn) -> dict[str, float]:
     }
     if imagined is not None:
         query, results = imagined
-        scores["results"] = float(results == data.imagined_candidates(world, state.question, query))
+        scores["results"] = float(results == data.imagined_candidates(world, query))
     return scores
 
 
