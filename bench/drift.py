@@ -235,6 +235,17 @@ async def wait_for_map(url: str, domain: str, outcomes: int, timeout_s: float = 
     raise RuntimeError(f"the server did not fit {domain}'s map on {outcomes} outcomes within {timeout_s}s")
 
 
+async def dwell(prom: Prometheus | None, seconds: float, phase: str) -> None:
+    """With Prometheus: let it scrape and evaluate the phase, then print the alerts active now (windowed
+    alerts such as the fidelity one resolve once a later phase's outcomes go elsewhere)."""
+    if prom is None:
+        return
+    await asyncio.sleep(seconds)
+    print(f"alerts after '{phase}' (the repo's rules, `for` and windows shortened to the run):")
+    for line in prom.alerts() or ["none"]:
+        print(f"  {line}")
+
+
 async def run(args: argparse.Namespace, url: str, prom: Prometheus | None) -> None:
     old = World()
     moved, change = kb.drift(old.kb, args.drift_seed)
@@ -246,8 +257,7 @@ async def run(args: argparse.Namespace, url: str, prom: Prometheus | None) -> No
         await report(client, before)
         rows.append(row("trained world", before, calibrated=False))
         print(f"[{time.strftime('%X')}] trained world done", file=sys.stderr)
-        if prom:
-            await asyncio.sleep(args.dwell)
+        await dwell(prom, args.dwell, "trained world")
         print(await server_figures(url, "search"), *metric_lines(url, "search"), sep="\n")
 
         # the world changes; the app has not noticed: same domain, its outcomes flow in as before
@@ -258,8 +268,7 @@ async def run(args: argparse.Namespace, url: str, prom: Prometheus | None) -> No
         commits_before = await decisions(client, new, stale, BRANCH_COMMIT, "search", 3)
         await report(client, raw[: args.fit])
         print(f"[{time.strftime('%X')}] changed world, domain search: {args.fit} more outcomes", file=sys.stderr)
-        if prom:
-            await asyncio.sleep(args.dwell)
+        await dwell(prom, args.dwell, "changed world, domain search")
         print(await server_figures(url, "search"), *metric_lines(url, "search"), sep="\n")
 
         # the app plans in a domain of the changed world's own: its map learns only that world
@@ -272,8 +281,7 @@ async def run(args: argparse.Namespace, url: str, prom: Prometheus | None) -> No
         rows.append(row(f"changed world, calibrated ({kind})", after, calibrated=True))
         commits_after = await decisions(client, new, stale, BRANCH_COMMIT, "search-changed", 3)
         await report(client, after)  # measured already: now the server's own figures see calibrated decisions
-        if prom:
-            await asyncio.sleep(args.dwell)
+        await dwell(prom, args.dwell, "changed world, recalibrated")
         print(await server_figures(url, "search-changed"), *metric_lines(url, "search-changed"), sep="\n")
     print_table(rows)
     if args.plot:
@@ -283,10 +291,6 @@ async def run(args: argparse.Namespace, url: str, prom: Prometheus | None) -> No
         print(f"plot: {args.plot}")
     print(commit_line("branch_commit before recalibration", commits_before))
     print(commit_line("branch_commit after recalibration ", commits_after))
-    if prom:
-        print("alerts (the repo's rules, `for` shortened to the run):")
-        for line in prom.alerts():
-            print(f"  {line}")
 
 
 def main() -> int:

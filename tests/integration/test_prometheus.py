@@ -156,11 +156,13 @@ def _expected_annotations(alert: str, labels: dict[str, str]) -> dict[str, str]:
 
 def test_drift_alerts_fire_on_drift_only(tmp_path: Path) -> None:
     """``promtool test rules``: raw ECE past 0.15 for 30 min fires ForesightRawConfidenceDrift; world-model
-    fidelity falling below 80% of its daily mean for 15 min fires ForesightWorldModelFidelityDropped;
-    neither fires while the world stays as learnt (the search world's drift, docs/search-world.md)."""
+    fidelity (30-minute mean) falling below 90% of the previous day's for 15 min fires
+    ForesightWorldModelFidelityDropped — not a smaller dip; neither fires while the world stays as learnt
+    (the search world's drift, docs/search-world.md)."""
     promtool = _need("promtool")
     labels = {"instance": "a:8000", "domain": "search"}
     sel = '{instance="a:8000",domain="search"}'
+    dip = '{instance="a:8000",domain="dip"}'
     tests = {
         "rule_files": [str(ALERTS)],
         "evaluation_interval": "1m",
@@ -178,14 +180,17 @@ def test_drift_alerts_fire_on_drift_only(tmp_path: Path) -> None:
                   "exp_alerts": [{"exp_labels": {**labels, "severity": "warning"},
                                   "exp_annotations": _expected_annotations("ForesightRawConfidenceDrift", labels)}]},
                  {"eval_time": "100m", "alertname": "ForesightCalibrationDrift", "exp_alerts": []}]},
-            # 10 observations a minute: fidelity 0.9 for a day and a half, then 0.4
+            # 8 observations a minute: fidelity 0.9 for a day and a half, then 0.75 (search: fires) or 0.85
+            # (dip: 94% of the day before, quiet)
             {"interval": "5m",
              "input_series": [
-                 {"series": f"foresight_world_model_fidelity_count{sel}", "values": "0+50x500"},
-                 {"series": f"foresight_world_model_fidelity_sum{sel}", "values": "0+45x432 19440+20x68"}],
+                 {"series": f"foresight_world_model_fidelity_count{sel}", "values": "0+40x500"},
+                 {"series": f"foresight_world_model_fidelity_sum{sel}", "values": "0+36x432 15552+30x68"},
+                 {"series": f"foresight_world_model_fidelity_count{dip}", "values": "0+40x500"},
+                 {"series": f"foresight_world_model_fidelity_sum{dip}", "values": "0+36x432 15552+34x68"}],
              "alert_rule_test": [
                  {"eval_time": "35h", "alertname": "ForesightWorldModelFidelityDropped", "exp_alerts": []},
-                 {"eval_time": "36h30m", "alertname": "ForesightWorldModelFidelityDropped",
+                 {"eval_time": "37h", "alertname": "ForesightWorldModelFidelityDropped",
                   "exp_alerts": [{"exp_labels": {**labels, "severity": "warning"},
                                   "exp_annotations": _expected_annotations("ForesightWorldModelFidelityDropped",
                                                                            labels)}]}]},

@@ -5,19 +5,31 @@ from __future__ import annotations
 import pytest
 
 from planner.calibrate import fit_platt
-from planner.fidelity import normalize, rollout_fidelity
+from planner.fidelity import normalize, rollout_fidelity, words
 
 
 def test_identical_text_scores_one_and_tags_case_space_are_ignored() -> None:
     assert rollout_fidelity("<imaginary>X=21  target=52</imaginary>", "x=21 target=52") == 1.0
     assert normalize("<information>A\n B</information>") == "a b"
+    assert words("<information>x=21; Zin rival Kog #37.</information>") == ["x", "21", "zin", "rival", "kog", "#37"]
 
 
 def test_closer_observation_scores_higher() -> None:
     rollout = "x=21 target=52 steps=5"
     near = rollout_fidelity(rollout, "x=21 target=52 steps=4")
     far = rollout_fidelity(rollout, "the door was locked")
-    assert near is not None and far is not None and 0 <= far < near < 1
+    assert near == pytest.approx(5 / 6) and far == 0.0
+
+
+def test_an_observation_anywhere_in_a_long_rollout_scores_one() -> None:
+    """A search's rollout imagines several results; the one that came back was foreseen (1), a changed
+    passage partly (same subject and relation, another value and document), an unforeseen one hardly."""
+    rollout = ("<imaginary>Ber mentor Zin #12. Zin rival Kog #37. search Kog rival: Kog rival Dad #80; "
+               "Zin rival Kog #37</imaginary>")
+    assert rollout_fidelity(rollout, "<information>Zin rival Kog #37</information>") == 1.0
+    assert rollout_fidelity(rollout, "Zin rival Mok #131") == 0.5
+    assert rollout_fidelity(rollout, "Tas partner Lol #5") == 0.0
+    assert rollout_fidelity(rollout, "Zin rival Kog #37 Ber") == 0.8  # in order: Ber came before
 
 
 @pytest.mark.parametrize(("rollout", "observation"), [(None, "x"), ("x", None), ("", "x"), ("<a></a>", "x")])
