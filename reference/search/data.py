@@ -7,7 +7,7 @@ A prompt is the question and what every search returned so far, one observation 
 
 and the model's turn is::
 
-    <imaginary>Ber mentor Zin #12. Zin rival Kog #37. search Kog rival: Kog rival Dad #80; Zin rival Kog #37</imaginary>
+    <imaginary>Ber mentor Zin #12. Zin rival Kog #37 search Kog rival: Kog rival Dad #80; Zin rival Kog #37</imaginary>
     <analysis>rank 2, steps 2</analysis>
     <confidence>38%</confidence>
     <think>search Kog rival</think>
@@ -99,9 +99,10 @@ class Example:
 
 
 def chain_text(world: World, q: Question) -> str:
-    """``Ber mentor Zin #12. Zin rival Kog #37.`` — each fact as its document states it (no id where its
-    passage is missing)."""
-    return " ".join(f"{world.kb.doc(f) or f.text}." for f in world.chain(q))
+    """``Ber mentor Zin #12. Zin rival Kog #37`` — each fact as its document states it (no id where its
+    passage is missing). No full stop after the last: the plan's first word follows the last fact's id
+    directly, so "is that document in my history?" is decided at the id itself (a one-layer check)."""
+    return ". ".join(world.kb.doc(f) or f.text for f in world.chain(q))
 
 
 def imagined_candidates(world: World, query: str) -> list[str]:

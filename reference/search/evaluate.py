@@ -34,7 +34,7 @@ from reference.search.kb import RELATIONS
 
 TURN_MAX_TOKENS = 128
 POLICIES = ("random", "reactive", "model_greedy", "model_best_of_n", "optimal")
-_FACT_RE = re.compile(r"(\S+) (\w+) (\w+)( #\d+)?\.")
+_FACT_RE = re.compile(r"(\S+) (\w+) (\w+)( #\d+)?")
 
 
 @dataclass
@@ -72,17 +72,21 @@ class SearchEvalResult:
         return asdict(self)
 
 
-def imagined_documents(imaginary: str | None) -> list[str]:
-    """The ``subject relation value #id.`` facts a turn imagined before its plan, as written (the id
-    where it wrote one)."""
+def _imagined_facts(imaginary: str | None) -> list[re.Match[str]]:
+    """The chain's facts (``subject relation value #id``, joined by ``. ``) before the plan."""
     head = re.split(r"\b(?:search|answer|found)\b", imaginary or "", maxsplit=1)[0]
-    return [m.group(0)[:-1] for m in _FACT_RE.finditer(head) if m.group(2) in RELATIONS]
+    facts = (_FACT_RE.fullmatch(part.strip()) for part in head.split("."))
+    return [m for m in facts if m is not None and m.group(2) in RELATIONS]
+
+
+def imagined_documents(imaginary: str | None) -> list[str]:
+    """The facts a turn imagined before its plan, as written (with the document id where it wrote one)."""
+    return [m.group(0) for m in _imagined_facts(imaginary)]
 
 
 def imagined_chain(imaginary: str | None) -> list[tuple[str, str, str]]:
     """The ``subject relation value`` facts a turn imagined, before its plan."""
-    head = re.split(r"\b(?:search|answer|found)\b", imaginary or "", maxsplit=1)[0]
-    return [(m.group(1), m.group(2), m.group(3)) for m in _FACT_RE.finditer(head) if m.group(2) in RELATIONS]
+    return [(m.group(1), m.group(2), m.group(3)) for m in _imagined_facts(imaginary)]
 
 
 def imagined_results(imaginary: str | None) -> tuple[str, list[str]] | None:
