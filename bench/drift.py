@@ -57,6 +57,7 @@ from tests.integration.server_process import launch_server, wait_ready  # noqa: 
 MODEL = REPO / "models" / "foresight-search"
 GREEDY = {"algorithm": "greedy", "max_tokens_per_turn": 128}
 # reference.search.planning.PLANNERS["branch_commit"], as a request
+REPORT_GAP_S = 2.5  # between a phase's chunks of outcomes, with Prometheus (it scrapes every 2 s)
 BRANCH_COMMIT = {"algorithm": "branch_commit", "width": 2, "width_growth": 2, "commit_threshold": 0.6,
                  "budget": {"max_candidates": 8}, "max_tokens_per_turn": 128}
 
@@ -119,15 +120,22 @@ async def decisions(client: AsyncForesight, world: World, states: list[State], p
     return list(await asyncio.gather(*(one(i, s) for i, s in enumerate(states))))
 
 
-async def report(client: AsyncForesight, ds: list[Decision], concurrency: int = 16) -> None:
-    """Each decision's outcome to ``/v1/outcomes``, with what its search returned."""
+async def report(client: AsyncForesight, ds: list[Decision], concurrency: int = 16, chunks: int = 5,
+                 gap_s: float = 0.0) -> None:
+    """Each decision's outcome to ``/v1/outcomes``, with what its search returned — in ``chunks`` parts
+    ``gap_s`` apart (with Prometheus: a series a phase creates must also *grow* inside the alert's windows
+    for ``rate()`` to see it, as a deployment's steady trickle of outcomes does)."""
     sem = asyncio.Semaphore(concurrency)
 
     async def one(d: Decision) -> None:
         async with sem:
             await client.report_outcome(d.plan_id, d.success, observation=d.observation)
 
-    await asyncio.gather(*(one(d) for d in ds))
+    size = max(1, -(-len(ds) // chunks))
+    for i in range(0, len(ds), size):
+        if i and gap_s:
+            await asyncio.sleep(gap_s)
+        await asyncio.gather(*(one(d) for d in ds[i : i + size]))
 
 
 def states_of(world: World, starts: list[State], count: int, seed: int) -> list[State]:
@@ -244,6 +252,9 @@ async def dwell(prom: Prometheus | None, seconds: float, phase: str) -> None:
     print(f"alerts after '{phase}' (the repo's rules, `for` and windows shortened to the run):")
     for line in prom.alerts() or ["none"]:
         print(f"  {line}")
+    fired = prom.query(f'max_over_time(ALERTS{{alertstate="firing"}}[{int(seconds) + 15}s])')
+    names = sorted(f"{r['metric']['alertname']} domain={r['metric'].get('domain', '-')}" for r in fired)
+    print(f"  fired during the phase: {', '.join(names) or 'none'}")
 
 
 async def run(args: argparse.Namespace, url: str, prom: Prometheus | None) -> None:
@@ -254,7 +265,7 @@ async def run(args: argparse.Namespace, url: str, prom: Prometheus | None) -> No
     async with AsyncForesight(url, timeout=600) as client:
         trained = env.start_states(old, True)
         before = await decisions(client, old, states_of(old, trained, args.fit, 1), GREEDY, "search", 1)
-        await report(client, before)
+        await report(client, before, gap_s=REPORT_GAP_S if prom else 0.0)
         rows.append(row("trained world", before, calibrated=False))
         print(f"[{time.strftime('%X')}] trained world done", file=sys.stderr)
         await dwell(prom, args.dwell, "trained world")
@@ -266,14 +277,14 @@ async def run(args: argparse.Namespace, url: str, prom: Prometheus | None) -> No
         raw = await decisions(client, new, states_of(new, starts, args.eval, 2), GREEDY, "search", 2)
         rows.append(row("changed world, raw", raw, calibrated=False))
         commits_before = await decisions(client, new, stale, BRANCH_COMMIT, "search", 3)
-        await report(client, raw[: args.fit])
+        await report(client, raw[: args.fit], gap_s=REPORT_GAP_S if prom else 0.0)
         print(f"[{time.strftime('%X')}] changed world, domain search: {args.fit} more outcomes", file=sys.stderr)
         await dwell(prom, args.dwell, "changed world, domain search")
         print(await server_figures(url, "search"), *metric_lines(url, "search"), sep="\n")
 
         # the app plans in a domain of the changed world's own: its map learns only that world
         fit = await decisions(client, new, states_of(new, starts, args.fit, 4), GREEDY, "search-changed", 4)
-        await report(client, fit)
+        await report(client, fit, gap_s=REPORT_GAP_S if prom else 0.0)
         kind = await wait_for_map(url, "search-changed", sum(d.stated for d in fit))
         print(f"[{time.strftime('%X')}] changed world: {kind} map fitted on {args.fit} outcomes", file=sys.stderr)
         rows.append(row(f"changed world, fitting ({args.fit}, raw)", fit, calibrated=False))
