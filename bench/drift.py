@@ -56,8 +56,8 @@ from tests.integration.server_process import launch_server, wait_ready  # noqa: 
 
 MODEL = REPO / "models" / "foresight-search"
 GREEDY = {"algorithm": "greedy", "max_tokens_per_turn": 128}
-# reference.search.planning.PLANNERS["branch_commit"], as a request
 REPORT_GAP_S = 2.5  # between a phase's chunks of outcomes, with Prometheus (it scrapes every 2 s)
+# reference.search.planning.PLANNERS["branch_commit"], as a request
 BRANCH_COMMIT = {"algorithm": "branch_commit", "width": 2, "width_growth": 2, "commit_threshold": 0.6,
                  "budget": {"max_candidates": 8}, "max_tokens_per_turn": 128}
 

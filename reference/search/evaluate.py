@@ -1,9 +1,9 @@
 """Evaluate a search-world checkpoint against the exact oracle, through the real engine.
 
 * **turns** on held-out states (one sample each, temperature 1): format validity, whether the
-  imagined chain of facts is the knowledge base's, whether the imagined search results are what the
-  search engine ranks, and the confidence's Brier score and ECE against the plan it wrote — beside
-  the Brier score of the exact probabilities of the same plans (the floor);
+  imagined chain of facts is the knowledge base's (with its documents' ids), whether the imagined
+  search results are what the search engine ranks, and the confidence's Brier score and ECE against
+  the plan it wrote — beside the Brier score of the exact probabilities of the same plans (the floor);
 * **episodes** from held-out questions (as many of two, three and four hops): success of random
   searches, the reactive chain-walker, the model greedy, the model best-of-N (highest confidence)
   and the exact optimum — each also as a paired estimate: the optimum's exact value from the same
@@ -43,7 +43,7 @@ class SearchTurnMetrics:
 
     states: int = 0
     format_validity: float = 0.0
-    chain_accuracy: float = 0.0  # the imagined chain is the knowledge base's
+    chain_accuracy: float = 0.0  # the imagined chain is the knowledge base's, document ids included
     result_accuracy: float = 0.0  # the imagined search results are what the engine ranks (search turns)
     confidence_brier: float = 0.0
     exact_brier: float = 0.0

@@ -142,16 +142,20 @@ def drift(kb: KnowledgeBase, seed: int = 1, updated: float = DRIFT_UPDATED, rena
     def rn(e: str) -> str:
         return names.get(e, e)
 
-    corpus: list[str] = []
-    texts: set[str] = set()
-    next_id = 1 + max((split_document(d)[1] for d in kb.passages), default=-1)
+    rewritten: list[tuple[str, str, int]] = []  # (new text, old text, id) in corpus order
     for doc in kb.passages:
         old_text, doc_id = split_document(doc)
         s, r, v = old_text.split(" ")
         if (s, r) in changed and kb.facts[(s, r)] == v:
             v = facts[(s, r)]
-        text = passage(rn(s), r, rn(v))
-        if text in texts:  # an update may give a fact its misleading passage's value: one passage
+        rewritten.append((passage(rn(s), r, rn(v)), old_text, doc_id))
+    kept = {text for text, old_text, _ in rewritten if text == old_text}
+    corpus: list[str] = []
+    texts: set[str] = set()
+    next_id = 1 + max((doc_id for *_, doc_id in rewritten), default=-1)
+    for text, old_text, doc_id in rewritten:
+        # an update may give a fact its misleading passage's value: one passage, the unchanged document
+        if text in texts or (text != old_text and text in kept):
             continue
         if text != old_text:
             doc_id, next_id = next_id, next_id + 1

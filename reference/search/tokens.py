@@ -19,7 +19,7 @@ PERCENT_TOKENS = tuple(str(i) for i in range(101))
 MAX_DOCUMENTS = 256
 DOC_ID_TOKENS = tuple(f"#{i}" for i in range(MAX_DOCUMENTS))
 _WORDS = (*WORDS, *RELATIONS, *ENTITY_NAMES, *DOC_ID_TOKENS)
-# a word after a space is one token too (" mentor"), so a passage costs three tokens, not five
+# a word after a space is one token too (" mentor"), so a document costs four tokens (" #37" one)
 WHOLE_TOKENS = (*FORMAT_TAGS, *_WORDS, *(f" {w}" for w in _WORDS), *PERCENT_TOKENS, *(f" {d}" for d in range(10)))
 # an entity's (or document id's) two spellings share one fixed identity code (reference.train)
 IDENTITY_GROUPS = tuple((name, f" {name}") for name in (*ENTITY_NAMES, *DOC_ID_TOKENS))

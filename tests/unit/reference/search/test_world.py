@@ -70,6 +70,19 @@ def test_drift_updates_renames_and_removes() -> None:
     assert rewritten and len(set(ids)) == len(ids)
 
 
+@pytest.mark.parametrize("seed", range(1, 9))
+def test_drifted_ids_stay_whole_tokens_and_texts_unique(seed: int) -> None:
+    """Ids past the tokenizer's whole tokens would split (#256 → #25 + 6) and match another document's id."""
+    from reference.search.tokens import MAX_DOCUMENTS
+
+    moved, _ = kb.drift(kb.generate(), seed=seed, updated=0.3, renamed=0.15)
+    twice, _ = kb.drift(moved, seed=seed + 100)
+    for world_kb in (moved, twice):
+        texts = [kb.split_document(p)[0] for p in world_kb.passages]
+        assert len(set(texts)) == len(texts)
+        assert max(kb.split_document(p)[1] for p in world_kb.passages) < MAX_DOCUMENTS
+
+
 def test_inclusion_probability_matches_noisy_searches(world: World) -> None:
     rng = random.Random(5)
     last = world.last_fact(world.questions[17])
