@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 
-from reference.search.kb import RELATIONS, Drift, Fact, KnowledgeBase, generate
+from reference.search.kb import RELATIONS, Drift, Fact, KnowledgeBase, generate, split_document
 from reference.search.retrieval import Retriever
 
 STEPS = 3
@@ -212,12 +212,12 @@ def _read(observed: tuple[str | None, ...], subject: str, relation: str) -> str 
     """The value a returned passage gives for ``subject relation`` (the latest one read)."""
     value = None
     for p in observed:
-        words = p.split(" ") if p is not None else []
-        if len(words) != 4:  # not a document (nothing found, or text the world did not return)
+        try:
+            words = split_document(p)[0].split(" ") if p is not None else []
+        except ValueError:  # text the world did not return
             continue
-        s, r, v, _ = words
-        if s == subject and r == relation:
-            value = v
+        if len(words) == 3 and words[0] == subject and words[1] == relation:
+            value = words[2]
     return value
 
 
