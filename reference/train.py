@@ -2,8 +2,9 @@
 
 1. world-model mid-training: predict the trajectory of random plans;
 2. format-eliciting SFT: whole turns (rollout, confidence, think, action);
-3. calibration: whole turns again, with the confidence tokens' loss up-weighted
-   so the verbalized probability matches the simulator's exact one.
+3. calibration: whole turns again, with the judgement's loss up-weighted (the confidence; the search
+   world's analysis too: :attr:`reference.worlds.WorldSpec.judgement_tag`) so the verbalized
+   probability matches the simulator's exact one.
 
 Budgeted in optimizer steps, not minutes (this machine's speed drifts). The
 result is saved in Hugging Face format; ``foresight reference train`` then runs
@@ -68,21 +69,24 @@ def _encode(tok, ex: Any, conf_weight: float, policy_mask: bool = False,
             spec: WorldSpec | None = None, policy_weight: float = 1.0) -> tuple[list[int], list[float]]:
     """Token ids and per-token loss weights; ``policy_mask`` zeroes the weights of the plan's choices
     written in the imaginary span (NumberReach: its operations; search: its query), keeping what the
-    world model predicts and everything else; otherwise ``policy_weight`` weighs those choices."""
+    world model predicts and everything else; otherwise ``policy_weight`` weighs those choices.
+    ``conf_weight`` weighs the judgement: from the world's ``judgement_tag`` to ``</confidence>``."""
     prompt = tok.encode(ex.prompt).ids  # with BOS
     comp_enc = tok.encode(ex.completion, add_special_tokens=False)
     comp = [*comp_enc.ids, tok.token_to_id(EOS)]
     weights = [0.0] * len(prompt) + [1.0] * len(comp)
     spans: list[tuple[tuple[int, int], float]] = []
+    spec = spec or world_spec("numberreach")
     if conf_weight != 1.0:
-        start = ex.completion.find("<confidence>")
+        start = ex.completion.find(spec.judgement_tag)
         end = ex.completion.find("</confidence>") + len("</confidence>")
+        if start < 0 or end < start:
+            raise ValueError(f"a weighted turn has no {spec.judgement_tag}…</confidence> span: {ex.completion[:80]!r}")
         spans.append(((start, end), conf_weight))
     for i, (s, _e) in enumerate(comp_enc.offsets):
         for (lo, hi), w in spans:
             if lo <= s < hi:
                 weights[len(prompt) + i] = max(weights[len(prompt) + i], w)
-    spec = spec or world_spec("numberreach")
     if policy_mask:
         for i in spec.policy_tokens(tok, ex, comp_enc):
             weights[len(prompt) + i] = 0.0

@@ -30,6 +30,9 @@ class WorldSpec:
     # loss weight of the plan's choice where it teaches the policy (stages 2-3): the search model's
     # one decisive token ("found" or " search") is outweighed by the ~70 tokens around it otherwise
     policy_weight: float = 1.0
+    # where the completion's judgement begins (it carries the confidence weight up to </confidence>): the
+    # search model's analysis holds the checks its confidence follows from, so they weigh as much
+    judgement_tag: str = "<confidence>"
 
 
 def _numberreach() -> WorldSpec:
@@ -60,7 +63,8 @@ def _search() -> WorldSpec:
         return [i for i, (s, _e) in enumerate(enc.offsets) if lo <= s < hi]
 
     return WorldSpec("search", examples, WHOLE_TOKENS, IDENTITY_GROUPS, CHAT_TEMPLATE,
-                     lambda ex: bool(ex.optimal), policy_tokens, policy_weight=4.0)
+                     lambda ex: bool(ex.optimal), policy_tokens, policy_weight=4.0,
+                     judgement_tag="<analysis>")
 
 
 def world_spec(name: str) -> WorldSpec:

@@ -7,18 +7,22 @@ A prompt is the question and what every search returned so far, one observation 
 
 and the model's turn is::
 
-    <imaginary>Ber mentor Zin #12. Zin rival Kog #37 search Kog rival: Kog rival Dad #80; Zin rival Kog #37</imaginary>
-    <analysis>rank 2, steps 2</analysis>
+    <imaginary>Ber mentor Zin #12. Zin rival Kog #37 search Kog rival: 1 Kog rival Dad #80; 2 Zin rival Kog #37
+    </imaginary>
+    <analysis>#37 rank 2, steps 2</analysis>
     <confidence>38%</confidence>
     <think>search Kog rival</think>
     <search>Kog rival</search>
 
 The imaginary span is the world model: the question's chain of facts (each with the id of the document
 stating it, when one does), then the plan — ``search q`` with what that search can return (its
-candidates in rank order, each with its document id) or ``answer`` — and ``found`` when the last
-fact was already returned (its document id is in the history: the one-token check the id is for).
-The analysis states the last fact's rank among the candidates and the searches left; the confidence
-is the plan's exact chance (:meth:`World.plan_success`). Pure Python.
+candidates, numbered in rank order, each with its document id) or ``answer`` — and ``found`` when the
+last fact was already returned (its document id is in the history: the one-token check the id is for).
+The analysis restates the last fact's document id, then says whether it was returned (an answer) or
+its rank among the numbered candidates and the searches left (a search): each check is made at a copy
+of the id — one token matched against the history, or against the list whose numbers give the rank —
+not at a distance from it. The confidence is the plan's exact chance (:meth:`World.plan_success`).
+Pure Python.
 """
 
 from __future__ import annotations
@@ -31,13 +35,13 @@ from dataclasses import dataclass
 from planner.format import format_confidence
 from reference.search import env
 from reference.search.env import Action, Question, State, World
-from reference.search.kb import RELATIONS
+from reference.search.kb import RELATIONS, split_document
 
 # how often each plan source appears in stage-2/3 turns where the last fact is not yet found
 # ("found": a plan that answers claiming the passage came back when it did not — after a search only; its
 # analysis says "not found" and its confidence 0%, so a mistaken "found" is caught where the chance is
 # stated; "answer" otherwise)
-PLAN_MIX = {"best": 0.35, "other": 0.2, "reactive": 0.15, "random": 0.1, "answer": 0.1, "found": 0.1}
+PLAN_MIX = {"best": 0.43, "other": 0.2, "reactive": 0.15, "random": 0.1, "answer": 0.1, "found": 0.02}
 OBSERVATION_SHARE = 0.3
 # share of turns whose observations are redrawn from what searches near the question return (the last
 # fact's passage, its neighbours in rank, the chain's other facts' passages, nothing): "has the last
@@ -112,18 +116,21 @@ def imagined_candidates(world: World, query: str) -> list[str]:
 
 
 def search_text(world: World, query: str) -> str:
-    """``search q: c1; c2`` — :func:`imagined_candidates` written out."""
-    cands = imagined_candidates(world, query)
-    return f"search {query}: {'; '.join(cands) if cands else 'nothing'}"
+    """``search q: 1 c1; 2 c2`` — :func:`imagined_candidates` written out, numbered by rank."""
+    numbered = [f"{i} {c}" for i, c in enumerate(imagined_candidates(world, query), 1)]
+    return f"search {query}: {'; '.join(numbered) if numbered else 'nothing'}"
 
 
 def analysis_for(world: World, state: State, plan: Plan) -> str:
-    if plan.query is None:
-        return "found" if world.supported(state) else "not found"
+    """``#37 found`` / ``#37 not found`` (an answer), ``#37 rank 2, steps 2`` (a search): the last
+    fact's document id (none when its passage is missing), then the check made at it."""
     last = world.last_fact(state.question)
     doc = world.kb.doc(last) if last is not None else None
+    head = f"#{split_document(doc)[1]} " if doc is not None else ""
+    if plan.query is None:
+        return head + ("found" if world.supported(state) else "not found")
     rank = world.retriever.rank(plan.query, doc) if doc is not None else None
-    return f"rank {rank if rank is not None else 'none'}, steps {state.steps}"
+    return f"{head}rank {rank if rank is not None else 'none'}, steps {state.steps}"
 
 
 def make_turn(world: World, state: State, plan: Plan, optimal: bool = False) -> Example:

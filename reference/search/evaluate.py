@@ -90,11 +90,13 @@ def imagined_chain(imaginary: str | None) -> list[tuple[str, str, str]]:
 
 
 def imagined_results(imaginary: str | None) -> tuple[str, list[str]] | None:
-    """The query a turn plans and the results it imagines; None if it plans no search."""
+    """The query a turn plans and the results it imagines, without their rank numbers (a result whose
+    number is not its place in the list keeps it, so it matches no document); None if it plans no search."""
     m = re.search(r"\bsearch (.+?):(.*)$", imaginary or "", re.S)
     if not m:
         return None
-    results = [p.strip() for p in m.group(2).split(";") if p.strip() and p.strip() != "nothing"]
+    parts = [p.strip() for p in m.group(2).split(";")]
+    results = [p.removeprefix(f"{i} ") for i, p in enumerate((p for p in parts if p and p != "nothing"), 1)]
     return m.group(1).strip(), results
 
 

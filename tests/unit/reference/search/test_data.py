@@ -7,7 +7,7 @@ import jinja2
 import pytest
 
 from planner import parse_turn
-from reference.search import data, env
+from reference.search import data, env, kb
 from reference.search.env import World
 from reference.search.evaluate import imagined_chain, imagined_results, plan_of, score_turn
 from reference.search.tokens import CHAT_TEMPLATE, WHOLE_TOKENS
@@ -121,3 +121,60 @@ def test_the_plans_choice_weighs_more_where_it_teaches(world: World) -> None:
     _, heavy = _encode(tok, ex, 1.0, spec=spec, policy_weight=spec.policy_weight)
     raised = tok.decode([i for i, a, b in zip(ids, plain, heavy, strict=True) if b == spec.policy_weight and a == 1])
     assert raised.split() == ["search", *ex.plan.query.split()]
+
+
+def test_the_analysis_restates_the_last_document_and_checks_it_there(world: World) -> None:
+    seen = {"found": 0, "not found": 0, "rank": 0, "rank none": 0}
+    for ex in data.stage_examples(2, 600, seed=10, world=world):
+        turn = parse_turn(ex.completion.split("\n<information>")[0])
+        last = world.last_fact(ex.state.question)
+        assert last is not None and turn.analysis is not None and turn.imaginary is not None
+        doc = world.kb.doc(last)
+        assert doc is not None
+        doc_id, _, check = turn.analysis.partition(" ")
+        assert doc_id == f"#{kb.split_document(doc)[1]}"
+        if ex.plan.query is None:
+            assert check == ("found" if world.supported(ex.state) else "not found")
+            seen[check] += 1
+            continue
+        listed = [p.strip() for p in turn.imaginary.split(": ", 1)[1].split(";") if p.strip() != "nothing"]
+        numbered = {doc: n for n, doc in (p.split(" ", 1) for p in listed)}
+        rank = check.split(",")[0].removeprefix("rank ")
+        assert rank == numbered.get(doc, "none")  # the number written before the candidate with that id
+        assert rank == str(world.retriever.rank(ex.plan.query, doc) or "none")
+        seen["rank none" if rank == "none" else "rank"] += 1
+    assert all(seen.values()), seen
+
+
+def test_the_search_models_analysis_weighs_as_its_confidence(world: World) -> None:
+    examples = data.stage_examples(2, 100, seed=11, world=world)
+    tok = build_tokenizer((e.prompt + e.completion for e in examples), 384, WHOLE_TOKENS)
+    ex = examples[0]
+    ids, weights = _encode(tok, ex, 4.0, spec=world_spec("search"))
+    heavy = tok.decode([i for i, w in zip(ids, weights, strict=True) if w == 4.0])
+    judgement = ex.completion[ex.completion.index("<analysis>"):ex.completion.index("</confidence>") + 13]
+    assert heavy.replace(" ", "").replace("\n", "") == judgement.replace(" ", "").replace("\n", "")
+    _, plain = _encode(tok, ex, 4.0, spec=world_spec("numberreach"))  # NumberReach's recipe: the confidence only
+    assert "analysis" not in tok.decode([i for i, w in zip(ids, plain, strict=True) if w == 4.0])
+
+
+def test_an_answer_that_claims_found_wrongly_is_caught_at_the_restated_id(world: World) -> None:
+    import random
+
+    rng = random.Random(3)
+    pool = env.start_states(world, False)
+    state = next(s for s in (data.near_miss_state(world, rng.choice(pool), rng) for _ in range(200))
+                 if not world.supported(s))
+    answer = world.answer(state.question) or ""
+    turn = parse_turn(data.make_turn(world, state, data.Plan(None, answer, claims_found=True)).completion)
+    last = world.last_fact(state.question)
+    assert last is not None and turn.imaginary is not None and turn.imaginary.endswith(" found")
+    assert turn.analysis == f"#{kb.split_document(world.kb.doc(last) or '')[1]} not found"
+    assert turn.confidence == 0.0
+
+
+def test_imagined_results_drop_only_the_right_rank_numbers() -> None:
+    assert imagined_results("A b C #1 search C b: 1 C b D #2; 2 E b C #3") == ("C b", ["C b D #2", "E b C #3"])
+    assert imagined_results("A b C #1 search C b: 2 C b D #2; 1 E b C #3") == ("C b", ["2 C b D #2", "1 E b C #3"])
+    assert imagined_results("A b C #1 search C b: nothing") == ("C b", [])
+    assert imagined_results("A b C #1 found") is None
