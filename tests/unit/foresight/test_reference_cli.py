@@ -83,6 +83,29 @@ def test_train_passes_steps_to_the_recipe(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert seen[0].stage_steps == (10, 20, 30) and seen[0].seed == 0
 
 
+@pytest.mark.parametrize(("world", "states"), [("numberreach", 300), ("search", 900)])
+def test_train_checks_on_the_worlds_number_of_states(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                     world: str, states: int) -> None:
+    import foresight.reference as cli
+    import reference.train
+
+    monkeypatch.setattr(reference.train, "train", lambda cfg, out, device="cpu": out.mkdir(parents=True))
+    asked = {}
+
+    async def fake_eval(model, dtype, world_name, **kw):  # type: ignore[no-untyped-def]
+        asked.update(kw, world=world_name)
+        result = _result(0.9, 0.95, 0.95)
+        result.to_dict = lambda: {"turns": vars(result.turns)}
+        return result
+
+    monkeypatch.setattr(cli, "_run_eval", fake_eval)
+    monkeypatch.setattr(cli, "print_table", lambda result, out=None: None)
+    args = build_parser().parse_args(["reference", "train", "--world", world, "--out", f"{tmp_path}/m"])
+    assert args.func(args) == 0
+    assert asked["world"] == world and asked["states"] == states and asked["seed"] == 1
+    assert json.loads((tmp_path / "m" / "acceptance.json").read_text())["turns"]["brier_gap"] == 0.0
+
+
 def _result(greedy: float, best: float, optimal: float = 0.95, validity: float = 1.0, gap: float = 0.0):
     from types import SimpleNamespace
 
