@@ -101,7 +101,8 @@ async def decide(client: AsyncForesight, world: World, state: State, params: dic
     ok, first = carry_out(world, state, query, answer, random.Random(seed))
     imagined = imagined_results(turn.imaginary)
     fidelity = float(first in imagined[1]) if first and first != "nothing found" and imagined else None
-    observation = f"<information>{data.observation(first, state.steps - 1)}</information>" if first else None
+    # what the search returned (the document), not the episode's step counter: no rollout imagines that
+    observation = f"<information>{first}</information>" if first else None
     raw = plan.confidence.raw if plan.confidence.raw is not None else 0.0
     calibrated = plan.confidence.calibrated if plan.confidence.calibrated is not None else raw
     p = world.plan_success(state, query, answer) if chosen else 0.0

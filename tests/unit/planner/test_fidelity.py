@@ -24,12 +24,15 @@ def test_closer_observation_scores_higher() -> None:
 def test_an_observation_anywhere_in_a_long_rollout_scores_one() -> None:
     """A search's rollout imagines several results; the one that came back was foreseen (1), a changed
     passage partly (same subject and relation, another value and document), an unforeseen one hardly."""
-    rollout = ("<imaginary>Ber mentor Zin #12. Zin rival Kog #37. search Kog rival: Kog rival Dad #80; "
-               "Zin rival Kog #37</imaginary>")
+    rollout = ("<imaginary>Ber mentor Zin #12. Zin rival Kog #37 search Kog rival: 1 Kog rival Dad #80; "
+               "2 Zin rival Kog #37</imaginary>")
     assert rollout_fidelity(rollout, "<information>Zin rival Kog #37</information>") == 1.0
     assert rollout_fidelity(rollout, "Zin rival Mok #131") == 0.5
     assert rollout_fidelity(rollout, "Tas partner Lol #5") == 0.0
     assert rollout_fidelity(rollout, "Zin rival Kog #37 Ber") == 0.8  # in order: Ber came before
+    # an episode's step counter is no part of the world: a report that carries it scores its digit against
+    # the list's rank numbers (why apps and bench/drift.py report the returned document alone)
+    assert rollout_fidelity(rollout, "Zin rival Kog #37 steps=2") == pytest.approx(5 / 6)
 
 
 @pytest.mark.parametrize(("rollout", "observation"), [(None, "x"), ("x", None), ("", "x"), ("<a></a>", "x")])
