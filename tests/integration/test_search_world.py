@@ -16,6 +16,7 @@ import pytest
 from openai import OpenAI
 
 from client import Episode, Foresight, Outcome
+from foresight.reference import ACCEPTANCE_STATES
 from protocol.plan import PlanResponse
 from reference.search import data, env
 from reference.search.env import Action, World
@@ -58,12 +59,12 @@ def test_quick_evaluation_meets_the_bar() -> None:
     probabilities', best-of-8 closing at least half of greedy's gap to the optimum (paired estimates)."""
     proc = subprocess.run(
         [sys.executable, "-m", "foresight", "reference", "eval", "--world", "search", "--json",
-         "--episodes", "90", "--states", "300", "--seed", "7"],
+         "--episodes", "90", "--states", str(ACCEPTANCE_STATES["search"]), "--seed", "7"],
         cwd=REPO, capture_output=True, text=True, timeout=900, env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)
     turns, paired = result["turns"], result["paired"]
-    assert result["world"] == "search" and turns["states"] == 300
+    assert result["world"] == "search" and turns["states"] == ACCEPTANCE_STATES["search"]
     assert turns["format_validity"] >= 0.99, turns
     assert turns["confidence_brier"] - turns["exact_brier"] <= 0.01, turns
     greedy, best, optimal = (paired[k][0] for k in ("model_greedy", "model_best_of_n", "optimal"))
@@ -104,7 +105,7 @@ def test_search_is_an_openai_tool_call(search_server: ServerProcess) -> None:
         question, choice.message.model_dump(exclude_none=True),
         {"role": "tool", "tool_call_id": call.id, "content": data.observation(found, env.STEPS - 1)}])
     assert follow.choices[0].finish_reason in ("tool_calls", "stop")
-    assert follow.choices[0].message.model_extra.get("foresight") is not None  # the rollout rides beside
+    assert (follow.choices[0].model_extra or {}).get("foresight") is not None  # the rollout rides beside (DESIGN §3)
 
 
 def test_an_episode_plays_the_search_world_through_the_client(search_server: ServerProcess) -> None:
@@ -124,7 +125,8 @@ def test_an_episode_plays_the_search_world_through_the_client(search_server: Ser
             observation = data.observation(found[0] if found else None, state.steps)
             messages.extend([plan.message.model_dump(exclude_none=True),
                              {"role": "tool", "tool_call_id": call.id, "content": observation}])
-            return Outcome(success=world.supported(state), observation=f"<information>{observation}</information>")
+            returned = found[0] if found else "nothing found"  # the tool's result, not the step counter
+            return Outcome(success=world.supported(state), observation=f"<information>{returned}</information>")
         state, _ = world.step(state, Action("answer", (plan.message.content or "").strip()), rng)
         return Outcome(success=world.success(state))
 
@@ -145,8 +147,7 @@ def test_prompt_and_chat_template_agree(search_server: ServerProcess) -> None:
     import httpx
 
     world = World()
-    state = next(s for s in (next(env.visited_states(world, random.Random(i), True)) for i in range(50))
-                 if s.observed)
+    state = next(s for s in env.visited_states(world, random.Random(0), True) if len(s.observed) == 2)
     messages: list[dict] = [{"role": "user", "content": f"question: {state.question.text} steps={env.STEPS}"}]
     for i, found in enumerate(state.observed):
         messages += [{"role": "assistant", "content": "", "tool_calls": [{"id": f"c{i}", "type": "function",
