@@ -58,7 +58,7 @@ MODEL = REPO / "models" / "foresight-search"
 GREEDY = {"algorithm": "greedy", "max_tokens_per_turn": 128}
 REPORT_GAP_S = 2.5  # between a phase's chunks of outcomes, with Prometheus (it scrapes every 2 s)
 # reference.search.planning.PLANNERS["branch_commit"], as a request
-BRANCH_COMMIT = {"algorithm": "branch_commit", "width": 2, "width_growth": 2, "commit_threshold": 0.6,
+BRANCH_COMMIT = {"algorithm": "branch_commit", "width": 2, "width_growth": 2, "commit_threshold": 0.5,
                  "budget": {"max_candidates": 8}, "max_tokens_per_turn": 128}
 
 
