@@ -7,21 +7,21 @@ A prompt is the question and what every search returned so far, one observation 
 
 and the model's turn is::
 
-    <imaginary>Ber mentor Zin #12. Zin rival Kog #37 search Kog rival: 1 Kog rival Dad #80; 2 Zin rival Kog #37
-    </imaginary>
+    <imaginary>Ber mentor Zin. Zin rival Kog #37 search Kog rival: 1 Kog rival Dad #80; 2 Zin rival Kog #37</imaginary>
     <analysis>#37 rank 2, steps 2</analysis>
     <confidence>38%</confidence>
     <think>search Kog rival</think>
     <search>Kog rival</search>
 
 The imaginary span is the world model: the question's chain of facts (each with the id of the document
-stating it, when one does), then the plan — ``search q`` with what that search can return (its
-candidates, numbered in rank order, each with its document id) or ``answer`` — and ``found`` when the
-last fact was already returned (its document id is in the history: the one-token check the id is for).
-The analysis restates the last fact's document id, then says whether it was returned (an answer) or
-its rank among the numbered candidates and the searches left (a search): each check is made at a copy
-of the id — one token matched against the history, or against the list whose numbers give the rank —
-not at a distance from it. The confidence is the plan's exact chance (:meth:`World.plan_success`).
+stating it, when one does: ``Ber mentor Zin``'s passage is missing), then the plan — ``search q`` with
+what that search can return (its candidates, numbered in rank order, each with its document id) or
+``answer`` — and ``found`` when the last fact was already returned (its document id is in the history:
+the one-token check the id is for). The analysis restates the last fact's document id, then says whether
+it was returned (an answer) or its rank among the numbered candidates and the searches left (a search):
+each check is made at a copy of the id — one token matched against the history, or against the list
+whose numbers give the rank — not at a distance from it. The confidence is the plan's exact chance
+(:meth:`World.plan_success`).
 Pure Python.
 """
 

@@ -95,8 +95,8 @@ def imagined_results(imaginary: str | None) -> tuple[str, list[str]] | None:
     m = re.search(r"\bsearch (.+?):(.*)$", imaginary or "", re.S)
     if not m:
         return None
-    parts = [p.strip() for p in m.group(2).split(";")]
-    results = [p.removeprefix(f"{i} ") for i, p in enumerate((p for p in parts if p and p != "nothing"), 1)]
+    listed = [p for p in (part.strip() for part in m.group(2).split(";")) if p and p != "nothing"]
+    results = [p.removeprefix(f"{i} ") for i, p in enumerate(listed, 1)]
     return m.group(1).strip(), results
 
 
