@@ -41,7 +41,7 @@ async def turn_outcomes(sampler: object, states: list[env.State], seed: int,
 
     async def one(i: int, state: env.State) -> tuple[float, bool]:
         async with sem:
-            result = await plan(sampler, data.prompt_for(state),  # type: ignore[arg-type]
+            result = await plan(sampler, sampler.start(data.prompt_for(state)),  # type: ignore[attr-defined]
                                 PlanConfig(algorithm=Algorithm.GREEDY, max_tokens_per_turn=128, seed=seed + i))
         c = result.chosen
         ops = [op for op, _ in data.parse_rollout(c.turn.imaginary or "")] if c else []

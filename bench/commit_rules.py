@@ -186,7 +186,7 @@ async def record(model: Path, states: int, samples: int, seed: int) -> list[Row]
 
         async def one(k: int, s: env.State) -> Row:
             async with sem:
-                batch = await sampler.sample(data.prompt_for(s), samples, stop=ACTION_STOPS,
+                batch = await sampler.sample(sampler.start(data.prompt_for(s)), samples, stop=ACTION_STOPS,
                                              max_tokens=TURN_MAX_TOKENS, temperature=1.0, seed=seed * 100_003 + k)
             drawn = []
             for smp in batch.samples:

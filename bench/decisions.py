@@ -36,7 +36,7 @@ if sys.path and Path(sys.path[0]).resolve() == REPO / "bench":
 
 from planner.format import ACTION_STOPS, CONFIDENCE_STOP, parse_turn  # noqa: E402
 from planner.params import from_mapping  # noqa: E402
-from planner.search import PlanConfig, Sample, SampleBatch, plan  # noqa: E402
+from planner.search import PlanConfig, Sample, SampleBatch, TextSampler, plan  # noqa: E402
 from reference import data, env  # noqa: E402
 from reference.planning import one_step_advantage, paired_estimate  # noqa: E402
 from reference.random_checkpoint import WORDS, build  # noqa: E402
@@ -144,7 +144,7 @@ def play(base: str, way: str, starts: list[env.State], agents: int, seed: int) -
     return tally
 
 
-class Replay:
+class Replay(TextSampler):
     """The planner's sampler, answering from one recorded plan's candidates (in the order they were
     drawn) instantly: what is left of a decision's time is the planner's own."""
 

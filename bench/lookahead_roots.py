@@ -68,7 +68,7 @@ async def measure(sampler: Sampler, args: argparse.Namespace) -> list[Pair]:
 
     async def run(state: env.State, cfg: PlanConfig, seed: int) -> PlanResult:
         async with sem:
-            return await plan(sampler, data.prompt_for(state), dataclasses.replace(cfg, seed=seed))
+            return await plan(sampler, sampler.start(data.prompt_for(state)), dataclasses.replace(cfg, seed=seed))
 
     jobs = [(s, args.seed * 1_000_003 + 17 * i + k) for i, s in enumerate(states) for k in range(args.repeats)]
     t0 = time.monotonic()

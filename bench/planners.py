@@ -27,7 +27,7 @@ from pathlib import Path
 from planner.format import parse_turn
 from planner.params import positive
 from planner.search import Algorithm, PlanConfig, plan
-from planner.search.base import Sample, SampleBatch, ranked
+from planner.search.base import Sample, SampleBatch, TextSampler, ranked
 from reference import data, env
 from reference.evaluate import run_episodes
 from reference.planning import PLANNERS, one_step_expectation, paired_estimate, run_planner
@@ -35,7 +35,7 @@ from reference.planning import PLANNERS, one_step_expectation, paired_estimate, 
 REPO = Path(__file__).resolve().parents[1]
 
 
-class _FixedSampler:
+class _FixedSampler(TextSampler):
     """Replays canned candidates: measures the planner's own cost without an engine."""
 
     def __init__(self, texts: list[str]) -> None:

@@ -10,7 +10,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from engine.base import Engine, GenerationRequest
@@ -48,31 +48,71 @@ async def collect(engine: Engine, request: GenerationRequest, request_id: str) -
     return SampleBatch(samples, prompt_tokens, cached)
 
 
-KNOWN_PROMPTS = 256  # texts whose token ids a sampler remembers (a plan's prompts and samples)
-TAIL_TOKENS = 4  # how many of a sample's last tokens may be given up to match its text
+@dataclass(frozen=True)
+class TokenPrompt:
+    """A prompt as the engine sees it: token ids (the planner's opaque :data:`planner.search.Context`)."""
+
+    ids: tuple[int, ...]
 
 
 @dataclass
 class EngineSampler:
     """Samples n continuations of one prompt in one engine call; stop strings stay in the output.
 
-    ``add_special_tokens``: False for a prompt the chat template rendered (it has its own BOS).
-    ``run``: how a request runs (default: straight on the engine, see :func:`collect`).
+    Prompts are token ids (:class:`TokenPrompt`): rendered once by the caller (:meth:`prompt`, or
+    :meth:`start` for a text), and extended by the planner with the ids the engine wrote
+    (:meth:`extend`): a text's encoding may differ from the tokens a model wrote, and the prefix cache
+    only serves identical tokens. Only text the planner adds itself (a lookahead's observation tags) is
+    encoded, on its own, and joined on.
 
-    A prompt that extends an earlier prompt and one of its samples (a committed span continued, a
-    lookahead's imagined observation) is sent as the token ids the engine saw and generated, not as
-    its text encoded again: a text's encoding may differ from the tokens a model wrote, and the
-    prefix cache only serves identical tokens.
+    ``add_special_tokens``: whether :meth:`start` adds the tokenizer's own (a BOS): True for a plain
+    prompt, False for one a chat template rendered (it has its own).
+    ``run``: how a request runs (default: straight on the engine, see :func:`collect`).
     """
 
     engine: Engine
     add_special_tokens: bool = True
     run: Run | None = None
-    _known: dict[str, list[int]] = field(default_factory=dict, repr=False)
 
-    async def sample(self, prompt: str, n: int, *, stop: Sequence[str], max_tokens: int, temperature: float,
-                     top_p: float = 1.0, seed: int | None = None) -> SampleBatch:
-        ids = self.token_ids(prompt)
+    @staticmethod
+    def prompt(ids: Sequence[int]) -> TokenPrompt:
+        """A prompt already rendered to token ids (a chat template's, or the caller's own)."""
+        return TokenPrompt(tuple(ids))
+
+    def start(self, text: str) -> TokenPrompt:
+        return TokenPrompt(tuple(self.engine.encode(text, add_special_tokens=self.add_special_tokens)))
+
+    def extend(self, context: TokenPrompt, sample: Sample | None = None, text: str = "") -> TokenPrompt:
+        """``context``, then the tokens the engine wrote for ``sample`` (its text encoded where the engine did
+        not say), then ``text`` encoded on its own. Special tokens the sample ended on (an end of sequence,
+        which its text does not show either) are left out."""
+        ids = list(context.ids)
+        if sample is not None:
+            if sample.token_ids or not sample.text:
+                ids += self._shown(sample.token_ids)
+            else:
+                ids += self.engine.encode(sample.text, add_special_tokens=False)
+        if text:
+            ids += self._piece(text)
+        return TokenPrompt(tuple(ids))
+
+    def _shown(self, generated: Sequence[int]) -> list[int]:
+        gen = list(generated)
+        while gen and not self.engine.decode(gen[-1:]):
+            gen.pop()
+        return gen
+
+    def _piece(self, text: str) -> list[int]:
+        """``text`` encoded to be joined on: a tokenizer that starts every encoding with a space marker (as
+        SentencePiece's) would add one, which is dropped where it is a token of its own."""
+        ids = self.engine.encode(text, add_special_tokens=False)
+        if ids and self.engine.decode(ids) != text and self.engine.decode(ids[1:]) == text:
+            return ids[1:]
+        return ids
+
+    async def sample(self, context: TokenPrompt, n: int, *, stop: Sequence[str], max_tokens: int,
+                     temperature: float, top_p: float = 1.0, seed: int | None = None) -> SampleBatch:
+        ids = list(context.ids)
         room = self.engine.info.max_model_len - len(ids)
         if room < 1:
             return SampleBatch([Sample("", 0, "length") for _ in range(n)], len(ids))
@@ -80,59 +120,8 @@ class EngineSampler:
                                     seed=seed, stop=tuple(stop), include_stop_str_in_output=True)
         request_id = f"plan-{uuid.uuid4().hex}"
         if self.run is not None:
-            batch = await self.run(request, request_id)
-        else:
-            batch = await collect(self.engine, request, request_id)
-        self._remember_samples(prompt, ids, batch)
-        return batch
-
-    def token_ids(self, prompt: str) -> list[int]:
-        """The prompt's token ids: remembered, or a remembered text's ids and the rest encoded, or encoded."""
-        if (known := self._known.get(prompt)) is not None:
-            self._known[prompt] = self._known.pop(prompt)  # recently used: the last to go
-            return known
-        base = max((k for k in self._known if prompt.startswith(k)), key=len, default=None)
-        extended = None if base is None else self._extend(self._known[base], prompt[len(base):])
-        ids = extended if extended is not None else self.engine.encode(prompt,
-                                                                         add_special_tokens=self.add_special_tokens)
-        self._remember(prompt, ids)
-        return ids
-
-    def _extend(self, ids: list[int], rest: str) -> list[int] | None:
-        """``ids`` and ``rest`` encoded after them, where that decodes to their texts joined (a tokenizer
-        that starts every encoding with a space marker, as SentencePiece's, would add one): else None."""
-        if not rest:
-            return list(ids)
-        more = self.engine.encode(rest, add_special_tokens=False)
-        return ids + more if self.engine.decode(ids + more) == self.engine.decode(ids) + rest else None
-
-    def _remember_samples(self, prompt: str, ids: list[int], batch: SampleBatch) -> None:
-        """Each sample's prompt + text as the ids it was generated as, as far as they decode to that text,
-        and the rest of the text encoded: a stop string may end inside a token, and a character split
-        across tokens may be cut at the end. Special tokens are in the ids and not in the text (as the
-        engine shows it); those at the end (an end of sequence) are left out."""
-        head: str | None = None
-        for s in batch.samples:
-            gen = list(s.token_ids)
-            while gen and not self.engine.decode(gen[-1:]):
-                gen.pop()
-            if not gen:
-                continue
-            head = self.engine.decode(ids) if head is None else head
-            whole = head + s.text
-            for end in range(len(gen), max(len(gen) - TAIL_TOKENS, 0) - 1, -1):
-                kept = ids + gen[:end]
-                decoded = self.engine.decode(kept)
-                if whole.startswith(decoded) and len(decoded) >= len(head):
-                    extended = self._extend(kept, whole[len(decoded):])
-                    if extended is not None:
-                        self._remember(prompt + s.text, extended)
-                    break
-
-    def _remember(self, text: str, ids: list[int]) -> None:
-        if text not in self._known and len(self._known) >= KNOWN_PROMPTS:  # the oldest goes
-            del self._known[next(iter(self._known))]
-        self._known[text] = ids
+            return await self.run(request, request_id)
+        return await collect(self.engine, request, request_id)
 
 
 @asynccontextmanager

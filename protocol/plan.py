@@ -73,6 +73,9 @@ class CandidateModel(BaseModel):
     depth: int
     text: str
     complete: bool
+    continued: bool = Field(default=True, description=(
+        "False for a world-model span the algorithm judged and did not take on to its action (it was not "
+        "chosen): no action is missing from it."))
     raw_confidence: float | None
     calibrated_confidence: float | None
     value: float | None
@@ -110,6 +113,7 @@ class TreeNode(BaseModel):
     calibrated_confidence: float | None
     value: float | None
     action: ActionModel | None
+    continued: bool = True
     children: list[TreeNode] = []
 
 

@@ -69,7 +69,7 @@ async def run_planner(sampler: Sampler, config: PlanConfig, starts: list[env.Sta
             while not state.done:
                 async with sem:
                     cfg = PlanConfig(**{**config.__dict__, "seed": rng.randrange(2**31)})
-                    result = await plan(sampler, data.prompt_for(state), cfg, calibrator)
+                    result = await plan(sampler, sampler.start(data.prompt_for(state)), cfg, calibrator)
                 tokens.append(result.usage.completion_tokens)
                 op = chosen_op(result.chosen)
                 gain += one_step_advantage(state, op)

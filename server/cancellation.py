@@ -1,6 +1,7 @@
 """``@with_cancellation``: a route's work is cancelled when its client goes away.
 
-The handler races a watcher of the connection; if the client disconnects first, the handler is
+The handler races a watcher that waits on the connection's ``http.disconnect`` message (as vLLM's own
+``listen_for_disconnect`` does; polling ``request.is_disconnected()`` is known to miss it behind middleware); if the client disconnects first, the handler is
 cancelled — which aborts every engine request it has in flight (a plan's candidates included) —
 and the request ends as 499 (:class:`server.errors.ClientDisconnected`). Streams need no such
 thing: Starlette stops a stream whose client left, and the generator's ``finally`` aborts.
@@ -20,12 +21,15 @@ from server.errors import ClientDisconnected
 
 P = ParamSpec("P")
 T = TypeVar("T")
-POLL_S = 0.25
 
 
 async def _watch(request: Request) -> None:
-    while not await request.is_disconnected():
-        await asyncio.sleep(POLL_S)
+    """Returns when the client has gone (the body was read before the handler ran: what comes next on the
+    connection is its end)."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
 
 
 def with_cancellation(handler: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:

@@ -9,6 +9,7 @@ from planner.search.base import (
     Budget,
     Calibrator,
     Candidate,
+    Context,
     Decision,
     IdentityCalibrator,
     LookaheadContext,
@@ -18,6 +19,7 @@ from planner.search.base import (
     SampleBatch,
     Sampler,
     SearchState,
+    TextSampler,
     Usage,
 )
 from planner.search.best_of_n import best_of_n
@@ -25,7 +27,7 @@ from planner.search.branch_commit import branch_commit, largest_round
 from planner.search.greedy import greedy
 from planner.search.lookahead import lookahead
 
-ALGORITHMS: dict[Algorithm, Callable[[SearchState, str], Awaitable[PlanResult]]] = {
+ALGORITHMS: dict[Algorithm, Callable[[SearchState, Context], Awaitable[PlanResult]]] = {
     Algorithm.GREEDY: greedy,
     Algorithm.BEST_OF_N: best_of_n,
     Algorithm.BRANCH_COMMIT: branch_commit,
@@ -33,9 +35,10 @@ ALGORITHMS: dict[Algorithm, Callable[[SearchState, str], Awaitable[PlanResult]]]
 }
 
 
-async def plan(sampler: Sampler, prompt: str, config: PlanConfig,
+async def plan(sampler: Sampler, prompt: Context, config: PlanConfig,
                calibrator: Calibrator | None = None) -> PlanResult:
-    """Run one plan; every call has its own state, so calls may run concurrently."""
+    """Run one plan from ``prompt`` (a context ``sampler`` made: ``sampler.start(text)``, or the engine's
+    rendered token ids); every call has its own state, so calls may run concurrently."""
     state = SearchState(sampler, calibrator or IdentityCalibrator(), config)
     return await ALGORITHMS[config.algorithm](state, prompt)
 
@@ -46,6 +49,7 @@ __all__ = [
     "Budget",
     "Calibrator",
     "Candidate",
+    "Context",
     "Decision",
     "IdentityCalibrator",
     "LookaheadContext",
@@ -55,6 +59,7 @@ __all__ = [
     "SampleBatch",
     "Sampler",
     "SearchState",
+    "TextSampler",
     "Usage",
     "largest_round",
     "plan",

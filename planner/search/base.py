@@ -7,11 +7,12 @@ here, so planner/ never imports server/ or vllm. All search state lives in one
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from planner.format import ACTION_STOPS, CONFIDENCE_STOP, Turn, parse_turn
 from planner.params import SEED_MAX, SEED_MIN, check, knob
@@ -36,12 +37,27 @@ class SampleBatch:
     cached_tokens: int = 0  # of the prompt, served by the engine's prefix cache
 
 
+Context = Any
+"""A prompt as a sampler keeps it, opaque to the planner: the engine's sampler keeps token ids (a prompt is
+rendered to ids once, and a continuation extends them with the ids the engine wrote); a sampler that speaks
+text (:class:`TextSampler`) keeps the text. The planner only hands contexts back to the sampler that made them."""
+
+
 class Sampler(Protocol):
-    """What the planner needs from an engine: n samples of one prompt in one call."""
+    """What the planner needs from an engine: n samples of one prompt in one call, and prompts made from
+    earlier ones."""
+
+    def start(self, text: str) -> Context:
+        """A new prompt from ``text`` (a lookahead that sees only the imagined observation)."""
+        ...
+
+    def extend(self, context: Context, sample: Sample | None = None, text: str = "") -> Context:
+        """``context`` followed by ``sample`` as the engine wrote it, then by ``text``."""
+        ...
 
     async def sample(
         self,
-        prompt: str,
+        context: Context,
         n: int,
         *,
         stop: Sequence[str],
@@ -50,6 +66,16 @@ class Sampler(Protocol):
         top_p: float = 1.0,
         seed: int | None = None,
     ) -> SampleBatch: ...
+
+
+class TextSampler:
+    """Contexts as plain texts: for samplers that speak text (scripted tests, replays of recorded texts)."""
+
+    def start(self, text: str) -> str:
+        return text
+
+    def extend(self, context: str, sample: Sample | None = None, text: str = "") -> str:
+        return context + (sample.text if sample is not None else "") + text
 
 
 class Calibrator(Protocol):
@@ -153,8 +179,15 @@ class Candidate:
     depth: int = 1
     parent: int | None = None
     complete: bool = False  # has its action (not only the world-model span)
+    after: Context = field(default=None, repr=False)  # the prompt followed by this candidate's text, as sampled
     value: float | None = None  # backed-up value (lookahead); else the calibrated confidence
     children: list[int] = field(default_factory=list)
+
+    @property
+    def continued(self) -> bool:
+        """Whether the algorithm took it to its action: a world-model span judged and left there has no
+        action to miss (no ``missing_action`` problem), it was simply not chosen to go on."""
+        return self.complete
 
     @property
     def score(self) -> float:
@@ -237,7 +270,7 @@ class SearchState:
 
     # ------------------------------------------------------------------ sampling
 
-    async def sample(self, prompt: str, n: int, stop: Sequence[str], max_tokens: int,
+    async def sample(self, prompt: Context, n: int, stop: Sequence[str], max_tokens: int,
                      temperature: float | None = None, count_candidates: bool = True) -> list[Sample]:
         cfg = self.config
         # Engines seed the i-th of n samples with seed + i (vLLM does): each call takes the next
@@ -266,13 +299,16 @@ class SearchState:
             self.usage.candidates += len(batch.samples)
         return batch.samples
 
-    def judge(self, text: str, tokens: int, *, depth: int = 1, parent: int | None = None,
+    def judge(self, prompt: Context, sample: Sample, *, depth: int = 1, parent: int | None = None,
               complete: bool = True) -> Candidate:
-        turn = parse_turn(text)
+        turn = parse_turn(sample.text)
+        if not complete:  # a world-model span: its action is yet to come, none is missing
+            turn = dataclasses.replace(turn, problems=tuple(p for p in turn.problems if p.kind != "missing_action"))
         calibrated = self.calibrator.calibrate(turn.confidence, self.config.domain)
         cand = Candidate(
-            id=len(self.candidates), text=text, turn=turn, raw_confidence=turn.confidence,
-            calibrated_confidence=calibrated, tokens=tokens, depth=depth, parent=parent, complete=complete,
+            id=len(self.candidates), text=sample.text, turn=turn, raw_confidence=turn.confidence,
+            calibrated_confidence=calibrated, tokens=sample.tokens, depth=depth, parent=parent, complete=complete,
+            after=self.sampler.extend(prompt, sample),
         )
         self.candidates.append(cand)
         if parent is not None:
@@ -280,7 +316,7 @@ class SearchState:
         self.usage.depth = max(self.usage.depth, depth)
         return cand
 
-    async def propose_turns(self, prompt: str, n: int, *, depth: int = 1, parent: int | None = None,
+    async def propose_turns(self, prompt: Context, n: int, *, depth: int = 1, parent: int | None = None,
                             temperature: float | None = None, tokens: int | None = None) -> list[Candidate]:
         """n whole turns (world model, think, action) in one engine call, spending at most ``tokens``
         (default: what the budget has left)."""
@@ -288,29 +324,30 @@ class SearchState:
         if n == 0:
             return []
         samples = await self.sample(prompt, n, ACTION_STOPS, per, temperature)
-        return [self.judge(s.text, s.tokens, depth=depth, parent=parent) for s in samples]
+        return [self.judge(prompt, s, depth=depth, parent=parent) for s in samples]
 
-    async def propose_spans(self, prompt: str, n: int, *, depth: int = 1,
+    async def propose_spans(self, prompt: Context, n: int, *, depth: int = 1,
                             parent: int | None = None) -> list[Candidate]:
         """n world-model spans (up to ``</confidence>``) in one engine call."""
         n, per = self.affordable(n, self.config.max_tokens_per_turn)
         if n == 0:
             return []
         samples = await self.sample(prompt, n, (CONFIDENCE_STOP,), per)
-        return [self.judge(s.text, s.tokens, depth=depth, parent=parent, complete=False) for s in samples]
+        return [self.judge(prompt, s, depth=depth, parent=parent, complete=False) for s in samples]
 
-    async def complete(self, prompt: str, cand: Candidate) -> Candidate:
-        """Continue a world-model span through think and action (greedy, one sample)."""
+    async def complete(self, cand: Candidate) -> Candidate:
+        """Continue a world-model span through think and action (greedy, one sample), from the tokens the
+        engine wrote for it."""
         if cand.complete:
             return cand
         per = min(self.config.max_tokens_per_turn, max(self.tokens_left, 0))
         if per < 1:
             return cand
-        (s,) = await self.sample(prompt + cand.text, 1, ACTION_STOPS, per, temperature=0.0,
-                                 count_candidates=False)
+        (s,) = await self.sample(cand.after, 1, ACTION_STOPS, per, temperature=0.0, count_candidates=False)
         text = cand.text + s.text
         turn = parse_turn(text)
         cand.text, cand.turn, cand.tokens, cand.complete = text, turn, cand.tokens + s.tokens, True
+        cand.after = self.sampler.extend(cand.after, s)
         return cand
 
     def result(self, decision: Decision, chosen: Candidate | None) -> PlanResult:

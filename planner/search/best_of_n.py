@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from planner.search.base import Decision, PlanResult, SearchState, ranked
+from planner.search.base import Context, Decision, PlanResult, SearchState, ranked
 
 
-async def best_of_n(state: SearchState, prompt: str) -> PlanResult:
+async def best_of_n(state: SearchState, prompt: Context) -> PlanResult:
     cands = await state.propose_turns(prompt, state.config.width)
     if not cands:
         return state.result(Decision.BUDGET_EXHAUSTED, None)

@@ -16,7 +16,7 @@ saving over best_of_n comes from.
 
 from __future__ import annotations
 
-from planner.search.base import Candidate, Decision, PlanConfig, PlanResult, SearchState, ranked
+from planner.search.base import Candidate, Context, Decision, PlanConfig, PlanResult, SearchState, ranked
 
 
 def confident(best: Candidate, runner_up: Candidate | None, threshold: float, margin: float) -> bool:
@@ -37,7 +37,7 @@ def largest_round(config: PlanConfig) -> int:
     return largest
 
 
-async def branch_commit(state: SearchState, prompt: str) -> PlanResult:
+async def branch_commit(state: SearchState, prompt: Context) -> PlanResult:
     cfg = state.config
     spans: list[Candidate] = []
     width = cfg.width
@@ -47,12 +47,12 @@ async def branch_commit(state: SearchState, prompt: str) -> PlanResult:
         spans.extend(new)
         order = ranked(spans)
         if order and confident(order[0], order[1] if len(order) > 1 else None, cfg.commit_threshold, cfg.margin):
-            chosen = await state.complete(prompt, order[0])
+            chosen = await state.complete(order[0])
             return state.result(Decision.COMMIT, chosen)
         if (not new or state.candidates_left <= 0 or state.tokens_left <= cfg.max_tokens_per_turn
                 or state.time_left() <= 0):
             break
     if not spans:
         return state.result(Decision.BUDGET_EXHAUSTED, None)
-    chosen = await state.complete(prompt, ranked(spans)[0])
+    chosen = await state.complete(ranked(spans)[0])
     return state.result(Decision.BUDGET_EXHAUSTED, chosen)

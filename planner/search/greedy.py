@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from planner.search.base import Decision, PlanResult, SearchState
+from planner.search.base import Context, Decision, PlanResult, SearchState
 
 
-async def greedy(state: SearchState, prompt: str) -> PlanResult:
+async def greedy(state: SearchState, prompt: Context) -> PlanResult:
     cands = await state.propose_turns(prompt, 1, temperature=0.0)
     if not cands:
         return state.result(Decision.BUDGET_EXHAUSTED, None)

@@ -24,42 +24,54 @@ from __future__ import annotations
 import asyncio
 import json
 
-from planner.search.base import Candidate, Decision, LookaheadContext, PlanResult, SearchState, ranked
+from planner.search.base import (
+    Candidate,
+    Context,
+    Decision,
+    LookaheadContext,
+    PlanResult,
+    Sampler,
+    SearchState,
+    ranked,
+)
 
 OBSERVATION_OPEN = "\n<information>"
 OBSERVATION_CLOSE = "</information>"
 OBSERVATION_MAX_TOKENS = 64
 
 
-def next_prompt(prompt: str, cand: Candidate, observation: str, context: LookaheadContext) -> str:
+def next_prompt(sampler: Sampler, prompt: Context, cand: Candidate, observation: str,
+                context: LookaheadContext) -> Context:
+    """The prompt of the level after ``cand``: the observation written as the environment writes it,
+    after the whole history (``cand``'s turn as the engine wrote it), after the prompt, or alone."""
     obs = f"<information>{observation.strip()}</information>\n"
     if context is LookaheadContext.OBSERVATION:
-        return obs
+        return sampler.start(obs)
     if context is LookaheadContext.OBSERVATIONS:
-        return prompt + obs
-    return prompt + cand.text + "\n" + obs
+        return sampler.extend(prompt, text=obs)
+    return sampler.extend(cand.after, text="\n" + obs)
 
 
-async def _imagine(state: SearchState, prompt: str, cand: Candidate, tokens: int) -> tuple[str | None, int]:
+async def _imagine(state: SearchState, cand: Candidate, tokens: int) -> tuple[str | None, int]:
     """The observation the model imagines after ``cand``'s action, and the tokens that cost."""
     n, per = state.affordable(1, OBSERVATION_MAX_TOKENS, min_per_sample=1, tokens=tokens)
     if n == 0:
         return None, 0
-    (s,) = await state.sample(prompt + cand.text + OBSERVATION_OPEN, 1, (OBSERVATION_CLOSE,), per,
-                              temperature=0.0, count_candidates=False)
+    (s,) = await state.sample(state.sampler.extend(cand.after, text=OBSERVATION_OPEN), 1, (OBSERVATION_CLOSE,),
+                              per, temperature=0.0, count_candidates=False)
     text = s.text.split(OBSERVATION_CLOSE)[0]
     return (text if text.strip() else None), s.tokens
 
 
-async def _deepen(state: SearchState, prompt: str, cand: Candidate, depth: int,
-                  share: tuple[int, int]) -> list[tuple[Candidate, str]]:
+async def _deepen(state: SearchState, prompt: Context, cand: Candidate, depth: int,
+                  share: tuple[int, int]) -> list[tuple[Candidate, Context]]:
     """Imagine ``cand``'s next observation and sample turns there, within ``share`` (candidates,
     tokens): this branch's part of the budget, so branches expanded side by side cannot overrun it."""
     candidates, tokens = share
-    observation, spent = await _imagine(state, prompt, cand, tokens)
+    observation, spent = await _imagine(state, cand, tokens)
     if observation is None:
         return []
-    child_prompt = next_prompt(prompt, cand, observation, state.config.lookahead_context)
+    child_prompt = next_prompt(state.sampler, prompt, cand, observation, state.config.lookahead_context)
     children = await state.propose_turns(child_prompt, min(state.config.width, candidates), depth=depth,
                                          parent=cand.id, tokens=tokens - spent)
     return [(c, child_prompt) for c in children]
@@ -78,17 +90,18 @@ def _back_up(state: SearchState, cand: Candidate) -> float:
     return cand.value
 
 
-def distinct_actions(cands: list[tuple[Candidate, str]], b: int) -> list[tuple[Candidate, str]]:
-    """The ``b`` best candidates (by score) whose actions differ, among those that have one."""
-    picked: list[tuple[Candidate, str]] = []
-    seen: set[tuple[str, str, str | None, str]] = set()
+def distinct_actions(cands: list[tuple[Candidate, Context]], b: int) -> list[tuple[Candidate, Context]]:
+    """The ``b`` best candidates (by score) whose actions differ, among those that have one (siblings, of
+    one parent, share a prompt: the same action there imagines the same future)."""
+    picked: list[tuple[Candidate, Context]] = []
+    seen: set[tuple[int | None, str, str | None, str]] = set()
     for c, p in sorted(cands, key=lambda cp: (-cp[0].score, cp[0].id)):
         action = c.turn.action
         if action is None:
             continue
         what = action.content.strip() if action.arguments is None else json.dumps(action.arguments, sort_keys=True,
                                                                                  default=str)
-        key = (p, action.kind, action.name, what)
+        key = (c.parent, action.kind, action.name, what)
         if key in seen:
             continue
         seen.add(key)
@@ -98,7 +111,7 @@ def distinct_actions(cands: list[tuple[Candidate, str]], b: int) -> list[tuple[C
     return picked
 
 
-async def lookahead(state: SearchState, prompt: str) -> PlanResult:
+async def lookahead(state: SearchState, prompt: Context) -> PlanResult:
     cfg = state.config
     roots = await state.propose_turns(prompt, cfg.width)
     for _ in range(cfg.root_rounds - 1):
@@ -110,7 +123,7 @@ async def lookahead(state: SearchState, prompt: str) -> PlanResult:
         roots += more
     if not roots:
         return state.result(Decision.BUDGET_EXHAUSTED, None)
-    frontier: list[tuple[Candidate, str]] = [(c, prompt) for c in roots]
+    frontier: list[tuple[Candidate, Context]] = [(c, prompt) for c in roots]
     exhausted = False
     for depth in range(2, cfg.budget.max_depth + 1):
         top = distinct_actions(frontier, cfg.branch)

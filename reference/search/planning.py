@@ -51,7 +51,7 @@ async def run_planner(world: World, sampler: Sampler, config: PlanConfig, starts
             while not world.done(state):
                 async with sem:
                     cfg = PlanConfig(**{**config.__dict__, "seed": rng.randrange(2**31)})
-                    result = await plan(sampler, data.prompt_for(state), cfg, calibrator)
+                    result = await plan(sampler, sampler.start(data.prompt_for(state)), cfg, calibrator)
                 tokens.append(result.usage.completion_tokens)
                 action = chosen_action(result.chosen)
                 if action is None:

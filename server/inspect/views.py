@@ -26,6 +26,7 @@ class Node:
     problems: list[str]
     tokens: int
     chosen: bool
+    continued: bool = True  # False: a world-model span judged and not taken on to an action
     children: list[Node] = field(default_factory=list)
 
 
@@ -37,12 +38,19 @@ def _action(a: dict[str, Any] | None) -> str | None:
     return f"<{a.get('kind')}> {a.get('content', '')}"
 
 
+def _node(c: dict[str, Any], chosen: int | None) -> Node:
+    # records written before ``continued`` existed: a span not complete was not continued, and its
+    # ``missing_action`` said only that
+    continued = bool(c.get("continued", c.get("complete", True)))
+    problems = [p.get("kind", "") for p in c.get("problems") or []
+                if continued or p.get("kind") != "missing_action"]
+    return Node(c["id"], c.get("depth", 1), c.get("rollout"), c.get("raw_confidence"), c.get("calibrated_confidence"),
+                c.get("value"), _action(c.get("action")), problems, c.get("tokens", 0), c["id"] == chosen, continued)
+
+
 def tree(candidates: list[dict[str, Any]] | None, chosen: int | None) -> list[Node]:
     """The candidates as a forest: roots are the first-level candidates."""
-    nodes = {c["id"]: Node(c["id"], c.get("depth", 1), c.get("rollout"), c.get("raw_confidence"),
-                           c.get("calibrated_confidence"), c.get("value"), _action(c.get("action")),
-                           [p.get("kind", "") for p in c.get("problems") or []], c.get("tokens", 0), c["id"] == chosen)
-             for c in candidates or []}
+    nodes = {c["id"]: _node(c, chosen) for c in candidates or []}
     roots: list[Node] = []
     for c in candidates or []:
         parent = nodes.get(c.get("parent")) if c.get("parent") is not None else None

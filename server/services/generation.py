@@ -10,21 +10,19 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 
 from engine.base import Engine, GenerationChunk, GenerationRequest, TokenLogprob
 from engine.errors import EngineDeadError, EngineRequestError
 from protocol.openai import ChatCompletionRequest, CompletionRequest, _Sampling
 from server.config import Settings
-from server.errors import BadRequest, ClientDisconnected, ModelNotFound, RequestTimeout
+from server.errors import BadRequest, ModelNotFound, RequestTimeout
 from server.metrics import Metrics
 from server.services.structured import SCHEMA_PARAM, structured_output
 from server.services.tools import Tools, check_messages
 
 log = logging.getLogger("foresight.generation")
-DisconnectCheck = Callable[[], Awaitable[bool]]
-DISCONNECT_POLL_S = 0.25
 
 
 @dataclass
@@ -218,38 +216,21 @@ class GenerationService:
             if not finished:
                 await asyncio.shield(self.engine.abort(request_id))
 
-    async def collect(self, greq: GenerationRequest, request_id: str, is_disconnected: DisconnectCheck | None = None,
+    async def collect(self, greq: GenerationRequest, request_id: str,
                       usage: TokenUsage | None = None) -> GenerationResult:
-        """Run to the end; abort and raise :class:`ClientDisconnected` if the client leaves."""
+        """Run to the end (aborted on the engine if the caller is cancelled first: a client that left)."""
         result = GenerationResult(len(greq.prompt_token_ids), [SequenceResult() for _ in range(greq.n)])
-
-        async def consume() -> None:
-            async for chunk in self.stream(greq, request_id, usage):
-                result.prompt_tokens = chunk.prompt_tokens
-                if chunk.cached_tokens is not None:
-                    result.cached_tokens = chunk.cached_tokens
-                for d in chunk.deltas:
-                    seq = result.sequences[d.index]
-                    seq.text += d.text
-                    seq.num_tokens += d.num_tokens
-                    seq.token_ids.extend(d.token_ids)
-                    if d.logprobs:
-                        seq.logprobs.extend(d.logprobs)
-                    if d.finish_reason is not None:
-                        seq.finish_reason = d.finish_reason
-
-        task = asyncio.create_task(consume())
-        try:
-            while True:
-                done, _ = await asyncio.wait({task}, timeout=DISCONNECT_POLL_S)
-                if done:
-                    task.result()
-                    return result
-                if is_disconnected is not None and await is_disconnected():
-                    task.cancel()
-                    await asyncio.gather(task, return_exceptions=True)
-                    raise ClientDisconnected(f"the client of {request_id} went away; its generation was aborted")
-        finally:
-            if not task.done():
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+        async for chunk in self.stream(greq, request_id, usage):
+            result.prompt_tokens = chunk.prompt_tokens
+            if chunk.cached_tokens is not None:
+                result.cached_tokens = chunk.cached_tokens
+            for d in chunk.deltas:
+                seq = result.sequences[d.index]
+                seq.text += d.text
+                seq.num_tokens += d.num_tokens
+                seq.token_ids.extend(d.token_ids)
+                if d.logprobs:
+                    seq.logprobs.extend(d.logprobs)
+                if d.finish_reason is not None:
+                    seq.finish_reason = d.finish_reason
+        return result

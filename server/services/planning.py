@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from engine.base import GenerationRequest
-from engine.sampler import EngineSampler, Run
+from engine.errors import EngineRequestError
+from engine.sampler import EngineSampler, Run, TokenPrompt
 from planner.params import Param, from_mapping, params
 from planner.search import (
     Algorithm,
@@ -122,7 +123,7 @@ def _action(c: Candidate | None) -> ActionModel | None:
 
 def _candidate(c: Candidate) -> CandidateModel:
     return CandidateModel(
-        id=c.id, parent=c.parent, depth=c.depth, text=c.text, complete=c.complete,
+        id=c.id, parent=c.parent, depth=c.depth, text=c.text, complete=c.complete, continued=c.continued,
         raw_confidence=c.raw_confidence, calibrated_confidence=c.calibrated_confidence, value=c.value,
         tokens=c.tokens, action=_action(c),
         problems=[ProblemModel(kind=p.kind, detail=p.detail) for p in c.turn.problems],
@@ -134,7 +135,7 @@ def _tree(result: PlanResult) -> list[TreeNode]:
 
     def node(c: Candidate) -> TreeNode:
         return TreeNode(id=c.id, raw_confidence=c.raw_confidence, calibrated_confidence=c.calibrated_confidence,
-                        value=c.value, action=_action(c), children=[node(by_id[i]) for i in c.children])
+                        value=c.value, action=_action(c), continued=c.continued, children=[node(by_id[i]) for i in c.children])
 
     return [node(c) for c in result.candidates if c.parent is None]
 
@@ -157,17 +158,10 @@ class PlanningService:
         gen.check_model(req.model)
         req = scoped(req, principal)
         config = bounded_config(req, gen.settings)
-        chat = req.messages is not None
         tools = Tools.of(req)
-        if req.messages is not None:
-            check_messages(req.messages)
-            prompt = gen.engine.chat_prompt([m.as_template_dict() for m in req.messages],
-                                            tools.template_tools(req) if tools else None)
-        else:
-            prompt = req.prompt or ""
-        sampler = EngineSampler(gen.engine, add_special_tokens=not chat, run=metered(gen, usage))
-        gen.check_prompt_length(len(gen.engine.encode(prompt, add_special_tokens=sampler.add_special_tokens)),
-                                "messages" if chat else "prompt")
+        sampler = EngineSampler(gen.engine, add_special_tokens=req.messages is None, run=metered(gen, usage))
+        prompt = self.render(req, tools, sampler)
+        gen.check_prompt_length(len(prompt.ids), "messages" if req.messages is not None else "prompt")
         # not wait_for: on Python 3.11 it can swallow a cancel
         timeout = asyncio.timeout(config.budget.deadline_s + PLAN_GRACE_S)
         try:
@@ -200,6 +194,19 @@ class PlanningService:
                 rollout=response.rollout, owner=principal.name, record=record, truncated=truncated,
             ))
         return response
+
+    def render(self, req: PlanInput, tools: Tools | None, sampler: EngineSampler) -> TokenPrompt:
+        """The plan's prompt as token ids, rendered once: chat messages through the chat template (with the
+        declared tools), a text prompt encoded with the tokenizer's own special tokens."""
+        if req.messages is None:
+            return sampler.start(req.prompt or "")
+        check_messages(req.messages)
+        try:
+            ids = self.generation.engine.render_chat([m.as_template_dict() for m in req.messages],
+                                                     tools.template_tools(req) if tools else None)
+        except EngineRequestError as exc:
+            raise BadRequest(str(exc), param="messages") from exc
+        return sampler.prompt(ids)
 
     def respond(self, req: PlanInput, config: PlanConfig, result: PlanResult,
                 tools: Tools | None = None) -> PlanResponse:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator, Sequence
 
-from engine import sampler as sampler_module
 from engine.base import GenerationChunk, GenerationRequest
-from engine.sampler import EngineSampler
+from engine.sampler import EngineSampler, TokenPrompt
 from engine.scripted import ScriptedEngine
-from planner.search import Sample, SampleBatch
+from planner.search import Sample
 
 MERGED = 1000  # "ab" as one token when text is encoded; the engine writes a and b one at a time
 
@@ -55,13 +54,19 @@ def span_script(prompt: str, index: int, request: GenerationRequest) -> str:
     return "xabyab</confidence>" if prompt.endswith("Q:") else "think</action>"
 
 
+async def first_span(sampler: EngineSampler) -> tuple[TokenPrompt, Sample]:
+    prompt = sampler.start("Q:")
+    (span,) = (await sampler.sample(prompt, 1, stop=["</confidence>"], max_tokens=64, temperature=1.0)).samples
+    return prompt, span
+
+
 async def test_a_continued_sample_is_sent_as_the_tokens_generated() -> None:
     engine = MergingEngine(span_script)
     sampler = EngineSampler(engine)
-    (span,) = (await sampler.sample("Q:", 1, stop=["</confidence>"], max_tokens=64, temperature=1.0)).samples
+    prompt, span = await first_span(sampler)
     assert span.text == "xabyab</confidence>"
     assert span.token_ids == tuple(ord(c) for c in span.text)  # one token a character, no merges
-    await sampler.sample("Q:" + span.text, 1, stop=["</action>"], max_tokens=64, temperature=0.0)
+    await sampler.sample(sampler.extend(prompt, span), 1, stop=["</action>"], max_tokens=64, temperature=0.0)
     sent = engine.requests[-1].prompt_token_ids
     assert sent == engine.encode("Q:") + list(span.token_ids)
     assert sent != engine.encode("Q:" + span.text)  # what encoding the text again would have sent
@@ -70,64 +75,49 @@ async def test_a_continued_sample_is_sent_as_the_tokens_generated() -> None:
 async def test_a_prompt_extending_a_sample_is_its_tokens_and_the_rest_encoded() -> None:
     engine = MergingEngine(span_script)
     sampler = EngineSampler(engine)
-    (span,) = (await sampler.sample("Q:", 1, stop=["</confidence>"], max_tokens=64, temperature=1.0)).samples
-    await sampler.sample("Q:" + span.text + "<ab>", 1, stop=["</action>"], max_tokens=64, temperature=0.0)
+    prompt, span = await first_span(sampler)
+    await sampler.sample(sampler.extend(prompt, span, "<ab>"), 1, stop=["</action>"], max_tokens=64, temperature=0.0)
     assert engine.requests[-1].prompt_token_ids == [*engine.encode("Q:"), *span.token_ids, ord("<"), MERGED, ord(">")]
-
-
-async def test_a_stop_string_ending_inside_a_token_is_sent_as_the_tokens_before_it_and_the_rest_encoded() -> None:
-    engine = MergingEngine(span_script)
-    sampler = EngineSampler(engine)
-    (span,) = (await sampler.sample("Q:", 1, stop=["</confidence>"], max_tokens=64, temperature=1.0)).samples
-    # as if the engine's last token had been ">\n": the text stops at ">" (the stop string's end)
-    sampler._known.clear()
-    engine_ids = [*engine.encode("Q:"), *span.token_ids[:-1], ord(">") + 0x10000]
-    decode = engine.decode
-    engine.decode = lambda ids: decode(ids).replace(chr(ord(">") + 0x10000), ">\n")  # type: ignore[method-assign]
-    sampler._remember_samples("Q:", engine.encode("Q:"), SampleBatch(
-        [Sample(span.text, len(span.token_ids), "stop", tuple(engine_ids[2:]))], 2))
-    assert sampler.token_ids("Q:" + span.text) == [*engine.encode("Q:"), *span.token_ids[:-1], ord(">")]
 
 
 async def test_an_end_of_sequence_token_is_left_out_of_what_is_sent() -> None:
     engine = EosEngine(span_script)
     sampler = EngineSampler(engine)
-    (span,) = (await sampler.sample("Q:", 1, stop=["</confidence>"], max_tokens=64, temperature=1.0)).samples
+    prompt, span = await first_span(sampler)
     assert span.token_ids[-1] == EOS
-    await sampler.sample("Q:" + span.text, 1, stop=["</action>"], max_tokens=64, temperature=0.0)
+    await sampler.sample(sampler.extend(prompt, span), 1, stop=["</action>"], max_tokens=64, temperature=0.0)
     assert engine.requests[-1].prompt_token_ids == engine.encode("Q:") + list(span.token_ids[:-1])
 
 
-async def test_an_encoding_that_adds_a_space_is_not_joined_on() -> None:
-    """SentencePiece starts every encoding with a space marker: the rest is then not encoded apart."""
+async def test_an_encoding_that_adds_a_space_marker_is_joined_on_without_it() -> None:
+    """SentencePiece starts every encoding with a space marker: a piece joined on drops it."""
     engine = MergingEngine(span_script)
     sampler = EngineSampler(engine)
-    (span,) = (await sampler.sample("Q:", 1, stop=["</confidence>"], max_tokens=64, temperature=1.0)).samples
+    prompt, span = await first_span(sampler)
     plain = engine.encode
     engine.encode = lambda text, add_special_tokens=True: [ord(" "), *plain(text)]  # type: ignore[method-assign]
-    await sampler.sample("Q:" + span.text + "<obs>", 1, stop=["</action>"], max_tokens=64, temperature=0.0)
-    assert engine.requests[-1].prompt_token_ids == engine.encode("Q:" + span.text + "<obs>")
+    await sampler.sample(sampler.extend(prompt, span, "<obs>"), 1, stop=["</action>"], max_tokens=64,
+                         temperature=0.0)
+    assert engine.requests[-1].prompt_token_ids == [*prompt.ids, *span.token_ids, *plain("<obs>")]
 
 
-async def test_tokens_that_do_not_decode_to_the_text_are_not_used() -> None:
-    """Tokens that decode to another text (beyond the last few, which may be given up) are not sent:
-    the text is, encoded."""
-    engine = MergingEngine(span_script)
-    engine.decode = lambda ids: MergingEngine.decode(engine, ids).replace("y", "Y")  # type: ignore[method-assign]
-    sampler = EngineSampler(engine)
-    (span,) = (await sampler.sample("Q:", 1, stop=["</confidence>"], max_tokens=64, temperature=1.0)).samples
-    await sampler.sample("Q:" + span.text, 1, stop=["</action>"], max_tokens=64, temperature=0.0)
-    assert engine.requests[-1].prompt_token_ids == engine.encode("Q:" + span.text)
-
-
-async def test_what_a_sampler_remembers_is_bounded() -> None:
+async def test_a_sample_whose_tokens_were_not_said_is_its_text_encoded() -> None:
     engine = MergingEngine(span_script)
     sampler = EngineSampler(engine)
-    for i in range(sampler_module.KNOWN_PROMPTS + 20):
-        await sampler.sample(f"{i} Q:", 2, stop=["</confidence>"], max_tokens=64, temperature=1.0)
-    assert len(sampler._known) == sampler_module.KNOWN_PROMPTS
-    # the first sample's continuation was remembered as generated (a, b apart), then forgotten: encoded ("ab" one)
-    continued = "0 Q:xabyab</confidence>"
-    await sampler.sample(continued, 1, stop=["</action>"], max_tokens=64, temperature=0.0)
-    assert engine.requests[-1].prompt_token_ids == engine.encode(continued)
-    assert MERGED in engine.requests[-1].prompt_token_ids
+    prompt = sampler.start("Q:")
+    extended = sampler.extend(prompt, Sample("xab", 2))
+    assert extended.ids == (*prompt.ids, ord("x"), MERGED)
+
+
+async def test_a_rendered_prompt_is_sent_as_it_is_and_never_encoded() -> None:
+    engine = MergingEngine(span_script)
+    sampler = EngineSampler(engine)
+    encoded: list[str] = []
+    plain = engine.encode
+    engine.encode = lambda text, add_special_tokens=True: encoded.append(text) or plain(text)  # type: ignore[method-assign]
+    ids = [ord("Q"), ord(":")]
+    batch = await sampler.sample(sampler.prompt(ids), 2, stop=["</confidence>"], max_tokens=64, temperature=1.0)
+    await sampler.sample(sampler.extend(sampler.prompt(ids), batch.samples[0]), 1, stop=["</action>"],
+                         max_tokens=64, temperature=0.0)
+    assert not [t for t in encoded if "Q" in t]  # (the scripted engine encodes what it generates)
+    assert engine.requests[-1].prompt_token_ids == [*ids, *batch.samples[0].token_ids]

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from planner.search import Sample, SampleBatch
+from planner.search import Sample, SampleBatch, TextSampler
 
 Script = Callable[[str, int, int], str]  # (prompt, call number, sample index) -> text
 
@@ -23,7 +23,7 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, str]:
 
 
 @dataclass
-class ScriptedSampler:
+class ScriptedSampler(TextSampler):
     """Answers every call from ``script``; stop strings are kept in the output, as the server does."""
 
     script: Script

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from planner.format import CONFIDENCE_STOP, parse_turn
-from planner.search import Algorithm, Budget, PlanConfig, Sample, SampleBatch, plan
+from planner.search import Algorithm, Budget, PlanConfig, Sample, SampleBatch, TextSampler, plan
 from reference import data, env
 from reference.evaluate import action_op
 
@@ -25,7 +25,7 @@ sys.modules["commit_rules"] = bench  # dataclasses look their module up while th
 _spec.loader.exec_module(bench)
 
 
-class Replay:
+class Replay(TextSampler):
     """Serves recorded whole turns in order, one character per token: a span call gets the next
     turn's world-model span, a continuation call the rest of the turn whose span ends the prompt."""
 

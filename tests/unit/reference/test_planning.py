@@ -9,12 +9,12 @@ from collections.abc import Sequence
 
 import pytest
 
-from planner.search import Algorithm, PlanConfig, Sample, SampleBatch
+from planner.search import Algorithm, PlanConfig, Sample, SampleBatch, TextSampler
 from reference import data, env
 from reference.planning import paired_estimate, run_planner
 
 
-class Reactive:
+class Reactive(TextSampler):
     """A model that always writes the reactive heuristic's plan (with its exact confidence)."""
 
     async def sample(self, prompt: str, n: int, *, stop: Sequence[str], max_tokens: int, temperature: float,

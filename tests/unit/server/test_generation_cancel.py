@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 
 from engine.base import GenerationRequest
 from engine.scripted import ScriptedEngine
-from server.services import generation
-from server.services.generation import ClientDisconnected, GenerationService
+from server.services.generation import GenerationService
 from tests.unit.server.conftest import running_app, settings
 
 LENGTH = 4000  # characters = tokens, one chunk each; without a sleep between chunks
@@ -24,20 +22,19 @@ def long_request() -> GenerationRequest:
     return GenerationRequest(prompt_token_ids=[ord("x")], max_tokens=LENGTH, n=1)
 
 
-async def test_disconnect_stops_a_generation_whose_chunks_are_always_ready(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(generation, "DISCONNECT_POLL_S", 0.002)
+async def test_cancelling_a_collect_aborts_the_generation_whose_chunks_are_always_ready() -> None:
+    """What a client that leaves does to a route (``with_cancellation`` cancels its handler)."""
     engine = ScriptedEngine(lambda prompt, i, req: "y" * LENGTH)
     service = GenerationService(engine, settings())
-
-    async def gone() -> bool:
-        return True
-
     for attempt in range(30):  # the cancel lands at a random point of the chunk cycle
         before = len(engine.requests)
         rid = f"r{attempt}"
-        with pytest.raises(ClientDisconnected):
-            await service.collect(long_request(), rid, gone)
+        task = asyncio.create_task(service.collect(long_request(), rid))
+        for _ in range(3 + attempt % 5):
+            await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        assert task.cancelled()
         assert len(engine.requests) == before + 1
         assert rid in engine.aborted, f"attempt {attempt}: the generation ran to its end instead of aborting"
         assert not engine.running

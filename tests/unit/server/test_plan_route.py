@@ -133,3 +133,15 @@ async def test_a_plan_past_its_deadline_is_504_and_its_generation_aborted(monkey
         assert r.status_code == 504, r.text
         assert "deadline" in r.json()["error"]["message"]
         assert engine.aborted and not engine.running
+
+
+async def test_spans_not_continued_say_so_and_are_no_parse_problem(plan_client: httpx.AsyncClient) -> None:
+    r = await plan_client.post("/v1/plan", json={"prompt": "obs", "width": 3, "return_tree": True})
+    body = r.json()
+    by_id = {c["id"]: c for c in body["candidates"]}
+    assert [c["continued"] for c in body["candidates"]] == [False, True, False]  # the 90% span was committed
+    assert all(not c["problems"] for c in body["candidates"]), body["candidates"]
+    assert by_id[1]["action"]["kind"] == "answer"
+    assert [n["continued"] for n in body["tree"]] == [False, True, False]
+    metrics = (await plan_client.get("/metrics")).text
+    assert 'foresight_parse_problems_total{kind="missing_action"}' not in metrics
