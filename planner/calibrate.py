@@ -100,13 +100,24 @@ def _platt_nll(xs: Sequence[float], ys: Sequence[float], a: float, b: float) -> 
     return total
 
 
+def platt_targets(outcomes: Sequence[bool]) -> list[float]:
+    """Platt's smoothed targets: a success counts as (N₊+1)/(N₊+2), a failure as 1/(N₋+2) — a prior that
+    keeps a fit finite when the outcomes hold one class (40 failures: 1/42, not 0)."""
+    pos = sum(1 for o in outcomes if o)
+    neg = len(outcomes) - pos
+    hit, miss = (pos + 1) / (pos + 2), 1 / (neg + 2)
+    return [hit if o else miss for o in outcomes]
+
+
 def fit_platt(raw: Sequence[float], outcomes: Sequence[bool], iterations: int = 50) -> PlattMap:
-    """Maximum-likelihood logistic fit on logit(raw) by damped Newton's method (tiny ridge for stability).
+    """Logistic fit on logit(raw) to Platt's smoothed targets (:func:`platt_targets`, as scikit-learn's
+    sigmoid calibration) by damped Newton's method (tiny ridge for stability); so one-class outcomes
+    (all failures, all successes) are fitted too.
 
     When every raw confidence is the same, the slope is not identifiable: the slope stays 1 and
-    the intercept moves the one value to the observed success rate."""
+    the intercept moves the one value to the mean target (the success rate, smoothed)."""
     xs = [_logit(r) for r in raw]
-    ys = [1.0 if o else 0.0 for o in outcomes]
+    ys = platt_targets(outcomes)
     if not xs:
         return PlattMap(1.0, 0.0)
     if max(xs) - min(xs) < 1e-9:
@@ -187,11 +198,15 @@ class CalibrationPolicy:
 
 
 def fit_map(raw: Sequence[float], outcomes: Sequence[bool], policy: CalibrationPolicy | None = None) -> CalibrationMap:
+    """Identity below ``min_platt`` outcomes (too few to trust any fit), Platt up to ``min_isotonic``,
+    isotonic beyond — except for one-class outcomes, which stay with Platt at any count: isotonic
+    regression would map every confidence to exactly 0 (or 1), a certainty no finite sample shows;
+    Platt's smoothed targets keep it at 1/(N₋+2) (or (N₊+1)/(N₊+2))."""
     policy = policy or CalibrationPolicy()
     n = len(raw)
-    if n < policy.min_platt or len(set(outcomes)) < 2:
+    if n < policy.min_platt:
         return IdentityMap()
-    if n < policy.min_isotonic:
+    if n < policy.min_isotonic or len(set(outcomes)) < 2:
         return fit_platt(raw, outcomes)
     return fit_isotonic(raw, outcomes)
 

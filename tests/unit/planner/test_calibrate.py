@@ -34,15 +34,47 @@ def overconfident(n: int, seed: int) -> tuple[list[float], list[bool]]:
     return raw, out
 
 
-def test_platt_matches_sklearn_logistic_regression() -> None:
-    from sklearn.linear_model import LogisticRegression
+def _logits(raw: list[float]) -> list[float]:
+    return [math.log(min(1 - 1e-4, max(1e-4, r)) / (1 - min(1 - 1e-4, max(1e-4, r)))) for r in raw]
 
+
+def _sklearn_platt(raw: list[float], out: list[bool]) -> tuple[float, float]:
+    """scikit-learn's sigmoid calibration (Platt's method, smoothed targets) on logit(raw): our (a, b)."""
+    import numpy as np
+    from sklearn.calibration import _sigmoid_calibration
+
+    a, b = _sigmoid_calibration(np.array(_logits(raw)), np.array(out, dtype=float))
+    return -float(a), -float(b)  # scikit-learn's p = 1 / (1 + exp(A f + B))
+
+
+def test_platt_matches_sklearn_sigmoid_calibration() -> None:
     raw, out = overconfident(2000, 1)
     m = fit_platt(raw, out)
-    x = [[math.log(min(1 - 1e-4, max(1e-4, r)) / (1 - min(1 - 1e-4, max(1e-4, r))))] for r in raw]
-    ref = LogisticRegression(C=1e6, max_iter=1000).fit(x, out)
-    assert m.a == pytest.approx(ref.coef_[0][0], rel=1e-3)
-    assert m.b == pytest.approx(ref.intercept_[0], rel=1e-3, abs=1e-3)
+    a, b = _sklearn_platt(raw, out)
+    assert m.a == pytest.approx(a, rel=2e-3)
+    assert m.b == pytest.approx(b, rel=2e-3, abs=2e-3)
+
+
+@pytest.mark.parametrize("success", [False, True])
+def test_one_class_outcomes_are_fitted_as_platt_does(success: bool) -> None:
+    """A model confidently wrong every time is the case calibration exists for: 40 failures at 0.99 (a
+    spread of 0.97-0.995, or all at exactly 0.99) bring the calibrated confidence near the observed rate."""
+    rng = random.Random(7)
+    spread = [0.97 + 0.025 * rng.random() for _ in range(40)]
+    for raw in (spread, [0.99] * 40):
+        out = [success] * 40
+        m = fit_map(raw, out, CalibrationPolicy(min_platt=30, min_isotonic=300))
+        assert isinstance(m, PlattMap)
+        observed = 41 / 42 if success else 1 / 42  # Platt's smoothed rate
+        assert m(0.99) == pytest.approx(observed, abs=0.02)
+        if raw is spread:
+            a, b = _sklearn_platt(raw, out)
+            assert [m(r) for r in raw] == pytest.approx([1 / (1 + math.exp(-(a * x + b))) for x in _logits(raw)],
+                                                       abs=2e-3)
+    few = fit_map([0.99] * 10, [False] * 10, CalibrationPolicy(min_platt=30))
+    assert isinstance(few, IdentityMap)  # below min_platt: no fit at all
+    many = fit_map([0.99] * 400, [False] * 400, CalibrationPolicy(min_platt=30, min_isotonic=300))
+    assert isinstance(many, PlattMap) and 0 < many(0.99) < 0.01  # isotonic would say exactly 0
 
 
 def test_isotonic_matches_sklearn() -> None:

@@ -91,6 +91,24 @@ async def test_calibration_learns_the_overconfidence_and_survives_restart(tmp_pa
         assert (await client.get("/v1/calibration")).json()["domains"][0]["outcomes"] == 60
 
 
+async def test_a_domain_whose_plans_all_failed_is_calibrated_down(tmp_path: Path) -> None:
+    """40 plans at raw 0.99, every one reported a failure: the map is fitted (Platt's smoothed targets),
+    not left at identity because the outcomes hold one class."""
+    def sure(prompt: str, index: int, request: GenerationRequest) -> str:
+        return overconfident(prompt, index, request).replace("90%", "99%")
+
+    opts = {"store_path": str(tmp_path / "s.db"), "calibration_min_platt": 30, "calibration_refit_interval_s": 0}
+    async with running_app(ScriptedEngine(sure), **opts) as client:
+        for p in await plan_ids(client, 40):
+            assert (await client.post("/v1/outcomes", json={"plan_id": p["plan_id"], "success": False})).status_code == 200
+        await services_of(client.app).calibration.settle()  # type: ignore[attr-defined]
+        [after] = await plan_ids(client, 1)
+        assert after["confidence"]["raw"] == 0.99
+        assert after["confidence"]["calibrated"] == pytest.approx(1 / 42, abs=0.01)
+        [d] = (await client.get("/v1/calibration", params={"domain": "shop"})).json()["domains"]
+        assert d["map"]["kind"] == "platt" and d["raw"]["ece"] == pytest.approx(0.99)
+
+
 async def test_store_down_plans_served_outcomes_503() -> None:
     async with running_app(ScriptedEngine(overconfident), database_url="postgresql://x@127.0.0.1:1/none") as client:
         [p] = await plan_ids(client, 1)
