@@ -1,8 +1,9 @@
 """Run the app under uvicorn with a draining shutdown.
 
-SIGTERM/SIGINT: ``/ready`` turns 503, the listening socket closes, in-flight
+SIGTERM/SIGINT (Ctrl+C): ``/ready`` turns 503, the listening socket closes, in-flight
 requests (streams included) get up to ``drain_timeout_s`` to finish, the engine
-shuts down, and the process exits 0. A dead engine or a failed load exits non-zero.
+shuts down, and the process exits 0 with one line saying so (uvicorn would re-raise the signal
+on the way out: a KeyboardInterrupt traceback for Ctrl+C). A dead engine or a failed load exits non-zero.
 """
 
 from __future__ import annotations
@@ -25,17 +26,19 @@ class DrainingServer(uvicorn.Server):
     """uvicorn.Server that marks the app as draining as soon as a stop signal arrives."""
 
     lifecycle: Lifecycle | None = None
+    stopped_by: int | None = None
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         if self.lifecycle is not None:
             if self.lifecycle.phase is not Phase.DRAINING:
                 log.info("signal %d: draining — no new work; in-flight requests may finish", sig)
             self.lifecycle.set(Phase.DRAINING, f"signal {sig}")
+        self.stopped_by = sig
         super().handle_exit(sig, frame)
-        # uvicorn re-raises captured signals on the way out; a drained SIGTERM is a clean exit (0)
+        # uvicorn re-raises captured signals on the way out; a drained stop is a clean exit (0)
         captured = getattr(self, "_captured_signals", None)
-        if isinstance(captured, list) and sig == signal.SIGTERM:
-            captured[:] = [s for s in captured if s != signal.SIGTERM]
+        if isinstance(captured, list):
+            captured[:] = [s for s in captured if s not in (signal.SIGTERM, signal.SIGINT)]
 
 
 def serve(settings: Settings) -> int:
@@ -63,5 +66,11 @@ def serve(settings: Settings) -> int:
     server = DrainingServer(config)
     server.lifecycle = services_of(app).lifecycle
     log.info("serving %s on http://%s:%d", settings.model, settings.host, settings.port)
-    server.run()
+    try:
+        server.run()
+    except KeyboardInterrupt:  # a second Ctrl+C while draining: stop now
+        log.warning("interrupted again while draining: stopped without waiting")
+        return 130
+    if server.stopped_by is not None:
+        log.info("stopped by %s", signal.Signals(server.stopped_by).name)
     return exit_code["code"]

@@ -62,8 +62,9 @@ def start_server(model: Path, log_dir: Path, *extra: str, env: dict[str, str] | 
 
 
 def launch_server(model: Path, log_dir: Path, *extra: str, env: dict[str, str] | None = None,
-                  port: int | None = None) -> ServerProcess:
-    """Start ``foresight serve`` without waiting for it (several can load side by side)."""
+                  port: int | None = None, new_session: bool = False) -> ServerProcess:
+    """Start ``foresight serve`` without waiting for it (several can load side by side); ``new_session``:
+    in a process group of its own, as a terminal's foreground job (Ctrl+C signals the whole group)."""
     port = port or free_port()
     log_path = log_dir / f"server-{port}.log"
     full_env = {**os.environ, "FORESIGHT_LOG_LEVEL": "info", "VLLM_CPU_KVCACHE_SPACE": "1",
@@ -72,7 +73,7 @@ def launch_server(model: Path, log_dir: Path, *extra: str, env: dict[str, str] |
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "foresight", "serve", "--model", str(model), "--port", str(port), *extra],
-            cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=new_session,
         )
     return ServerProcess(proc, port, log_path, full_env)
 

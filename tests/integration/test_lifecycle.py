@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from tests.integration.conftest import served_model
@@ -115,3 +116,18 @@ def test_sigterm_drains_in_flight_stream_and_exits_zero(tmp_path: Path) -> None:
     assert code == 0, srv.log()
     # a clean stop is not logged as a failure (vLLM's output handler used to report the engine's exit)
     assert "output_handler failed" not in srv.log_path.read_text(errors="replace")
+
+
+def test_a_killed_server_leaves_no_engine_behind(tmp_path: Path) -> None:
+    """kill -9 of the server: vLLM's EngineCore and its worker end with it (engine/lifeline.py), instead of
+    living on re-parented to init with the model's memory."""
+    srv = start_server(served_model(), tmp_path)
+    engine = psutil.Process(srv.proc.pid).children(recursive=True)
+    names = [" ".join(p.cmdline())[:80] for p in engine]
+    assert len(engine) >= 2, names  # the engine core and its worker (and multiprocessing's helpers)
+    srv.proc.send_signal(signal.SIGKILL)
+    srv.proc.wait(30)
+    _gone, alive = psutil.wait_procs(engine, timeout=20)
+    for p in alive:
+        p.kill()
+    assert not alive, [" ".join(p.cmdline())[:80] for p in alive]

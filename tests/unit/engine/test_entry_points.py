@@ -13,6 +13,13 @@ def test_the_cpu_wna16_plugin_entry_point_loads_the_register_function() -> None:
     assert ep.load() is cpu_wna16.register
 
 
+def test_the_lifeline_plugin_entry_point_loads_the_register_function() -> None:
+    from engine import lifeline
+
+    [ep] = [e for e in entry_points(group="vllm.general_plugins") if e.name == "foresight_lifeline"]
+    assert ep.load() is lifeline.register
+
+
 def test_the_foresight_console_script_loads_the_cli() -> None:
     from foresight.cli import main
 
