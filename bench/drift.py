@@ -44,7 +44,7 @@ sys.path.insert(0, str(REPO))
 import httpx  # noqa: E402
 
 from bench.drift_prometheus import Prometheus  # noqa: E402
-from client.aio import AsyncForesight  # noqa: E402
+from foresight_client.aio import AsyncForesight  # noqa: E402
 from planner.calibration_math import expected_calibration_error, reliability_bins  # noqa: E402
 from planner.format import parse_turn  # noqa: E402
 from planner.params import positive  # noqa: E402

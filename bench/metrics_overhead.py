@@ -8,10 +8,8 @@ runs (an earlier version of this benchmark measured 0.88–1.35 for the same pai
 effect asked about. So both servers are started side by side and loaded in short alternating bursts
 (on, off, off, on, …; only one is busy at a time, an idle vLLM engine waits without spinning): the
 machine's slow drifts hit both alike, and each adjacent pair gives one ratio. Reported: the median
-and a bootstrap 90% interval of the per-pair throughput ratios, and the attributed cost — the metric
-updates one request makes (in-flight gauge, request counter, latency and TTFT histograms, token
-counters) and the monitor's tick (energy, cost, queue depth; once per ``monitor_interval_s``),
-timed in-process on the real prometheus_client objects — as a share of a request's time.
+and a bootstrap 90% interval of the per-pair throughput ratios. It drives the two servers over HTTP
+only (a bench never imports the server).
 Target: overhead <= 2% (throughput ratio >= 0.98).
 
     .venv/bin/python bench/metrics_overhead.py [--bursts 24] [--burst-requests 48] [--concurrency 8]
@@ -35,32 +33,6 @@ _spec = importlib.util.spec_from_file_location("serve_overhead", REPO / "bench" 
 assert _spec and _spec.loader
 so = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(so)
-
-
-def attributed_cost(iterations: int = 20000) -> tuple[float, float]:
-    """(µs of metric updates per request, µs per monitor tick), timed on the real objects."""
-    from server.metrics import Metrics
-    from server.services.monitor import Monitor
-    from server.tco import TcoConfig
-
-    m = Metrics()
-    t0 = time.perf_counter()
-    for _ in range(iterations):
-        m.inflight.inc()
-        m.ttft.observe(0.05)
-        m.count_tokens("completion", 32)
-        m.count_tokens("prompt", 24)
-        m.inflight.dec()
-        m.requests.labels("/v1/completions", "200").inc()
-        m.latency.labels("/v1/completions").observe(0.2)
-    per_request = (time.perf_counter() - t0) / iterations * 1e6
-    mon = Monitor(m, TcoConfig(), None, lambda: 0, waiting=lambda: 0)
-    ticks = max(iterations // 20, 100)
-    t0 = time.perf_counter()
-    for _ in range(ticks):
-        mon.tick()
-    per_tick = (time.perf_counter() - t0) / ticks * 1e6
-    return per_request, per_tick
 
 
 async def burst(client: httpx.AsyncClient, url: str, model: str, prompts: list[str], concurrency: int,
@@ -138,15 +110,11 @@ def main() -> int:
     ratios = [on / off for on, off in pairs]
     ratio = statistics.median(ratios)
     lo, hi = bootstrap(ratios)
-    per_request_us, per_tick_us = attributed_cost()
     rps_on = statistics.median(on for on, _ in pairs)
-    attributed = (per_request_us * rps_on + per_tick_us) / 1e6  # share of each second spent on metric updates
     print(f"{len(pairs)} alternating burst pairs of {args.burst_requests} requests (concurrency {args.concurrency}, "
           f"{args.output_len} tokens each)")
     print(f"throughput with metrics / without: median {ratio:.3f}, bootstrap 90% interval [{lo:.3f}, {hi:.3f}] "
           f"(overhead {100 * (1 - ratio):+.1f}%); on {rps_on:.2f} req/s")
-    print(f"attributed: {per_request_us:.1f} µs of metric updates per request + {per_tick_us:.0f} µs per monitor "
-          f"tick (1/s) at {rps_on:.1f} req/s = {100 * attributed:.3f}% of the server's time")
     verdict = "PASS" if lo >= 0.98 else ("PASS (median)" if ratio >= 0.98 else "MISS")
     print(f"target <= 2% overhead (throughput ratio >= 0.98): {verdict}")
     return 0

@@ -1,12 +1,11 @@
 """What trust between apps costs: throughput with keys on (scope checks, per-key usage accounting, rate
-limits) against keys off, under the same mixed load, in one run; plus the in-process attributed cost of
-the three things issue "Trust between apps" added: scope checks, usage accounting, the audit-trail write.
+limits) against keys off, under the same mixed load, in one run, over HTTP only (a bench never imports
+the server).
 
 Both servers run side by side and are loaded in short alternating bursts (as bench/metrics_overhead.py
 does: the machine's drifts hit both alike); each burst is completions and greedy plans, so every plan
 writes its audit record on both servers (with keys off it is owned by nobody). Reported: the median and a
-bootstrap 90% interval of the per-pair throughput ratios, and each part's µs per request timed on the real
-objects (the audit write on a real SQLite store). Target: overhead <= 2% (throughput ratio >= 0.98).
+bootstrap 90% interval of the per-pair throughput ratios. Target: overhead <= 2% (throughput ratio >= 0.98).
 
     .venv/bin/python bench/trust_overhead.py [--bursts 16] [--burst-requests 40] [--concurrency 8]
 """
@@ -19,7 +18,6 @@ import importlib.util
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,65 +32,6 @@ mo = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(mo)
 so = mo.so
 PROMPT = "<information>x={x} target=40 steps=6</information>\n"
-
-
-def attributed_costs(n: int = 2000) -> dict[str, float]:
-    """µs per request of each part, on the real objects."""
-    from protocol.plan import PlanRequest, PlanResponse
-    from server.auth import Principal
-    from server.metrics import Metrics
-    from server.services.audit import audit_record
-    from server.services.planning import scoped
-    from server.services.usage import UsageLedger
-    from server.store import PlanRecord, Store, default_url
-
-    who = Principal("app", role="app", domains=("app",))
-    req = PlanRequest.model_validate({"prompt": PROMPT.format(x=5), "algorithm": "greedy"})
-    t0 = time.perf_counter()
-    for _ in range(n):
-        scoped(req, who)
-        who.may_use("app")
-    scope = (time.perf_counter() - t0) / n * 1e6
-
-    async def store_part() -> tuple[float, float]:
-        with tempfile.TemporaryDirectory() as d:
-            store = Store(default_url(Path(d) / "s.db"))
-            await store.open()
-            ledger = UsageLedger(store, Metrics(), lambda: 0.0)
-            t = time.perf_counter()
-            for i in range(n):
-                ledger.request("app")
-                ledger.tokens("app", 20, 40)
-                ledger.plan("app")
-                if i % 100 == 99:  # a flush every 100 requests (every 10 s at 10 req/s)
-                    await ledger.flush()
-            usage = (time.perf_counter() - t) / n * 1e6
-            response = PlanResponse.model_validate({
-                "plan_id": "p", "created": 0, "model": "m", "algorithm": "greedy", "domain": "app",
-                "decision": "commit", "action": None, "text": "t", "rollout": "r",
-                "confidence": {"raw": 0.9, "calibrated": 0.9},
-                "candidates": [{"id": 0, "parent": None, "depth": 1, "text": "<imaginary>x=10</imaginary>" * 4,
-                                "complete": True, "raw_confidence": 0.9, "calibrated_confidence": 0.9,
-                                "value": None, "tokens": 40, "action": None, "problems": []}],
-                "usage": {"prompt_tokens": 20, "completion_tokens": 40, "total_tokens": 60, "candidates": 1,
-                          "depth": 1, "engine_calls": 1}, "latency_s": 0.1})
-            plain, with_record = [], []
-            for i in range(200):
-                rec = PlanRecord(f"a{i}", "m", "app", "greedy", "commit", 0.9, 0.9, "r", "app")
-                t = time.perf_counter()
-                await store.record_plan(rec)
-                plain.append(time.perf_counter() - t)
-                t = time.perf_counter()
-                record, truncated = audit_record(req, response, 0, 262_144)
-                await store.record_plan(PlanRecord(f"b{i}", "m", "app", "greedy", "commit", 0.9, 0.9, "r", "app",
-                                                   record, truncated))
-                with_record.append(time.perf_counter() - t)
-            await store.close()
-            audit = (statistics.median(with_record) - statistics.median(plain)) * 1e6
-            return usage, audit
-
-    usage, audit = asyncio.run(store_part())
-    return {"scope checks": scope, "usage accounting": usage, "audit-trail write (per plan)": audit}
 
 
 async def burst(client: httpx.AsyncClient, url: str, headers: dict[str, str], model: str, n: int,
@@ -167,9 +106,6 @@ def main() -> int:
           f"concurrency {args.concurrency})")
     print(f"throughput with keys / without: median {ratio:.3f}, bootstrap 90% interval [{lo:.3f}, {hi:.3f}] "
           f"(overhead {100 * (1 - ratio):+.1f}%); keys on {rps:.2f} req/s")
-    for part, us in attributed_costs().items():
-        per_request = us / 5 if "per plan" in part else us  # one request in five is a plan
-        print(f"attributed: {part}: {us:.1f} µs = {100 * per_request * rps / 1e6:.3f}% of the server's time")
     verdict = "PASS" if lo >= 0.98 else ("PASS (median)" if ratio >= 0.98 else "MISS")
     print(f"target <= 2% overhead (throughput ratio >= 0.98): {verdict}")
     return 0

@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from foresight_client import APIStatusError, Foresight, ForesightError
 from planner.params import Param, param_type, params
 from planner.search import Budget, PlanConfig
 from server.config import DEFAULT_MODEL
@@ -96,18 +95,15 @@ def _plan(args: argparse.Namespace) -> int:
     if args.in_process:
         result = asyncio.run(_in_process(args.model, body))
     else:
-        headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
         try:
-            r = httpx.post(f"{args.url}/v1/plan", json=body, headers=headers, timeout=300)
-        except httpx.HTTPError as exc:
-            print(f"foresight: cannot reach {args.url}: {exc}", file=sys.stderr)
+            with Foresight(args.url, args.api_key) as client:
+                result = client.plan(**body).model_dump(mode="json")
+        except APIStatusError as exc:
+            print(f"foresight: the server answered {exc.status_code}: {exc.message}", file=sys.stderr)
             return 1
-        if r.status_code != 200:
-            msg = r.json().get("error", {}).get("message", r.text) if r.headers.get("content-type", "").startswith(
-                "application/json") else r.text
-            print(f"foresight: the server answered {r.status_code}: {msg}", file=sys.stderr)
+        except ForesightError as exc:  # unreachable, or a request the client's own check refused
+            print(f"foresight: {exc}", file=sys.stderr)
             return 1
-        result = r.json()
     if args.json:
         print(json.dumps(result, indent=2))
     else:

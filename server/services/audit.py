@@ -62,7 +62,8 @@ def audit_record(req: PlanInput, response: PlanResponse, chosen: int | None, lim
     if len(candidates) < len(response.candidates):
         cuts.append(f"{len(response.candidates) - len(candidates)} of {len(response.candidates)} candidates dropped")
     if _size(record) > limit:  # still over: keep the numbers of the chosen candidate only
-        numbers = ("id", "parent", "depth", "raw_confidence", "calibrated_confidence", "value", "tokens", "complete", "continued")
+        numbers = ("id", "parent", "depth", "raw_confidence", "calibrated_confidence", "value", "tokens", "complete",
+                   "continued")
         record = {"request": {"algorithm": record["request"].get("algorithm")}, "chosen": chosen,
                   "candidates": [{k: c.get(k) for k in numbers} for c in candidates[:1]], "usage": record["usage"],
                   "latency_s": record["latency_s"]}

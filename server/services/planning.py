@@ -135,7 +135,8 @@ def _tree(result: PlanResult) -> list[TreeNode]:
 
     def node(c: Candidate) -> TreeNode:
         return TreeNode(id=c.id, raw_confidence=c.raw_confidence, calibrated_confidence=c.calibrated_confidence,
-                        value=c.value, action=_action(c), continued=c.continued, children=[node(by_id[i]) for i in c.children])
+                        value=c.value, action=_action(c), continued=c.continued,
+                        children=[node(by_id[i]) for i in c.children])
 
     return [node(c) for c in result.candidates if c.parent is None]
 

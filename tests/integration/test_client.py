@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from client import Episode, Foresight, Outcome
+from foresight_client import Episode, Foresight, Outcome
 from protocol.plan import PlanResponse
 from reference import data, env
 from tests.integration.server_process import ServerProcess

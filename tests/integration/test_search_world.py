@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from openai import OpenAI
 
-from client import Episode, Foresight, Outcome
 from foresight.reference import ACCEPTANCE_STATES
+from foresight_client import Episode, Foresight, Outcome
 from protocol.plan import PlanResponse
 from reference.search import data, env
 from reference.search.env import Action, World

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 
-
 from engine.base import GenerationRequest
 from engine.scripted import ScriptedEngine
 from server.services.generation import GenerationService

@@ -100,7 +100,8 @@ async def test_a_domain_whose_plans_all_failed_is_calibrated_down(tmp_path: Path
     opts = {"store_path": str(tmp_path / "s.db"), "calibration_min_platt": 30, "calibration_refit_interval_s": 0}
     async with running_app(ScriptedEngine(sure), **opts) as client:
         for p in await plan_ids(client, 40):
-            assert (await client.post("/v1/outcomes", json={"plan_id": p["plan_id"], "success": False})).status_code == 200
+            r = await client.post("/v1/outcomes", json={"plan_id": p["plan_id"], "success": False})
+            assert r.status_code == 200
         await services_of(client.app).calibration.settle()  # type: ignore[attr-defined]
         [after] = await plan_ids(client, 1)
         assert after["confidence"]["raw"] == 0.99

@@ -4,9 +4,9 @@ the server; chat and completions go through the official ``openai`` client."""
 
 from __future__ import annotations
 
-from client.aio import AsyncForesight
-from client.episode import AsyncEpisode, Episode, Outcome, Step
-from client.errors import (
+from foresight_client.aio import AsyncForesight
+from foresight_client.episode import AsyncEpisode, Episode, Outcome, Step
+from foresight_client.errors import (
     APIConnectionError,
     APIStatusError,
     AuthenticationError,
@@ -18,7 +18,7 @@ from client.errors import (
     RateLimitError,
     ServiceUnavailableError,
 )
-from client.sync import Foresight
+from foresight_client.sync import Foresight
 
 __all__ = [
     "APIConnectionError",

@@ -6,8 +6,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from client.aio import AsyncForesight
-from client.sync import Foresight
+from foresight_client.aio import AsyncForesight
+from foresight_client.sync import Foresight
 from protocol.outcomes import OutcomeResponse
 from protocol.plan import PlanResponse
 

@@ -9,7 +9,7 @@ import sys
 import httpx
 import pytest
 
-from client import APIStatusError, Foresight, ServiceUnavailableError
+from foresight_client import APIStatusError, Foresight, ServiceUnavailableError
 from tests.conftest import REPO
 
 PLAN = {"plan_id": "plan-1", "created": 0, "model": "m", "algorithm": "greedy", "domain": "d", "decision": "commit",
@@ -51,7 +51,7 @@ def test_odd_answers_are_client_errors_not_parse_errors(response: httpx.Response
 
 
 def test_importing_the_client_loads_nothing_of_the_server() -> None:
-    code = ("import sys, client; bad = sorted(m for m in ('server', 'engine', 'fastapi', 'vllm', 'torch') "
+    code = ("import sys, foresight_client; bad = sorted(m for m in ('server', 'engine', 'fastapi', 'vllm', 'torch') "
             "if m in sys.modules); print(','.join(bad))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from client.errors import APIConnectionError, APIStatusError, BadRequestError, status_error
+from foresight_client.errors import APIConnectionError, APIStatusError, BadRequestError, status_error
 from protocol.outcomes import OutcomeRequest
 from protocol.plan import PlanRequest
 

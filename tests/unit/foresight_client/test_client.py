@@ -9,7 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from client import (
+from engine.scripted import ScriptedEngine
+from foresight_client import (
     APIConnectionError,
     AsyncEpisode,
     AsyncForesight,
@@ -19,8 +20,7 @@ from client import (
     NotFoundError,
     Outcome,
 )
-from client.errors import RateLimitError, ServiceUnavailableError, status_error
-from engine.scripted import ScriptedEngine
+from foresight_client.errors import RateLimitError, ServiceUnavailableError, status_error
 from protocol.plan import PlanResponse
 from tests.unit.server.conftest import running_app
 from tests.unit.server.test_auth import make_key

@@ -8,7 +8,7 @@ from typing import Any, Self, TypeVar
 import httpx
 from pydantic import BaseModel
 
-from client import _request as rq
+from foresight_client import _request as rq
 from protocol.outcomes import CalibrationResponse, OutcomeResponse
 from protocol.plan import PlanResponse
 
