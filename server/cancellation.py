@@ -2,9 +2,10 @@
 
 The handler races a watcher that waits on the connection's ``http.disconnect`` message (as vLLM's
 own ``listen_for_disconnect`` does; polling ``request.is_disconnected()`` is known to miss it behind
-middleware); if the client disconnects first, the handler is cancelled — which aborts every engine request it has in flight (a plan's candidates included) —
-and the request ends as 499 (:class:`server.errors.ClientDisconnected`). Streams need no such
-thing: Starlette stops a stream whose client left, and the generator's ``finally`` aborts.
+middleware); if the client disconnects first, the handler is cancelled — which aborts every engine
+request it has in flight (a plan's candidates included) — and the request ends as 499
+(:class:`server.errors.ClientDisconnected`). Streams need no such thing: Starlette stops a stream
+whose client left, and the generator's ``finally`` aborts.
 """
 
 from __future__ import annotations
