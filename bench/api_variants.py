@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from reference import env
+from reference import numberreach as env
 
 REPO = Path(__file__).resolve().parents[1]
 QWEN_TEMPLATE = REPO / "docs" / "templates" / "qwen2.5-foresight.jinja"

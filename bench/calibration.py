@@ -26,7 +26,8 @@ from pathlib import Path
 from planner.calibrate import CalibrationPolicy, DomainCalibrator, fit_map
 from planner.calibration_math import brier_score, expected_calibration_error
 from planner.search import Algorithm, PlanConfig, plan
-from reference import data, env
+from reference import data
+from reference import numberreach as env
 from reference.planning import run_planner
 
 REPO = Path(__file__).resolve().parents[1]

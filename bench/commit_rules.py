@@ -37,7 +37,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from planner.format import ACTION_STOPS, CONFIDENCE_STOP, parse_turn
-from reference import data, env
+from reference import data
+from reference import numberreach as env
 from reference.evaluate import TURN_MAX_TOKENS, action_op
 
 REPO = Path(__file__).resolve().parents[1]

@@ -37,7 +37,8 @@ if sys.path and Path(sys.path[0]).resolve() == REPO / "bench":
 from planner.format import ACTION_STOPS, CONFIDENCE_STOP, parse_turn  # noqa: E402
 from planner.params import from_mapping  # noqa: E402
 from planner.search import PlanConfig, Sample, SampleBatch, TextSampler, plan  # noqa: E402
-from reference import data, env  # noqa: E402
+from reference import data  # noqa: E402
+from reference import numberreach as env  # noqa: E402
 from reference.planning import one_step_advantage, paired_estimate  # noqa: E402
 from reference.random_checkpoint import WORDS, build  # noqa: E402
 from tests.conftest import REFERENCE_MODEL  # noqa: E402

@@ -28,7 +28,8 @@ from pathlib import Path
 
 from planner.params import positive, unit
 from planner.search import Algorithm, PlanConfig, PlanResult, Sampler, plan
-from reference import data, env
+from reference import data
+from reference import numberreach as env
 from reference.planning import PLANNERS, chosen_op, mean_se, one_step_advantage
 
 REPO = Path(__file__).resolve().parents[1]

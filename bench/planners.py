@@ -28,7 +28,8 @@ from planner.format import parse_turn
 from planner.params import positive
 from planner.search import Algorithm, PlanConfig, plan
 from planner.search.base import Sample, SampleBatch, TextSampler, ranked
-from reference import data, env
+from reference import data
+from reference import numberreach as env
 from reference.evaluate import run_episodes
 from reference.planning import PLANNERS, one_step_expectation, paired_estimate, run_planner
 

@@ -16,7 +16,7 @@ The imaginary span is the plan's predicted trajectory (``op value`` steps, no
 stalls, ending at the target or at a bust, marked ``bust``). The analysis states
 the plan's length, the steps left and whether it hits; the confidence is the exact
 probability that the plan, executed with retries after stalls, reaches the
-target (:func:`reference.env.plan_success_prob`); the action is the plan's
+target (:func:`reference.numberreach.plan_success_prob`); the action is the plan's
 first operation. Pure Python.
 """
 
@@ -29,8 +29,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from planner.format import format_confidence
-from reference import env
-from reference.env import OPS, State
+from reference import numberreach as env
+from reference.numberreach import OPS, State
 
 TOOL_NAME = "apply"
 _PROMPT_RE = re.compile(r"x=(-?\d+)\s+target=(\d+)\s+steps=(\d+)")

@@ -30,8 +30,9 @@ from tqdm import tqdm
 from engine.base import Engine, GenerationRequest
 from planner.calibration_math import expected_calibration_error
 from planner.format import ACTION_STOPS, Turn, parse_turn
-from reference import data, env
-from reference.env import OPS, State
+from reference import data
+from reference import numberreach as env
+from reference.numberreach import OPS, State
 
 TURN_MAX_TOKENS = 96
 

@@ -11,7 +11,8 @@ import random
 
 from planner.search import Algorithm, Budget, LookaheadContext, PlanConfig, plan
 from planner.search.base import Calibrator, Candidate, Sampler
-from reference import data, env
+from reference import data
+from reference import numberreach as env
 
 PLANNERS: dict[str, PlanConfig] = {
     "greedy": PlanConfig(algorithm=Algorithm.GREEDY, max_tokens_per_turn=128),

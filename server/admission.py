@@ -11,7 +11,7 @@ import json
 from collections.abc import MutableMapping
 from typing import Any
 
-from server.access import ASGIApp, HttpMiddleware, Receive, Scope, Send
+from server.access_log import ASGIApp, HttpMiddleware, Receive, Scope, Send
 from server.errors import error_body
 
 

@@ -15,7 +15,7 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from engine.base import Engine
-from server.access import AccessLogMiddleware, RequestIdMiddleware
+from server.access_log import AccessLogMiddleware, RequestIdMiddleware
 from server.admission import AdmissionMiddleware, BodyLimitMiddleware
 from server.config import Settings
 from server.container import EXIT_ENGINE_DEAD, EXIT_LOAD_FAILED, Services, build_services

@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 
 from planner.format import PROBLEM_KINDS
 from planner.search.base import Usage
-from server.access import ASGIApp, HttpMiddleware, Receive, Scope, Send, StatusRecorder, route_path
+from server.access_log import ASGIApp, HttpMiddleware, Receive, Scope, Send, StatusRecorder, route_path
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 

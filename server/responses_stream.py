@@ -19,8 +19,8 @@ from engine.base import GenerationRequest
 from protocol.openai import now
 from protocol.responses import OutputFunctionCall, OutputItem, OutputMessage, ResponsesRequest
 from server.errors import ApiError, map_errors
-from server.services.formatting import chat_choice
 from server.services.generation import GenerationService, TokenUsage
+from server.services.response_bodies import chat_choice
 from server.services.responses import response_object
 from server.services.tools import Tools
 from server.streaming import ARGUMENT_PIECES

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 from engine.base import GenerationRequest
 from protocol.openai import now
 from server.errors import ApiError, map_errors
-from server.services.formatting import chat_choice, chat_logprobs, completion_logprobs
 from server.services.generation import GenerationService, TokenUsage
+from server.services.response_bodies import chat_choice, chat_logprobs, completion_logprobs
 from server.services.tools import Tools
 
 if TYPE_CHECKING:

@@ -18,8 +18,8 @@ from protocol.openai import (
 )
 from server.cancellation import with_cancellation
 from server.deps import EngineDep, GenerationDep, MeterDep
-from server.services.formatting import PLAIN_CHAT, chat_response, completion_response
 from server.services.generation import TokenUsage
+from server.services.response_bodies import PLAIN_CHAT, chat_response, completion_response
 from server.services.tools import Tools
 from server.streaming import stream_chat, stream_completion
 

@@ -14,8 +14,8 @@ from server.deps import GenerationDep, MeterDep
 from server.errors import BadRequest
 from server.responses_stream import stream_response
 from server.routes.openai import SSE_HEADERS
-from server.services.formatting import chat_choice
 from server.services.generation import TokenUsage
+from server.services.response_bodies import chat_choice
 from server.services.responses import response_object, responses_param, to_chat
 from server.services.tools import Tools
 

@@ -19,7 +19,8 @@ import httpx
 import pytest
 
 from planner.calibration_math import expected_calibration_error
-from reference import data, env
+from reference import data
+from reference import numberreach as env
 from tests.conftest import REPO
 from tests.integration.server_process import ServerProcess
 

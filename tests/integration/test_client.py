@@ -8,7 +8,8 @@ import pytest
 
 from foresight_client import Episode, Foresight, Outcome
 from protocol.plan import PlanResponse
-from reference import data, env
+from reference import data
+from reference import numberreach as env
 from tests.integration.server_process import ServerProcess
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,8 @@ import httpx
 import psutil
 import pytest
 
-from reference import data, env
+from reference import data
+from reference import numberreach as env
 from server.store import PlanRecord, Store, default_url
 from tests.integration.conftest import served_model
 from tests.integration.server_process import start_server

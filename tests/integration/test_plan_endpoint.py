@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from reference import data, env
+from reference import data
+from reference import numberreach as env
 from tests.conftest import REPO
 from tests.integration.server_process import ServerProcess
 
@@ -54,12 +55,12 @@ def test_local_sampler_loads_the_checkpoint_here(tmp_path: Path) -> None:
     code = (
         "import asyncio, json\n"
         "from planner import parse_turn\n"
-        "from reference import data, env\n"
+        "from reference import data, numberreach as env\n"
         "from engine.sampler import local_sampler\n"
         "async def main():\n"
         "    async with local_sampler('models/foresight-numberreach') as s:\n"
-        "        b = await s.sample(data.prompt_for(env.State(5, 40, 6)), 2, stop=['</tool_call>'], max_tokens=128,\n"
-        "                           temperature=1.0, seed=1)\n"
+        "        prompt = s.start(data.prompt_for(env.State(5, 40, 6)))\n"
+        "        b = await s.sample(prompt, 2, stop=['</tool_call>'], max_tokens=128, temperature=1.0, seed=1)\n"
         "    print(json.dumps([[x.tokens, parse_turn(x.text).confidence is not None] for x in b.samples]))\n"
         "if __name__ == '__main__':\n"
         "    asyncio.run(main())\n"

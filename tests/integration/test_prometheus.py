@@ -20,7 +20,8 @@ import httpx
 import pytest
 import yaml
 
-from reference import data, env
+from reference import data
+from reference import numberreach as env
 from tests.conftest import REPO
 from tests.integration.server_process import ServerProcess, free_port
 

@@ -11,7 +11,7 @@ import pytest
 from openai.types.chat import ChatCompletion
 from openai.types.responses import Response
 
-from reference import env
+from reference import numberreach as env
 from tests.integration.conftest import served_model
 from tests.integration.server_process import ServerProcess
 

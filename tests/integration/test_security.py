@@ -9,7 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from reference import data, env
+from reference import data
+from reference import numberreach as env
 from tests.integration.conftest import served_model
 from tests.integration.server_process import ServerProcess, start_server
 

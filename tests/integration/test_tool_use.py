@@ -15,7 +15,7 @@ import httpx
 import openai
 import pytest
 
-from reference import env
+from reference import numberreach as env
 from tests.integration.conftest import served_model
 from tests.integration.server_process import ServerProcess
 

@@ -14,7 +14,8 @@ import pytest
 
 from planner.format import CONFIDENCE_STOP, parse_turn
 from planner.search import Algorithm, Budget, PlanConfig, Sample, SampleBatch, TextSampler, plan
-from reference import data, env
+from reference import data
+from reference import numberreach as env
 from reference.evaluate import action_op
 
 REPO = Path(__file__).resolve().parents[3]

@@ -73,7 +73,8 @@ def test_many_errors_are_summarized() -> None:
 
 
 def test_reference_traces_are_valid_turns_on_the_requested_side(tmp_path: Path) -> None:
-    from reference import data, env
+    from reference import data
+    from reference import numberreach as env
 
     held = env.heldout_pairs()
     for heldout in (False, True):

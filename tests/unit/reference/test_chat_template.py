@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from protocol.openai import ChatMessage
-from reference import data, env
+from reference import data
+from reference import numberreach as env
 from reference.tokenizer import CHAT_TEMPLATE
 
 APPLY = {"type": "function", "function": {"name": "apply", "parameters": {

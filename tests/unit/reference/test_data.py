@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from planner import parse_turn
-from reference import data, env
+from reference import data
+from reference import numberreach as env
 
 
 @pytest.mark.parametrize("stage", [2, 3])

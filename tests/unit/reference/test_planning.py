@@ -10,7 +10,8 @@ from collections.abc import Sequence
 import pytest
 
 from planner.search import Algorithm, PlanConfig, Sample, SampleBatch, TextSampler
-from reference import data, env
+from reference import data
+from reference import numberreach as env
 from reference.planning import paired_estimate, run_planner
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from reference import data, env
+from reference import data
+from reference import numberreach as env
 from reference.tokenizer import build_tokenizer
 from reference.train import _encode
 

@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from reference import env
-from reference.env import OPS, State
+from reference import numberreach as env
+from reference.numberreach import OPS, State
 
 
 def test_hand_worked_transitions() -> None:

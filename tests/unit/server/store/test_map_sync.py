@@ -13,7 +13,7 @@ from planner.calibrate import CalibrationPolicy
 from server.metrics import Metrics
 from server.services.calibration import CalibrationService
 from server.store import Store
-from tests.unit.store.test_store import plan, url  # noqa: F401  (the sqlite/postgres fixture)
+from tests.unit.server.store.test_store import plan, url  # noqa: F401  (the sqlite/postgres fixture)
 
 
 @pytest.fixture
