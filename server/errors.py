@@ -16,7 +16,8 @@ ServerError
       ├── EngineUnavailable    503: the engine is dead
       └── ClientDisconnected   499: the client went away; its work was aborted (nobody reads the answer)
 
-Lower-level errors become ``ApiError`` in one place, :data:`LOWER_ERRORS`: the app's exception
+Lower-level errors (the store's, the engine's, the planner's, and the services' domain errors of
+:mod:`server.services.errors`) become ``ApiError`` in one place, :data:`LOWER_ERRORS`: the app's exception
 handlers use it, and so does :func:`map_errors` where a stream must answer in-band. Routes and
 services let store, engine and planner errors rise.
 """
@@ -35,6 +36,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.errors import EngineDeadError, EngineRequestError
 from planner.errors import InvalidPlanRequest
+from server.services.errors import (
+    AlreadyExists,
+    DeadlineExceeded,
+    InvalidRequest,
+    NotAllowed,
+    ServiceError,
+    UnknownModel,
+    UnknownResource,
+)
 from server.store.errors import OutcomeExists, PlanNotFound, StoreUnavailable
 
 log = logging.getLogger("foresight.errors")
@@ -164,8 +174,16 @@ LOWER_ERRORS: dict[type[Exception], Callable[[Any], ApiError]] = {
     EngineDeadError: lambda e: EngineUnavailable(f"the engine is not available: {e}"),
     EngineRequestError: lambda e: BadRequest(str(e)),
     InvalidPlanRequest: lambda e: BadRequest(str(e), param=e.field),
+    ServiceError: lambda e: BadRequest(e.message, param=e.param, code=e.code),
+    InvalidRequest: lambda e: BadRequest(e.message, param=e.param, code=e.code),
+    UnknownModel: lambda e: ModelNotFound(e.message, param=e.param, code=e.code),
+    UnknownResource: lambda e: NotFound(e.message, param=e.param, code=e.code),
+    AlreadyExists: lambda e: Conflict(e.message, param=e.param, code=e.code),
+    NotAllowed: lambda e: Forbidden(e.message, param=e.param, code=e.code),
+    DeadlineExceeded: lambda e: RequestTimeout(e.message, param=e.param, code=e.code),
 }
-"""Store, engine and planner errors as the API errors they answer with: the one mapping."""
+"""Store, engine, planner and service errors as the API errors they answer with: the one mapping (a
+:class:`ServiceError` not named here answers 400)."""
 
 
 def to_api_error(exc: Exception) -> ApiError | None:

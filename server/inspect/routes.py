@@ -18,9 +18,9 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 
 from server.auth import ANONYMOUS, Principal, principal_of, usable
 from server.deps import ServicesDep
-from server.errors import BadRequest, NotFound
 from server.inspect.session import COOKIE, PATH
 from server.inspect.views import reliability, tree
+from server.services.errors import InvalidRequest, UnknownResource
 from server.store.audit import OutcomeFilter
 
 HERE = Path(__file__).parent
@@ -71,7 +71,7 @@ async def plans_page(request: Request, services: ServicesDep, domain: str | None
                               outcome=typing.cast(OutcomeFilter, outcome), limit=50)
     try:
         page = await query(cursor=cursor)
-    except BadRequest:  # a cursor that is not ours: the first page
+    except InvalidRequest:  # a cursor that is not ours: the first page
         page = await query(cursor=None)
     return _page("plans.html", who=principal, plans=page.data, next_cursor=page.next_cursor, domain=domain or "",
                  outcome=outcome or "", auth=services.settings.auth_enabled)
@@ -84,12 +84,12 @@ async def plan_page(plan_id: str, request: Request, services: ServicesDep) -> Re
         return RedirectResponse(PATH, status_code=303, headers=HEADERS)
     try:
         plan = await services.audit.get(plan_id, principal)
-    except NotFound:
+    except UnknownResource:
         return _page("missing.html", status=404, plan_id=plan_id)
     try:
         [summary] = await services.calibration.summaries(plan.domain, principal.may_use)
         diagram = reliability(summary)
-    except NotFound:
+    except UnknownResource:
         diagram = None
     return _page("plan.html", who=principal, plan=plan, roots=tree(plan.candidates, plan.chosen), diagram=diagram,
                  auth=services.settings.auth_enabled)

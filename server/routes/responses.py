@@ -11,9 +11,9 @@ from protocol.openai import ErrorResponse
 from protocol.responses import ResponseObject, ResponsesRequest
 from server.cancellation import with_cancellation
 from server.deps import GenerationDep, MeterDep
-from server.errors import BadRequest
 from server.responses_stream import stream_response
 from server.routes.openai import SSE_HEADERS
+from server.services.errors import InvalidRequest
 from server.services.generation import TokenUsage
 from server.services.response_bodies import chat_choice
 from server.services.responses import response_object, responses_param, to_chat
@@ -31,7 +31,7 @@ async def create_response(body: ResponsesRequest, request: Request, gen: Generat
     try:
         tools = Tools.of(chat)
         greq = gen.prepare_chat(chat, tools)
-    except BadRequest as exc:  # named as the chat request names it: say it as this request does
+    except InvalidRequest as exc:  # named as the chat request names it: say it as this request does
         exc.param = responses_param(exc.param)
         raise
     rid = f"resp_{uuid.uuid4().hex}"

@@ -19,7 +19,7 @@ from planner.format import parse_turn
 from protocol.audit import AuditOutcome, PlanAudit, PlanPage, PlanSummary
 from protocol.plan import ConfidenceModel, PlanInput, PlanResponse
 from server.auth import Principal
-from server.errors import BadRequest, NotFound
+from server.services.errors import InvalidRequest, UnknownResource
 from server.store import AuditEntry, BadCursor, Store, StoreUnavailable
 from server.store.audit import OutcomeFilter
 
@@ -79,7 +79,7 @@ def utc(t: dt.datetime | None, param: str) -> dt.datetime | None:
     try:
         return t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t.astimezone(dt.UTC)
     except (OverflowError, ValueError):
-        raise BadRequest(f"{param} is out of range", param=param) from None
+        raise InvalidRequest(f"{param} is out of range", param=param) from None
 
 
 class Retention:
@@ -127,7 +127,7 @@ class AuditService:
     async def get(self, plan_id: str, principal: Principal) -> PlanAudit:
         e = await self.store.audit_entry(plan_id, owner=principal.owner)
         if e is None:  # unknown, or not the caller's (the owner filter also hides ownerless plans)
-            raise NotFound(f"no plan with id {plan_id!r} is known to this server", param="plan_id",
+            raise UnknownResource(f"no plan with id {plan_id!r} is known to this server", param="plan_id",
                            code="plan_not_found")
         r = e.record or {}
         return PlanAudit(**_summary_fields(e), rollout=e.rollout, request=r.get("request"),
@@ -142,5 +142,5 @@ class AuditService:
             entries, nxt = await self.store.audit_page(owner=principal.owner, domain=domain, since=since,
                                                        until=until, outcome=outcome, limit=limit, cursor=cursor)
         except BadCursor as exc:
-            raise BadRequest(str(exc), param="cursor") from None
+            raise InvalidRequest(str(exc), param="cursor") from None
         return PlanPage(data=[PlanSummary(**_summary_fields(e)) for e in entries], next_cursor=nxt)

@@ -34,8 +34,8 @@ from typing import Any
 from planner.calibrate import CalibrationMap, CalibrationPolicy, DomainCalibrator, fit_map, map_from_dict
 from planner.calibration_math import ReliabilityBin, brier_score, expected_calibration_error, reliability_bins
 from planner.fidelity import rollout_fidelity
-from server.errors import NotFound
 from server.metrics import Metrics
+from server.services.errors import UnknownResource
 from server.store import OutcomeRow, PlanRecord, Store, StoredOutcome, StoreUnavailable
 
 log = logging.getLogger("foresight.calibration")
@@ -196,7 +196,7 @@ class CalibrationService:
         known = await store.domains(self.model)
         if domain is not None:
             if not may_use(domain) or (domain not in known and domain not in self.calibrator.maps):
-                raise NotFound(f"no outcomes or calibration in domain {domain!r}", param="domain",
+                raise UnknownResource(f"no outcomes or calibration in domain {domain!r}", param="domain",
                                code="domain_not_found")
             known = [domain]
         return [summarize(d, await store.outcome_rows(self.model, d), self._params(d)) for d in known if may_use(d)]

@@ -17,8 +17,8 @@ from engine.base import Engine, GenerationChunk, GenerationRequest, TokenLogprob
 from engine.errors import EngineDeadError, EngineRequestError
 from protocol.openai import ChatCompletionRequest, CompletionRequest, _Sampling
 from server.config import Settings
-from server.errors import BadRequest, ModelNotFound, RequestTimeout
 from server.metrics import Metrics
+from server.services.errors import DeadlineExceeded, InvalidRequest, UnknownModel
 from server.services.structured import SCHEMA_PARAM, structured_output
 from server.services.tools import Tools, check_messages
 
@@ -76,17 +76,17 @@ class GenerationService:
     def check_model(self, name: str | None) -> None:
         info = self.engine.info
         if name is not None and name not in (info.name, info.path, self.settings.model):
-            raise ModelNotFound(f"model {name!r} is not served here; this server serves {info.name!r}",
+            raise UnknownModel(f"model {name!r} is not served here; this server serves {info.name!r}",
                                 param="model")
 
     def check_prompt_length(self, n_tokens: int, param: str) -> None:
         cap = self.settings.max_prompt_tokens
         if cap is not None and n_tokens > cap:
-            raise BadRequest(f"the prompt has {n_tokens} tokens, above this server's limit of {cap} "
+            raise InvalidRequest(f"the prompt has {n_tokens} tokens, above this server's limit of {cap} "
                              "(max_prompt_tokens)", param=param, code="prompt_too_long")
         limit = self.engine.info.max_model_len
         if n_tokens >= limit:
-            raise BadRequest(f"the prompt has {n_tokens} tokens; this model's context is {limit} tokens",
+            raise InvalidRequest(f"the prompt has {n_tokens} tokens; this model's context is {limit} tokens",
                              param=param, code="context_length_exceeded")
 
     def _sampling(self, req: _Sampling, prompt_ids: list[int], max_tokens: int | None,
@@ -95,19 +95,19 @@ class GenerationService:
         if req.unknown_fields:
             log.debug("ignoring unknown request fields: %s", ", ".join(req.unknown_fields))
         if req.n > self.settings.max_n:
-            raise BadRequest(f"n is {req.n}, above this server's limit of {self.settings.max_n}", param="n")
+            raise InvalidRequest(f"n is {req.n}, above this server's limit of {self.settings.max_n}", param="n")
         limit = self.engine.info.max_model_len
         self.check_prompt_length(len(prompt_ids), "messages" if isinstance(req, ChatCompletionRequest) else "prompt")
         room = limit - len(prompt_ids)
         cap = self.settings.max_tokens_limit
         if max_tokens is not None and cap is not None and max_tokens > cap:
-            raise BadRequest(f"max_tokens is {max_tokens}, above this server's limit of {cap} (max_tokens_limit)",
+            raise InvalidRequest(f"max_tokens is {max_tokens}, above this server's limit of {cap} (max_tokens_limit)",
                              param="max_tokens", code="max_tokens_too_large")
         wanted = max_tokens if max_tokens is not None else (default_max or room)
         if cap is not None:
             wanted = min(wanted, cap)
         if wanted > room:
-            raise BadRequest(
+            raise InvalidRequest(
                 f"max_tokens is {wanted} but the prompt ({len(prompt_ids)} tokens) leaves room for {room} "
                 f"in this model's {limit}-token context",
                 param="max_tokens", code="context_length_exceeded",
@@ -133,15 +133,15 @@ class GenerationService:
             ids = self.engine.render_chat([m.as_template_dict() for m in req.messages],
                                           tools.template_tools(req) if tools else None)
         except EngineRequestError as exc:
-            raise BadRequest(str(exc), param="messages") from exc
+            raise InvalidRequest(str(exc), param="messages") from exc
         logprobs = (req.top_logprobs or 0) if req.logprobs else None
         if req.top_logprobs and not req.logprobs:
-            raise BadRequest("top_logprobs needs logprobs: true", param="top_logprobs")
+            raise InvalidRequest("top_logprobs needs logprobs: true", param="top_logprobs")
         greq = self._sampling(req, ids, req.wanted_max_tokens, None, logprobs)
         structured = structured_output(req.response_format)
         required = tools.required_call(greq.max_tokens) if tools else None
         if required is not None and structured is not None:
-            raise BadRequest("response_format cannot be combined with a required or named tool_choice: "
+            raise InvalidRequest("response_format cannot be combined with a required or named tool_choice: "
                              "one turn takes one constraint", param="response_format")
         structured = structured or required
         if structured is None:
@@ -150,7 +150,7 @@ class GenerationService:
         try:
             self.engine.check_request(greq)
         except EngineRequestError as exc:
-            raise BadRequest(str(exc), param="tools" if required is not None else SCHEMA_PARAM) from exc
+            raise InvalidRequest(str(exc), param="tools" if required is not None else SCHEMA_PARAM) from exc
         return greq
 
     def prepare_completion(self, req: CompletionRequest) -> list[GenerationRequest]:
@@ -161,7 +161,7 @@ class GenerationService:
         elif all(isinstance(p, int) for p in req.prompt):
             vocab_ok = all(isinstance(p, int) and p >= 0 for p in req.prompt)
             if not vocab_ok:
-                raise BadRequest("token ids must be non-negative integers", param="prompt")
+                raise InvalidRequest("token ids must be non-negative integers", param="prompt")
             prompts = [list(req.prompt)]  # type: ignore[arg-type]
         else:
             prompts = [self.engine.encode(str(p)) for p in req.prompt]
@@ -192,7 +192,7 @@ class GenerationService:
                 except TimeoutError as exc:
                     if not timeout.expired():
                         raise
-                    raise RequestTimeout(f"the request ran past its deadline of {self.settings.request_timeout_s} s "
+                    raise DeadlineExceeded(f"the request ran past its deadline of {self.settings.request_timeout_s} s "
                                          "(request_timeout_s); its generation was aborted") from exc
                 if first and any(d.num_tokens for d in chunk.deltas):
                     first = False

@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 from protocol.keys import KeyCreateRequest, KeyEventInfo, KeyEventList, KeyInfo, KeyList, KeySecret
 from server.auth import display_prefix, generate_key, hash_key
-from server.errors import Conflict, NotFound
 from server.services.audit import utc
+from server.services.errors import AlreadyExists, UnknownResource
 from server.store import KeyExists, KeyRecord, Store
 
 
@@ -35,7 +35,7 @@ class KeyService:
                 requests_per_minute=req.requests_per_minute, tokens_per_minute=req.tokens_per_minute,
                 expires_at=expires, actor=actor)
         except KeyExists as exc:
-            raise Conflict(str(exc), param="name", code="key_exists") from None
+            raise AlreadyExists(str(exc), param="name", code="key_exists") from None
         return KeySecret(key=key, info=key_info(record))
 
     async def rotate(self, name: str, grace_s: float, actor: str | None) -> KeySecret:
@@ -43,14 +43,14 @@ class KeyService:
         record = await self.store.rotate_key(name, display_prefix(key), hash_key(key, self._secret),
                                              grace_s=grace_s, actor=actor)
         if record is None:
-            raise NotFound(f"no active key named {name!r}", param="name", code="key_not_found")
+            raise UnknownResource(f"no active key named {name!r}", param="name", code="key_not_found")
         self._on_change()
         return KeySecret(key=key, info=key_info(record))
 
     async def revoke(self, name: str, actor: str | None) -> KeyInfo:
         """Revoke; the key as it now is (with ``revoked_at``)."""
         if not await self.store.revoke_key(name, actor=actor):
-            raise NotFound(f"no active key named {name!r}", param="name", code="key_not_found")
+            raise UnknownResource(f"no active key named {name!r}", param="name", code="key_not_found")
         self._on_change()
         record = await self.store.get_key(name)
         assert record is not None  # just revoked, never deleted

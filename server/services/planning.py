@@ -38,8 +38,8 @@ from protocol.plan import (
 )
 from server.auth import ANONYMOUS, Principal
 from server.config import Settings
-from server.errors import BadRequest, Forbidden, RequestTimeout
 from server.services.audit import audit_record
+from server.services.errors import DeadlineExceeded, InvalidRequest, NotAllowed
 from server.services.generation import GenerationService, TokenUsage
 from server.services.tools import Tools, check_messages, tool_message
 from server.store import PlanRecord
@@ -63,7 +63,7 @@ def _lower(data: dict[str, Any], given: set[str], knobs: list[Param], settings: 
         if cap is None or value is None or value <= cap:
             continue
         if p.name in given:
-            raise BadRequest(f"{prefix}{p.name} is {value}, above this server's limit of {cap} ({p.knob.limit})",
+            raise InvalidRequest(f"{prefix}{p.name} is {value}, above this server's limit of {cap} ({p.knob.limit})",
                              param=prefix + p.name, code="budget_too_large")
         data[p.name] = cap
 
@@ -73,7 +73,7 @@ def bounded_config(req: PlanInput, settings: Settings) -> PlanConfig:
     asked for above its limit is a 400 naming the field; a default the caller left out is lowered."""
     asked = from_mapping(PlanConfig, req.model_dump())  # as asked, before any limit
     if asked.temperature == 0 and asked.algorithm is not Algorithm.GREEDY and asked.width > 1:
-        raise BadRequest("temperature 0 makes every sampled candidate the same: use temperature > 0 to branch, "
+        raise InvalidRequest("temperature 0 makes every sampled candidate the same: use temperature > 0 to branch, "
                          "or algorithm 'greedy' (or width 1)", param="temperature", code="greedy_branching")
     data = req.model_dump()
     _lower(data, req.model_fields_set, params(PlanConfig), settings, "")
@@ -82,7 +82,7 @@ def bounded_config(req: PlanInput, settings: Settings) -> PlanConfig:
         _lower(data["budget"], budget.model_fields_set, params(Budget), settings, "budget.")
     config = from_mapping(PlanConfig, data)
     if config.algorithm is Algorithm.BRANCH_COMMIT and (n := largest_round(config)) > settings.max_n:
-        raise BadRequest(f"width_growth {config.width_growth} would draw {n} spans in one round, above this "
+        raise InvalidRequest(f"width_growth {config.width_growth} would draw {n} spans in one round, above this "
                          f"server's max_n of {settings.max_n}: lower width_growth, width or budget.max_candidates",
                          param="width_growth", code="round_too_wide")
     return config
@@ -95,7 +95,7 @@ def scoped(req: PlanInput, principal: Principal) -> PlanInput:
         req = req.model_copy(update={"domain": principal.only_domain})
     domain = str(getattr(req, "domain", ""))
     if not principal.may_use(domain):
-        raise Forbidden(f"key {principal.name!r} may not plan in domain {domain!r}; its domains: "
+        raise NotAllowed(f"key {principal.name!r} may not plan in domain {domain!r}; its domains: "
                         f"{', '.join(principal.domains)}", param="domain", code="domain_not_allowed")
     return req
 
@@ -171,7 +171,7 @@ class PlanningService:
         except TimeoutError as exc:
             if not timeout.expired():
                 raise
-            raise RequestTimeout(f"the plan ran past its deadline of {config.budget.deadline_s}s",
+            raise DeadlineExceeded(f"the plan ran past its deadline of {config.budget.deadline_s}s",
                                  code="deadline_exceeded") from exc
         response = self.respond(req, config, result, tools)
         if self.metrics is not None:
@@ -206,7 +206,7 @@ class PlanningService:
             ids = self.generation.engine.render_chat([m.as_template_dict() for m in req.messages],
                                                      tools.template_tools(req) if tools else None)
         except EngineRequestError as exc:
-            raise BadRequest(str(exc), param="messages") from exc
+            raise InvalidRequest(str(exc), param="messages") from exc
         return sampler.prompt(ids)
 
     def respond(self, req: PlanInput, config: PlanConfig, result: PlanResult,

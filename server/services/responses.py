@@ -33,7 +33,7 @@ from protocol.responses import (
     ResponsesRequest,
     ResponseUsage,
 )
-from server.errors import BadRequest
+from server.services.errors import InvalidRequest
 
 log = logging.getLogger("foresight.responses")
 Status = Literal["in_progress", "completed", "incomplete"]
@@ -44,10 +44,10 @@ UNSERVED = (("store", True, "nothing is stored here: send store: false or leave 
 def _refuse_unserved(req: ResponsesRequest) -> None:
     for name, bad, why in UNSERVED:
         if getattr(req, name) == bad:
-            raise BadRequest(f"{name}: {why}", param=name, code="unsupported_value")
+            raise InvalidRequest(f"{name}: {why}", param=name, code="unsupported_value")
     if req.previous_response_id is not None:
-        raise BadRequest("previous_response_id: responses are not stored here; send the whole conversation as input",
-                         param="previous_response_id", code="unsupported_value")
+        raise InvalidRequest("previous_response_id: responses are not stored here; send the whole conversation "
+                             "as input", param="previous_response_id", code="unsupported_value")
 
 
 def _messages(req: ResponsesRequest) -> list[ChatMessage]:
@@ -58,7 +58,7 @@ def _messages(req: ResponsesRequest) -> list[ChatMessage]:
     made: set[str] = set()
     for i, item in enumerate(req.input):
         if isinstance(item, FunctionCallOutputItem) and item.call_id not in made:
-            raise BadRequest(f"input[{i}].call_id {item.call_id!r} answers no earlier function_call item",
+            raise InvalidRequest(f"input[{i}].call_id {item.call_id!r} answers no earlier function_call item",
                              param=f"input.{i}.call_id")
         if isinstance(item, ReasoningItem):
             continue  # dropped, and it does not part the calls around it
@@ -128,13 +128,13 @@ def to_chat(req: ResponsesRequest) -> ChatCompletionRequest:
         "parallel_tool_calls": req.parallel_tool_calls, "response_format": _response_format(req),
     }
     if not body["messages"]:
-        raise BadRequest("input has no message to answer", param="input")
+        raise InvalidRequest("input has no message to answer", param="input")
     try:
         return ChatCompletionRequest.model_validate(body)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = _field(first.get("loc", ()))
-        raise BadRequest(f"{field}: {first.get('msg', 'invalid value')}" if field else first.get("msg", "invalid"),
+        raise InvalidRequest(f"{field}: {first.get('msg', 'invalid value')}" if field else first.get("msg", "invalid"),
                          param=field or None) from None
 
 

@@ -10,7 +10,7 @@ from jsonschema.exceptions import SchemaError
 
 from engine.base import StructuredOutput
 from protocol.openai import ResponseFormat
-from server.errors import BadRequest
+from server.services.errors import InvalidRequest
 
 SCHEMA_PARAM = "response_format.json_schema.schema"
 MAX_SCHEMA_DEPTH = 64  # nesting of objects and arrays in a schema (the checks below recurse)
@@ -37,17 +37,17 @@ def structured_output(fmt: ResponseFormat | None) -> StructuredOutput | None:
     assert fmt.json_schema is not None  # the request model requires it for json_schema
     schema = fmt.json_schema.schema_
     if not schema:
-        raise BadRequest("response_format.json_schema.schema is empty: give the JSON Schema the answer must "
+        raise InvalidRequest("response_format.json_schema.schema is empty: give the JSON Schema the answer must "
                          "satisfy", param=SCHEMA_PARAM)
     if _depth(schema) > MAX_SCHEMA_DEPTH:
-        raise BadRequest(f"response_format.json_schema.schema nests deeper than {MAX_SCHEMA_DEPTH} levels",
+        raise InvalidRequest(f"response_format.json_schema.schema nests deeper than {MAX_SCHEMA_DEPTH} levels",
                          param=SCHEMA_PARAM)
     try:
         Draft202012Validator.check_schema(schema)
     except RecursionError:
-        raise BadRequest("response_format.json_schema.schema is too deeply nested", param=SCHEMA_PARAM) from None
+        raise InvalidRequest("response_format.json_schema.schema is too deeply nested", param=SCHEMA_PARAM) from None
     except SchemaError as exc:
         where = "/".join(str(p) for p in exc.path) or "(top level)"
-        raise BadRequest(f"response_format.json_schema.schema is not a valid JSON Schema at {where}: "
+        raise InvalidRequest(f"response_format.json_schema.schema is not a valid JSON Schema at {where}: "
                          f"{exc.message}", param=SCHEMA_PARAM) from None
     return StructuredOutput(json_schema=schema)

@@ -39,7 +39,7 @@ from protocol.openai import (
     ToolCallFunction,
     ToolFields,
 )
-from server.errors import BadRequest
+from server.services.errors import InvalidRequest
 
 SEARCH_TOOL = "search"
 CALL_ROOM = 64  # tokens kept for a required call after the free foresight (half of max_tokens, if less)
@@ -74,7 +74,7 @@ class Tools:
                 validators[tool.function.name] = _validator(json.dumps(tool.function.parameters, sort_keys=True))
             except (SchemaError, RecursionError) as exc:
                 why = exc.message if isinstance(exc, SchemaError) else "nested too deeply"
-                raise BadRequest(f"tools[{i}].function.parameters is not a valid JSON Schema: {why}",
+                raise InvalidRequest(f"tools[{i}].function.parameters is not a valid JSON Schema: {why}",
                                  param=f"tools.{i}.function.parameters") from None
         choice = req.tool_choice
         named = choice.function.name if isinstance(choice, NamedToolChoice) else None
@@ -115,15 +115,16 @@ def check_messages(messages: list[ChatMessage], where: str = "messages") -> None
     calls: set[str] = set()
     for i, m in enumerate(messages):
         if m.tool_calls and m.role != "assistant":
-            raise BadRequest(f"{where}[{i}]: only assistant messages carry tool_calls", param=f"{where}.{i}.tool_calls")
+            raise InvalidRequest(f"{where}[{i}]: only assistant messages carry tool_calls",
+                                 param=f"{where}.{i}.tool_calls")
         calls.update(c.id for c in m.tool_calls or [])
         if m.role != "tool":
             continue
         if not m.tool_call_id:
-            raise BadRequest(f"{where}[{i}]: a tool message needs the tool_call_id of the call it answers",
+            raise InvalidRequest(f"{where}[{i}]: a tool message needs the tool_call_id of the call it answers",
                              param=f"{where}.{i}.tool_call_id")
         if m.tool_call_id not in calls:
-            raise BadRequest(f"{where}[{i}].tool_call_id {m.tool_call_id!r} answers no earlier assistant tool call",
+            raise InvalidRequest(f"{where}[{i}].tool_call_id {m.tool_call_id!r} answers no earlier assistant tool call",
                              param=f"{where}.{i}.tool_call_id")
 
 
