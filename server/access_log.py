@@ -3,7 +3,7 @@
 ``RequestIdMiddleware`` gives every request an id (the client's ``X-Request-ID`` when it is
 printable and at most 128 characters, else a new one) and returns it as a header.
 ``AccessLogMiddleware`` writes one record per request: id, route, status, latency and the tokens
-its route reported (``scope["state"]["usage"]``, see :class:`server.deps.Meter`) — never prompt or
+its route reported (``scope["state"]["usage"]``, see :func:`server.deps.request_tokens`) — never prompt or
 completion text, never headers (API keys).
 """
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -14,14 +14,13 @@ from server.container import Services
 from server.errors import EngineUnavailable, NotReady
 from server.lifecycle import Lifecycle, Phase
 from server.metrics import Metrics
-from server.ratelimit import RateLimiter
 from server.services.audit import AuditService
 from server.services.calibration import CalibrationService
-from server.services.generation import GenerationService, TokenUsage
+from server.services.generation import GenerationService
 from server.services.keys import KeyService
 from server.services.monitor import Monitor
 from server.services.planning import PlanningService
-from server.services.usage import UsageLedger
+from server.services.usage import TokenUsage, UsageLedger
 
 
 def get_services(request: Request) -> Services:
@@ -87,30 +86,27 @@ def get_usage(services: ServicesDep) -> UsageLedger:
     return services.usage
 
 
-@dataclass
-class Meter:
-    """A request's token use, reported by its route once the engine has answered (or failed): it is
-    charged to the key's token limit and written into the request's access record."""
-
-    limiter: RateLimiter
-    principal: Principal | None
-    state: dict[str, Any]
-    ledger: UsageLedger | None = None
-
-    def charge(self, usage: TokenUsage) -> None:
-        record = self.state.setdefault("usage", {"prompt_tokens": 0, "completion_tokens": 0})
-        record["prompt_tokens"] += usage.prompt_tokens
-        record["completion_tokens"] += usage.completion_tokens
-        if self.principal is not None:
-            self.limiter.charge_tokens(self.principal, usage.total)
-        if self.ledger is not None:
-            self.ledger.tokens(self.principal.name if self.principal else None, usage.prompt_tokens,
-                               usage.completion_tokens)
+def charge(services: Services, principal: Principal | None, state: dict[str, Any], usage: TokenUsage) -> None:
+    """Charge one request's tokens, once: the key's token limit, the usage ledger, the token metrics, and the
+    request's access record (``state["usage"]``)."""
+    state["usage"] = {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens}
+    if principal is not None:
+        services.limiter.charge_tokens(principal, usage.total)
+    services.usage.tokens(principal.name if principal else None, usage.prompt_tokens, usage.completion_tokens)
+    services.metrics.count_tokens("prompt", usage.prompt_tokens)
+    services.metrics.count_tokens("completion", usage.completion_tokens)
 
 
-def get_meter(request: Request, services: ServicesDep) -> Meter:
-    state: dict[str, Any] = request.scope.setdefault("state", {})
-    return Meter(services.limiter, state.get("principal"), state, services.usage)
+async def request_tokens(request: Request, services: ServicesDep) -> AsyncIterator[TokenUsage]:
+    """The request's token count, which the generation service adds to as the engine answers and the response's
+    ``usage`` is rendered from; charged once (:func:`charge`) when the request is over — after the response
+    was sent, so a stream's tokens are all in it — however it ended."""
+    usage = TokenUsage()
+    try:
+        yield usage
+    finally:
+        state: dict[str, Any] = request.scope.setdefault("state", {})
+        charge(services, state.get("principal"), state, usage)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -120,7 +116,7 @@ GenerationDep = Annotated[GenerationService, Depends(get_generation)]
 PlanningDep = Annotated[PlanningService, Depends(get_planning)]
 CalibrationDep = Annotated[CalibrationService, Depends(get_calibration)]
 MonitorDep = Annotated[Monitor, Depends(get_monitor)]
-MeterDep = Annotated[Meter, Depends(get_meter)]
+TokensDep = Annotated[TokenUsage, Depends(request_tokens)]
 KeysDep = Annotated[KeyService, Depends(get_keys)]
 AuditDep = Annotated[AuditService, Depends(get_audit)]
-UsageDep = Annotated[UsageLedger, Depends(get_usage)]
+LedgerDep = Annotated[UsageLedger, Depends(get_usage)]

@@ -13,20 +13,18 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine.base import GenerationRequest
 from protocol.openai import now
 from protocol.responses import OutputFunctionCall, OutputItem, OutputMessage, ResponsesRequest
 from server.errors import ApiError, map_errors
-from server.services.generation import GenerationService, TokenUsage
+from server.services.generation import GenerationService
 from server.services.response_bodies import chat_choice
 from server.services.responses import response_object
 from server.services.tools import Tools
+from server.services.usage import TokenUsage
 from server.streaming import ARGUMENT_PIECES
-
-if TYPE_CHECKING:
-    from server.deps import Meter
 
 
 class _Events:
@@ -71,15 +69,11 @@ def _open_message(ev: _Events, index: int, item_id: str) -> list[str]:
 
 
 async def stream_response(service: GenerationService, greq: GenerationRequest, req: ResponsesRequest,
-                          response_id: str, model: str, tools: Tools | None, meter: Meter) -> AsyncIterator[str]:
-    """A response's events; its tokens are charged to ``meter`` however the stream ends."""
-    usage = TokenUsage()
-    try:
-        async with contextlib.aclosing(_events(service, greq, req, response_id, model, tools, usage)) as events:
-            async for event in events:
-                yield event
-    finally:
-        meter.charge(usage)
+                          response_id: str, model: str, tools: Tools | None, usage: TokenUsage) -> AsyncIterator[str]:
+    """A response's events; its tokens go into ``usage`` (the request's one count) however the stream ends."""
+    async with contextlib.aclosing(_events(service, greq, req, response_id, model, tools, usage)) as events:
+        async for event in events:
+            yield event
 
 
 async def _events(service: GenerationService, greq: GenerationRequest, req: ResponsesRequest, response_id: str,
@@ -88,15 +82,13 @@ async def _events(service: GenerationService, greq: GenerationRequest, req: Resp
     start = response_object(req, response_id, model, created=created).model_dump(mode="json", by_alias=True)
     yield ev("response.created", response=start)
     yield ev("response.in_progress", response=start)
-    text, finish, prompt_tokens, completion = "", None, len(greq.prompt_token_ids), 0
+    text, finish = "", None
     live_id = f"msg_{response_id.removeprefix('resp_')[:24]}"  # without tools, the message's id from its first delta
     try:
         with map_errors():
             async with contextlib.aclosing(service.stream(greq, response_id, usage)) as chunks:
                 async for chunk in chunks:
-                    prompt_tokens = chunk.prompt_tokens
                     for d in chunk.deltas:
-                        completion += d.num_tokens
                         if tools is None and d.text:
                             if not text:
                                 for event in _open_message(ev, 0, live_id):
@@ -110,8 +102,7 @@ async def _events(service: GenerationService, greq: GenerationRequest, req: Resp
         yield ev("error", code=body.get("code"), message=body["message"], param=body.get("param"))
         return
     choice = chat_choice(0, text, finish, tools)
-    final = response_object(req, response_id, model, created=created, choice=choice,
-                            usage=(prompt_tokens, completion))
+    final = response_object(req, response_id, model, created=created, choice=choice, usage=usage)
     for i, item in enumerate(final.output):
         if isinstance(item, OutputMessage) and tools is None:
             item.id = live_id

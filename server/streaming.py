@@ -6,17 +6,15 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine.base import GenerationRequest
 from protocol.openai import now
 from server.errors import ApiError, map_errors
-from server.services.generation import GenerationService, TokenUsage
+from server.services.generation import GenerationService
 from server.services.response_bodies import chat_choice, chat_logprobs, completion_logprobs
 from server.services.tools import Tools
-
-if TYPE_CHECKING:
-    from server.deps import Meter
+from server.services.usage import TokenUsage
 
 log = logging.getLogger("foresight.streaming")
 DONE = "data: [DONE]\n\n"
@@ -26,30 +24,23 @@ def sse(payload: dict[str, Any]) -> str:
     return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n"
 
 
-def _usage(prompt: int, completion: int) -> dict[str, int]:
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
-
-
 async def stream_chat(service: GenerationService, greq: GenerationRequest, request_id: str,
-                      model: str, include_usage: bool, meter: Meter, tools: Tools | None = None) -> AsyncIterator[str]:
-    """A chat completion's SSE events; its tokens are charged to ``meter`` however the stream ends. With
+                      model: str, include_usage: bool, usage: TokenUsage,
+                      tools: Tools | None = None) -> AsyncIterator[str]:
+    """A chat completion's SSE events; its tokens go into ``usage`` (the request's one count, which its usage
+    chunk is rendered from) however the stream ends. With
     ``tools``, each choice's turn is held back and sent as OpenAI sends a call once it is whole (a call
     can only be judged whole), then its finish chunk with the turn's foresight."""
-    usage = TokenUsage()
-    try:
-        async with contextlib.aclosing(_chat_events(service, greq, request_id, model, include_usage, usage,
-                                                    tools)) as events:
-            async for event in events:
-                yield event
-    finally:
-        meter.charge(usage)
+    async with contextlib.aclosing(_chat_events(service, greq, request_id, model, include_usage, usage,
+                                                tools)) as events:
+        async for event in events:
+            yield event
 
 
 async def _chat_events(service: GenerationService, greq: GenerationRequest, request_id: str, model: str,
                        include_usage: bool, usage: TokenUsage, tools: Tools | None) -> AsyncGenerator[str, None]:
     created = now()
     base = {"id": request_id, "object": "chat.completion.chunk", "created": created, "model": model}
-    prompt_tokens, completion = len(greq.prompt_token_ids), 0
     held: dict[int, list[str]] = {i: [] for i in range(greq.n)}  # with tools: each choice's text so far
     for i in range(greq.n):
         yield sse({**base, "choices": [{"index": i, "delta": {"role": "assistant", "content": ""},
@@ -58,9 +49,7 @@ async def _chat_events(service: GenerationService, greq: GenerationRequest, requ
         with map_errors():
             async with contextlib.aclosing(service.stream(greq, request_id, usage)) as chunks:
                 async for chunk in chunks:
-                    prompt_tokens = chunk.prompt_tokens
                     for d in chunk.deltas:
-                        completion += d.num_tokens
                         if tools is not None:
                             held[d.index].append(d.text)
                             if d.finish_reason is not None:
@@ -80,7 +69,7 @@ async def _chat_events(service: GenerationService, greq: GenerationRequest, requ
         yield DONE
         return
     if include_usage:
-        yield sse({**base, "choices": [], "usage": _usage(prompt_tokens, completion)})
+        yield sse({**base, "choices": [], "usage": usage.openai().model_dump()})
     yield DONE
 
 
@@ -114,32 +103,24 @@ def _tool_events(base: dict[str, Any], index: int, text: str, finish_reason: str
 
 
 async def stream_completion(service: GenerationService, greqs: list[GenerationRequest], request_id: str,
-                            model: str, include_usage: bool, meter: Meter) -> AsyncIterator[str]:
-    """A text completion's SSE events; its tokens are charged to ``meter`` however the stream ends."""
-    usage = TokenUsage()
-    try:
-        async with contextlib.aclosing(_completion_events(service, greqs, request_id, model, include_usage,
-                                                          usage)) as events:
-            async for event in events:
-                yield event
-    finally:
-        meter.charge(usage)
+                            model: str, include_usage: bool, usage: TokenUsage) -> AsyncIterator[str]:
+    """A text completion's SSE events; its tokens go into ``usage`` however the stream ends."""
+    async with contextlib.aclosing(_completion_events(service, greqs, request_id, model, include_usage,
+                                                      usage)) as events:
+        async for event in events:
+            yield event
 
 
 async def _completion_events(service: GenerationService, greqs: list[GenerationRequest], request_id: str,
                              model: str, include_usage: bool, usage: TokenUsage) -> AsyncGenerator[str, None]:
     created = now()
     base = {"id": request_id, "object": "text_completion", "created": created, "model": model}
-    prompt_total, completion = 0, 0
     try:
         for p, greq in enumerate(greqs):
-            prompt_tokens = len(greq.prompt_token_ids)
             with map_errors():
                 async with contextlib.aclosing(service.stream(greq, f"{request_id}-{p}", usage)) as chunks:
                     async for chunk in chunks:
-                        prompt_tokens = chunk.prompt_tokens
                         for d in chunk.deltas:
-                            completion += d.num_tokens
                             if not d.text and d.finish_reason is None:
                                 continue
                             choice: dict[str, Any] = {"index": p * greq.n + d.index, "text": d.text,
@@ -147,11 +128,10 @@ async def _completion_events(service: GenerationService, greqs: list[GenerationR
                             if d.logprobs is not None:
                                 choice["logprobs"] = completion_logprobs(d.logprobs, 0).model_dump()
                             yield sse({**base, "choices": [choice]})
-            prompt_total += prompt_tokens
     except ApiError as exc:
         yield sse(exc.body())
         yield DONE
         return
     if include_usage:
-        yield sse({**base, "choices": [], "usage": _usage(prompt_total, completion)})
+        yield sse({**base, "choices": [], "usage": usage.openai().model_dump()})
     yield DONE

@@ -17,8 +17,7 @@ from protocol.openai import (
     now,
 )
 from server.cancellation import with_cancellation
-from server.deps import EngineDep, GenerationDep, MeterDep
-from server.services.generation import TokenUsage
+from server.deps import EngineDep, GenerationDep, TokensDep
 from server.services.response_bodies import PLAIN_CHAT, chat_response, completion_response
 from server.services.tools import Tools
 from server.streaming import stream_chat, stream_completion
@@ -33,40 +32,32 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 @router.post("/chat/completions", response_model=ChatCompletionResponse, responses=ERRORS)
 @with_cancellation
 async def chat_completions(body: ChatCompletionRequest, request: Request, gen: GenerationDep,
-                           meter: MeterDep) -> Response:
+                           usage: TokensDep) -> Response:
     tools = Tools.of(body)
     greq = gen.prepare_chat(body, tools)
     rid = new_id("chatcmpl")
     model = gen.engine.info.name
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return StreamingResponse(stream_chat(gen, greq, rid, model, include_usage, meter, tools),
+        return StreamingResponse(stream_chat(gen, greq, rid, model, include_usage, usage, tools),
                                  media_type="text/event-stream", headers=SSE_HEADERS)
-    usage = TokenUsage()
-    try:
-        result = await gen.collect(greq, rid, usage=usage)
-    finally:
-        meter.charge(usage)
-    answer = chat_response(rid, model, result, body.logprobs, tools)
+    result = await gen.collect(greq, rid, usage=usage)
+    answer = chat_response(rid, model, result, usage, body.logprobs, tools)
     return Response(answer.model_dump_json(exclude=None if tools else PLAIN_CHAT), media_type="application/json")
 
 
 @router.post("/completions", response_model=CompletionResponse, responses=ERRORS)
 @with_cancellation
-async def completions(body: CompletionRequest, request: Request, gen: GenerationDep, meter: MeterDep) -> Response:
+async def completions(body: CompletionRequest, request: Request, gen: GenerationDep, usage: TokensDep) -> Response:
     greqs = gen.prepare_completion(body)
     rid = new_id("cmpl")
     model = gen.engine.info.name
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return StreamingResponse(stream_completion(gen, greqs, rid, model, include_usage, meter),
+        return StreamingResponse(stream_completion(gen, greqs, rid, model, include_usage, usage),
                                  media_type="text/event-stream", headers=SSE_HEADERS)
-    usage = TokenUsage()
-    try:
-        results = [await gen.collect(g, f"{rid}-{i}", usage=usage) for i, g in enumerate(greqs)]
-    finally:
-        meter.charge(usage)
-    return Response(completion_response(rid, model, results, body.logprobs is not None).model_dump_json(),
+    results = [await gen.collect(g, f"{rid}-{i}", usage=usage) for i, g in enumerate(greqs)]
+    return Response(completion_response(rid, model, results, usage, body.logprobs is not None).model_dump_json(),
                     media_type="application/json")
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from protocol.openai import ErrorResponse
 from protocol.outcomes import CalibrationResponse, DomainCalibrationModel, OutcomeRequest, OutcomeResponse
-from server.deps import CalibrationDep, UsageDep
+from server.deps import CalibrationDep, LedgerDep
 from server.guards import PrincipalDep
 
 router = APIRouter(prefix="/v1")
@@ -19,7 +19,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {400: {"model": ErrorResponse}, 503: 
 @router.post("/outcomes", response_model=OutcomeResponse,
              responses={**_ERRORS, 404: {"model": ErrorResponse}, 409: {"model": ErrorResponse}})
 async def create_outcome(body: OutcomeRequest, calibration: CalibrationDep, principal: PrincipalDep,
-                         ledger: UsageDep) -> OutcomeResponse:
+                         ledger: LedgerDep) -> OutcomeResponse:
     # an unknown plan or another key's (404), an outcome already stored (409), a store that is down (503)
     stored = await calibration.record_outcome(body.plan_id, body.success, observation=body.observation,
                                               metadata=body.metadata, replace=body.replace, owner=principal.owner)

@@ -7,9 +7,8 @@ from fastapi import APIRouter, Request
 from protocol.openai import ErrorResponse
 from protocol.plan import PlanRequest, PlanResponse
 from server.cancellation import with_cancellation
-from server.deps import MeterDep, PlanningDep, UsageDep
+from server.deps import LedgerDep, PlanningDep, TokensDep
 from server.guards import PrincipalDep
-from server.services.generation import TokenUsage
 
 router = APIRouter(prefix="/v1")
 
@@ -17,12 +16,8 @@ router = APIRouter(prefix="/v1")
 @router.post("/plan", response_model=PlanResponse,
              responses={code: {"model": ErrorResponse} for code in (400, 403, 503, 504)})
 @with_cancellation
-async def create_plan(body: PlanRequest, request: Request, planning: PlanningDep, meter: MeterDep,
-                      principal: PrincipalDep, ledger: UsageDep) -> PlanResponse:
-    usage = TokenUsage()
-    try:
-        plan = await planning.run(body, usage, principal)
-        ledger.plan(principal.name)
-        return plan
-    finally:
-        meter.charge(usage)
+async def create_plan(body: PlanRequest, request: Request, planning: PlanningDep, usage: TokensDep,
+                      principal: PrincipalDep, ledger: LedgerDep) -> PlanResponse:
+    plan = await planning.run(body, usage, principal)
+    ledger.plan(principal.name)
+    return plan

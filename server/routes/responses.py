@@ -10,11 +10,10 @@ from fastapi.responses import Response, StreamingResponse
 from protocol.openai import ErrorResponse
 from protocol.responses import ResponseObject, ResponsesRequest
 from server.cancellation import with_cancellation
-from server.deps import GenerationDep, MeterDep
+from server.deps import GenerationDep, TokensDep
 from server.responses_stream import stream_response
 from server.routes.openai import SSE_HEADERS
 from server.services.errors import InvalidRequest
-from server.services.generation import TokenUsage
 from server.services.response_bodies import chat_choice
 from server.services.responses import response_object, responses_param, to_chat
 from server.services.tools import Tools
@@ -26,7 +25,7 @@ router = APIRouter(prefix="/v1")
              responses={400: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
 @with_cancellation
 async def create_response(body: ResponsesRequest, request: Request, gen: GenerationDep,
-                          meter: MeterDep) -> Response:
+                          usage: TokensDep) -> Response:
     chat = to_chat(body)
     try:
         tools = Tools.of(chat)
@@ -37,14 +36,10 @@ async def create_response(body: ResponsesRequest, request: Request, gen: Generat
     rid = f"resp_{uuid.uuid4().hex}"
     model = gen.engine.info.name
     if body.stream:
-        return StreamingResponse(stream_response(gen, greq, body, rid, model, tools, meter),
+        return StreamingResponse(stream_response(gen, greq, body, rid, model, tools, usage),
                                  media_type="text/event-stream", headers=SSE_HEADERS)
-    usage = TokenUsage()
-    try:
-        result = await gen.collect(greq, rid, usage=usage)
-    finally:
-        meter.charge(usage)
+    result = await gen.collect(greq, rid, usage=usage)
     seq = result.sequences[0]
     answer = response_object(body, rid, model, choice=chat_choice(0, seq.text, seq.finish_reason, tools),
-                             usage=(result.prompt_tokens, result.completion_tokens))
+                             usage=usage)
     return Response(answer.model_dump_json(by_alias=True), media_type="application/json")

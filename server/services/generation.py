@@ -21,20 +21,9 @@ from server.metrics import Metrics
 from server.services.errors import DeadlineExceeded, InvalidRequest, UnknownModel
 from server.services.structured import SCHEMA_PARAM, structured_output
 from server.services.tools import Tools, check_messages
+from server.services.usage import TokenUsage
 
 log = logging.getLogger("foresight.generation")
-
-
-@dataclass
-class TokenUsage:
-    """The tokens one request has spent so far; its route passes it down and reads it back."""
-
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
 
 
 @dataclass
@@ -172,11 +161,13 @@ class GenerationService:
     async def stream(self, greq: GenerationRequest, request_id: str,
                      usage: TokenUsage | None = None) -> AsyncGenerator[GenerationChunk, None]:
         """Engine chunks; the generation is aborted if the consumer stops early. The tokens it spent are
-        added to ``usage`` as they are generated, and its prompt once it ends, however it ends."""
+        added to ``usage`` as they are generated, and its prompt (and how much of it the prefix cache served)
+        once it ends, however it ends: the request's one count, which the route's usage dependency charges."""
         started = time.perf_counter()
         deadline = asyncio.get_running_loop().time() + self.settings.request_timeout_s
         first = True
         finished = False
+        cached = 0
         chunks = aiter(self.engine.generate(greq, request_id))
         try:
             while True:
@@ -198,11 +189,9 @@ class GenerationService:
                     first = False
                     if self.metrics:
                         self.metrics.ttft.observe(time.perf_counter() - started)
-                produced = sum(d.num_tokens for d in chunk.deltas)
                 if usage is not None:
-                    usage.completion_tokens += produced
-                if self.metrics:
-                    self.metrics.count_tokens("completion", produced)
+                    usage.completion_tokens += sum(d.num_tokens for d in chunk.deltas)
+                cached = chunk.cached_tokens if chunk.cached_tokens is not None else cached
                 finished = chunk.finished
                 yield chunk
         except EngineDeadError as exc:
@@ -211,8 +200,7 @@ class GenerationService:
         finally:
             if usage is not None:
                 usage.prompt_tokens += len(greq.prompt_token_ids)
-            if self.metrics:
-                self.metrics.count_tokens("prompt", len(greq.prompt_token_ids))
+                usage.cached_tokens += cached
             if not finished:
                 await asyncio.shield(self.engine.abort(request_id))
 

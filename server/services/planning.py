@@ -40,8 +40,9 @@ from server.auth import ANONYMOUS, Principal
 from server.config import Settings
 from server.services.audit import audit_record
 from server.services.errors import DeadlineExceeded, InvalidRequest, NotAllowed
-from server.services.generation import GenerationService, TokenUsage
+from server.services.generation import GenerationService
 from server.services.tools import Tools, check_messages, tool_message
+from server.services.usage import TokenUsage
 from server.store import PlanRecord
 
 
@@ -154,7 +155,8 @@ class PlanningService:
     async def run(self, req: PlanInput, usage: TokenUsage | None = None,
                   principal: Principal = ANONYMOUS) -> PlanResponse:
         """Plan for ``principal`` (in its domain: :func:`scoped`); the tokens spent are added to ``usage`` as
-        they are spent, whether the plan ends or fails."""
+        they are spent, whether the plan ends or fails, and the response's ``usage`` is rendered from it."""
+        usage = usage if usage is not None else TokenUsage()
         gen = self.generation
         gen.check_model(req.model)
         req = scoped(req, principal)
@@ -173,7 +175,7 @@ class PlanningService:
                 raise
             raise DeadlineExceeded(f"the plan ran past its deadline of {config.budget.deadline_s}s",
                                  code="deadline_exceeded") from exc
-        response = self.respond(req, config, result, tools)
+        response = self.respond(req, config, result, usage, tools)
         if self.metrics is not None:
             m = self.metrics
             m.count_decision(result.decision.value)
@@ -209,7 +211,7 @@ class PlanningService:
             raise InvalidRequest(str(exc), param="messages") from exc
         return sampler.prompt(ids)
 
-    def respond(self, req: PlanInput, config: PlanConfig, result: PlanResult,
+    def respond(self, req: PlanInput, config: PlanConfig, result: PlanResult, tokens: TokenUsage,
                 tools: Tools | None = None) -> PlanResponse:
         chosen = result.chosen
         u = result.usage
@@ -224,11 +226,11 @@ class PlanningService:
             confidence=ConfidenceModel(raw=chosen.raw_confidence if chosen else None,
                                        calibrated=chosen.calibrated_confidence if chosen else None),
             candidates=[_candidate(c) for c in result.candidates],
-            usage=PlanUsage(prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens,
-                            total_tokens=u.prompt_tokens + u.completion_tokens, candidates=u.candidates,
-                            depth=u.depth, engine_calls=u.engine_calls,
+            usage=PlanUsage(prompt_tokens=tokens.prompt_tokens, completion_tokens=tokens.completion_tokens,
+                            total_tokens=tokens.total, candidates=u.candidates, depth=u.depth,
+                            engine_calls=u.engine_calls,
                             prompt_tokens_details=PromptTokensDetails(
-                                cached_tokens=u.cached_tokens,
+                                cached_tokens=tokens.cached_tokens,
                                 continuation_prompt_tokens=u.continuation_prompt_tokens,
                                 continuation_cached_tokens=u.continuation_cached_tokens)),
             latency_s=round(result.latency_s, 6),

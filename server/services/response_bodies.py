@@ -15,11 +15,11 @@ from protocol.openai import (
     CompletionLogprobs,
     CompletionResponse,
     TopLogprob,
-    Usage,
     now,
 )
 from server.services.generation import GenerationResult
 from server.services.tools import Tools, tool_message
+from server.services.usage import TokenUsage
 
 
 def _bytes(token: str) -> list[int]:
@@ -50,10 +50,6 @@ def completion_logprobs(items: list[TokenLogprob], offset: int) -> CompletionLog
     return out
 
 
-def usage(prompt: int, completion: int) -> Usage:
-    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
-
-
 # a chat answer without tools looks as it did before tools existed: no tool_calls, no foresight
 PLAIN_CHAT: dict[str, Any] = {"choices": {"__all__": {"foresight": True, "message": {"tool_calls": True}}}}
 
@@ -66,18 +62,17 @@ def chat_choice(index: int, text: str, finish_reason: str | None, tools: Tools |
     return ChatChoice(index=index, message=message, finish_reason=finish, foresight=foresight)
 
 
-def chat_response(request_id: str, model: str, result: GenerationResult, with_logprobs: bool,
+def chat_response(request_id: str, model: str, result: GenerationResult, usage: TokenUsage, with_logprobs: bool,
                   tools: Tools | None = None) -> ChatCompletionResponse:
     choices = []
     for i, s in enumerate(result.sequences):
         choice = chat_choice(i, s.text, s.finish_reason, tools)
         choice.logprobs = chat_logprobs(s.logprobs) if with_logprobs else None
         choices.append(choice)
-    return ChatCompletionResponse(id=request_id, created=now(), model=model, choices=choices,
-                                  usage=usage(result.prompt_tokens, result.completion_tokens))
+    return ChatCompletionResponse(id=request_id, created=now(), model=model, choices=choices, usage=usage.openai())
 
 
-def completion_response(request_id: str, model: str, results: list[GenerationResult],
+def completion_response(request_id: str, model: str, results: list[GenerationResult], usage: TokenUsage,
                         with_logprobs: bool) -> CompletionResponse:
     choices: list[CompletionChoice] = []
     for p, result in enumerate(results):
@@ -87,7 +82,4 @@ def completion_response(request_id: str, model: str, results: list[GenerationRes
                 index=p * n + i, text=s.text, finish_reason=s.finish_reason,
                 logprobs=completion_logprobs(s.logprobs, 0) if with_logprobs else None,
             ))
-    prompt = sum(r.prompt_tokens for r in results)
-    completion = sum(r.completion_tokens for r in results)
-    return CompletionResponse(id=request_id, created=now(), model=model, choices=choices,
-                              usage=usage(prompt, completion))
+    return CompletionResponse(id=request_id, created=now(), model=model, choices=choices, usage=usage.openai())

@@ -31,9 +31,9 @@ from protocol.responses import (
     ReasoningItem,
     ResponseObject,
     ResponsesRequest,
-    ResponseUsage,
 )
 from server.services.errors import InvalidRequest
+from server.services.usage import TokenUsage
 
 log = logging.getLogger("foresight.responses")
 Status = Literal["in_progress", "completed", "incomplete"]
@@ -152,7 +152,7 @@ def output_items(choice: ChatChoice) -> list[OutputItem]:
 
 
 def response_object(req: ResponsesRequest, response_id: str, model: str, *, created: int | None = None,
-                    choice: ChatChoice | None = None, usage: tuple[int, int] | None = None) -> ResponseObject:
+                    choice: ChatChoice | None = None, usage: TokenUsage | None = None) -> ResponseObject:
     """The Responses object: in progress (no ``choice`` yet), or the finished turn."""
     status: Status = "in_progress"
     incomplete = None
@@ -166,6 +166,6 @@ def response_object(req: ResponsesRequest, response_id: str, model: str, *, crea
         tools=req.tools or [], instructions=req.instructions, max_output_tokens=req.max_output_tokens,
         temperature=req.temperature, top_p=req.top_p, metadata=req.metadata, text=req.text,
         incomplete_details=incomplete,
-        usage=ResponseUsage(input_tokens=usage[0], output_tokens=usage[1], total_tokens=sum(usage)) if usage else None,
+        usage=usage.responses() if usage is not None else None,
         foresight=choice.foresight if choice is not None else None,
     )

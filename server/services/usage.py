@@ -16,15 +16,42 @@ import datetime as dt
 import logging
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from prometheus_client import Counter
 
+from protocol.openai import Usage
+from protocol.responses import ResponseUsage
 from server.metrics import Metrics
 from server.store import Store, StoreUnavailable
 
 log = logging.getLogger("foresight.usage")
 ANONYMOUS_KEY = "anonymous"  # what calls without a key (auth off) are counted under
 COUNTS = ("requests", "prompt_tokens", "completion_tokens", "plans", "outcomes")
+
+
+@dataclass
+class TokenUsage:
+    """The tokens one request spent: the one count, from the engine to the response. The generation service
+    adds to it as the engine answers; the response's ``usage`` is rendered from it (:meth:`openai`,
+    :meth:`responses`, the plan's); the route's usage dependency (:func:`server.deps.request_tokens`) charges
+    it once, on the way out, to the rate limiter, this ledger and the metrics."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0  # of the prompt tokens, served by the engine's prefix cache
+
+    @property
+    def total(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def openai(self) -> Usage:
+        return Usage(prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens,
+                     total_tokens=self.total)
+
+    def responses(self) -> ResponseUsage:
+        return ResponseUsage(input_tokens=self.prompt_tokens, output_tokens=self.completion_tokens,
+                             total_tokens=self.total)
 
 
 def _tally() -> dict[str, float]:
