@@ -1,7 +1,9 @@
-"""Admission and body size: two ASGI middlewares in front of the app.
+"""Admission and body size.
 
-``AdmissionMiddleware`` bounds the generation requests in flight (``max_num_seqs`` running plus
-``max_queue`` waiting); past it, 429 with Retry-After before any work is done.
+:class:`Admission` counts the engine sequences admitted requests hold (``max_num_seqs`` running plus
+``max_queue`` waiting), in all and per key; :func:`server.guards.admitted`, a dependency every generation
+route declares, runs after authentication (so it knows whose request it is) and answers 429 with
+Retry-After past it, before any work is done.
 ``BodyLimitMiddleware`` refuses bodies over ``max_body_bytes`` with a 400 naming the limit.
 """
 
@@ -24,41 +26,54 @@ async def _send_json(send: Send, status: int, body: dict[str, Any], headers: lis
 
 
 class Admission:
-    """Counts generation requests in flight; the queue is what runs beyond the engine's slots."""
+    """Counts the engine sequences that admitted requests hold, in all and per key; the queue is what runs
+    beyond the engine's ``running`` slots. A request is admitted while its sequences fit in ``running +
+    queue`` (one that alone is larger is admitted when nothing else runs: it can never fit otherwise)."""
 
     def __init__(self, running: int, queue: int) -> None:
         self.running = running
         self.capacity = running + queue
         self.active = 0
+        self.by_key: dict[str, int] = {}
 
     @property
     def waiting(self) -> int:
         return max(0, self.active - self.running)
 
+    def admit(self, key: str, sequences: int) -> bool:
+        if self.active and self.active + sequences > self.capacity:
+            return False
+        self.active += sequences
+        self.by_key[key] = self.by_key.get(key, 0) + sequences
+        return True
 
-class AdmissionMiddleware:
-    """429 (Retry-After) for generation requests beyond running + queued capacity."""
+    def release(self, key: str, sequences: int) -> None:
+        self.active -= sequences
+        left = self.by_key.get(key, 0) - sequences
+        if left > 0:
+            self.by_key[key] = left
+        else:
+            self.by_key.pop(key, None)
 
-    def __init__(self, app: ASGIApp, admission: Admission, paths: frozenset[str]) -> None:
-        self.app = app
-        self.admission = admission
-        self.paths = paths
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("path") not in self.paths or scope.get("method") != "POST":
-            await self.app(scope, receive, send)
-            return
-        a = self.admission
-        if a.active >= a.capacity:
-            await _send_json(send, 429, error_body(
-                f"the server is at capacity ({a.running} running, {a.capacity - a.running} queued); retry shortly",
-                "rate_limit_error", "queue_full"), [(b"retry-after", b"1")])
-            return
-        a.active += 1
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            a.active -= 1
+def sequences_of(body: Any) -> int:
+    """How many engine sequences a generation request holds at once, read from its JSON body (a body the
+    route will refuse counts one): ``n`` per prompt (completions may send several prompts), a plan's widest
+    round (``width``; lookahead expands ``branch`` candidates side by side)."""
+    if not isinstance(body, dict):
+        return 1
+
+    def whole(name: str, default: int) -> int:
+        value = body.get(name, default)
+        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else default
+
+    if "algorithm" in body or "width" in body:  # a plan
+        if body.get("algorithm") == "greedy":
+            return 1
+        return whole("width", 4) * (whole("branch", 2) if body.get("algorithm") == "lookahead" else 1)
+    prompt = body.get("prompt")
+    prompts = len(prompt) if isinstance(prompt, list) and prompt and not isinstance(prompt[0], int) else 1
+    return whole("n", 1) * prompts
 
 
 class BodyLimitMiddleware(HttpMiddleware):

@@ -16,7 +16,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from engine.base import Engine
 from server.access_log import AccessLogMiddleware, RequestIdMiddleware
-from server.admission import AdmissionMiddleware, BodyLimitMiddleware
+from server.admission import BodyLimitMiddleware
 from server.config import Settings
 from server.container import EXIT_ENGINE_DEAD, EXIT_LOAD_FAILED, Services, build_services
 from server.errors import install_error_handlers
@@ -26,9 +26,8 @@ from server.metrics import MetricsMiddleware
 from server.routes import health, keys, openai, outcomes, plan, plans, responses, tco, usage
 
 log = logging.getLogger("foresight.app")
-GENERATION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/plan", "/v1/responses"})
 
-__all__ = ["EXIT_ENGINE_DEAD", "EXIT_LOAD_FAILED", "GENERATION_PATHS", "create_app", "services_of"]
+__all__ = ["EXIT_ENGINE_DEAD", "EXIT_LOAD_FAILED", "create_app", "services_of"]
 
 
 def services_of(app: FastAPI) -> Services:
@@ -59,8 +58,8 @@ def create_app(settings: Settings, engine: Engine | None = None, *,
     for router in (openai.router, responses.router, plan.router, plans.router, outcomes.router, keys.router,
                    usage.router, tco.router):
         app.include_router(router, dependencies=keyed)
-    # added innermost first: CORS → request id → access log → metrics → body limit → admission → the app
-    app.add_middleware(AdmissionMiddleware, admission=services.admission, paths=GENERATION_PATHS)
+    # added innermost first: CORS → request id → access log → metrics → body limit → the app (admission is a
+    # dependency of the generation routes, after authentication: server.guards.admitted)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     if settings.metrics_enabled:
         app.add_middleware(MetricsMiddleware, metrics=services.metrics)

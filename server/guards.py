@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from server.admission import sequences_of
 from server.auth import ANONYMOUS, Principal
 from server.deps import ServicesDep
 from server.errors import Forbidden, TooManyRequests, Unauthorized
@@ -47,3 +50,26 @@ async def require_admin(principal: PrincipalDep) -> Principal:
 
 
 AdminDep = Annotated[Principal, Depends(require_admin)]
+
+
+async def admitted(request: Request, services: ServicesDep, principal: PrincipalDep) -> AsyncIterator[None]:
+    """Hold the request's engine sequences (:func:`server.admission.sequences_of`) in the admission count
+    until it is over (a stream: until its last event is sent); 429 with Retry-After when they do not fit."""
+    try:
+        body = json.loads(await request.body() or b"null")
+    except ValueError:
+        body = None
+    sequences = min(sequences_of(body), services.admission.capacity)
+    admission = services.admission
+    if not admission.admit(principal.name or "anonymous", sequences):
+        raise TooManyRequests(f"the server is at capacity ({admission.running} sequences running, "
+                              f"{admission.capacity - admission.running} queued); retry shortly",
+                              retry_after=1, code="queue_full")
+    try:
+        yield
+    finally:
+        admission.release(principal.name or "anonymous", sequences)
+
+
+Admitted = Depends(admitted)
+"""Declared by every route that generates (``dependencies=[Admitted]``): admission after authentication."""

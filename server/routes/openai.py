@@ -18,6 +18,7 @@ from protocol.openai import (
 )
 from server.cancellation import with_cancellation
 from server.deps import EngineDep, GenerationDep, TokensDep
+from server.guards import Admitted
 from server.services.response_bodies import PLAIN_CHAT, chat_response, completion_response
 from server.services.tools import Tools
 from server.streaming import stream_chat, stream_completion
@@ -29,7 +30,7 @@ ERRORS: dict[int | str, dict[str, object]] = {
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-@router.post("/chat/completions", response_model=ChatCompletionResponse, responses=ERRORS)
+@router.post("/chat/completions", response_model=ChatCompletionResponse, responses=ERRORS, dependencies=[Admitted])
 @with_cancellation
 async def chat_completions(body: ChatCompletionRequest, request: Request, gen: GenerationDep,
                            usage: TokensDep) -> Response:
@@ -46,7 +47,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, gen: G
     return Response(answer.model_dump_json(exclude=None if tools else PLAIN_CHAT), media_type="application/json")
 
 
-@router.post("/completions", response_model=CompletionResponse, responses=ERRORS)
+@router.post("/completions", response_model=CompletionResponse, responses=ERRORS, dependencies=[Admitted])
 @with_cancellation
 async def completions(body: CompletionRequest, request: Request, gen: GenerationDep, usage: TokensDep) -> Response:
     greqs = gen.prepare_completion(body)

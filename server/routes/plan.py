@@ -8,13 +8,13 @@ from protocol.openai import ErrorResponse
 from protocol.plan import PlanRequest, PlanResponse
 from server.cancellation import with_cancellation
 from server.deps import LedgerDep, PlanningDep, TokensDep
-from server.guards import PrincipalDep
+from server.guards import Admitted, PrincipalDep
 
 router = APIRouter(prefix="/v1")
 
 
 @router.post("/plan", response_model=PlanResponse,
-             responses={code: {"model": ErrorResponse} for code in (400, 403, 503, 504)})
+             responses={code: {"model": ErrorResponse} for code in (400, 403, 429, 503, 504)}, dependencies=[Admitted])
 @with_cancellation
 async def create_plan(body: PlanRequest, request: Request, planning: PlanningDep, usage: TokensDep,
                       principal: PrincipalDep, ledger: LedgerDep) -> PlanResponse:

@@ -11,6 +11,7 @@ from protocol.openai import ErrorResponse
 from protocol.responses import ResponseObject, ResponsesRequest
 from server.cancellation import with_cancellation
 from server.deps import GenerationDep, TokensDep
+from server.guards import Admitted
 from server.responses_stream import stream_response
 from server.routes.openai import SSE_HEADERS
 from server.services.errors import InvalidRequest
@@ -22,7 +23,7 @@ router = APIRouter(prefix="/v1")
 
 
 @router.post("/responses", response_model=ResponseObject,
-             responses={400: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
+             responses={400: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}, dependencies=[Admitted])
 @with_cancellation
 async def create_response(body: ResponsesRequest, request: Request, gen: GenerationDep,
                           usage: TokensDep) -> Response:
