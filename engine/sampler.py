@@ -13,11 +13,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.base import Engine, GenerationRequest
+from engine.base import Engine, GenerationRequest, StructuredOutput
+from planner.format import ACTION_STOPS
 from planner.search import Sample, SampleBatch
 
 Run = Callable[[GenerationRequest, str], Awaitable[SampleBatch]]
 """How one engine request runs to its end: the server passes one that meters, times out and aborts."""
+Constraint = Callable[[int], StructuredOutput | None]
+"""What constrains decoding of a call that ends a turn in its action, given the call's ``max_tokens``."""
 
 
 async def collect(engine: Engine, request: GenerationRequest, request_id: str) -> SampleBatch:
@@ -68,11 +71,14 @@ class EngineSampler:
     ``add_special_tokens``: whether :meth:`start` adds the tokenizer's own (a BOS): True for a plain
     prompt, False for one a chat template rendered (it has its own).
     ``run``: how a request runs (default: straight on the engine, see :func:`collect`).
+    ``constrain_action``: for the calls that end a turn in its action (those that stop at the action tags),
+    the decoding constraint (a required tool call: :meth:`server.services.tools.Tools.required_call`).
     """
 
     engine: Engine
     add_special_tokens: bool = True
     run: Run | None = None
+    constrain_action: Constraint | None = None
 
     @staticmethod
     def prompt(ids: Sequence[int]) -> TokenPrompt:
@@ -116,8 +122,12 @@ class EngineSampler:
         room = self.engine.info.max_model_len - len(ids)
         if room < 1:
             return SampleBatch([Sample("", 0, "length") for _ in range(n)], len(ids))
-        request = GenerationRequest(ids, n=n, max_tokens=min(max_tokens, room), temperature=temperature, top_p=top_p,
-                                    seed=seed, stop=tuple(stop), include_stop_str_in_output=True)
+        max_tokens = min(max_tokens, room)
+        ends_in_action = self.constrain_action is not None and set(stop) == set(ACTION_STOPS)
+        request = GenerationRequest(ids, n=n, max_tokens=max_tokens, temperature=temperature, top_p=top_p,
+                                    seed=seed, stop=tuple(stop), include_stop_str_in_output=True,
+                                    structured=self.constrain_action(max_tokens)
+                                    if self.constrain_action is not None and ends_in_action else None)
         request_id = f"plan-{uuid.uuid4().hex}"
         if self.run is not None:
             return await self.run(request, request_id)

@@ -81,7 +81,7 @@ async def _in_process(model: str, body: dict[str, Any]) -> dict[str, Any]:
     settings = load_settings(model=model)
     async with build_engine(settings) as engine:
         service = PlanningService(GenerationService(engine, settings))
-        return (await service.run(PlanRequest.model_validate(body))).model_dump(mode="json")
+        return (await service.run(PlanRequest.model_validate(body))).response.model_dump(mode="json")
 
 
 def _plan(args: argparse.Namespace) -> int:

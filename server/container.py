@@ -33,6 +33,7 @@ from server.services.generation import GenerationService
 from server.services.keys import KeyService
 from server.services.monitor import Monitor
 from server.services.planning import PlanningService
+from server.services.recorder import PlanRecorder
 from server.services.usage import UsageLedger
 from server.store import Store, StoreUnavailable
 from server.tco import TcoConfig
@@ -89,6 +90,7 @@ class Services:
     audit: AuditService
     inspect_sessions: SessionSigner
     usage: UsageLedger
+    recorder: PlanRecorder
     limiter: RateLimiter
     admission: Admission
     request_exit: Callable[[int], None] = lambda _code: None
@@ -231,13 +233,15 @@ def build_services(settings: Settings, engine: Engine | None = None,
     services: Services
     generation = GenerationService(the_engine, settings, metrics, lambda detail: services.on_engine_dead(detail))
     keyring = KeyRing(store, secret, settings.auth_cache_ttl_s)
+    usage = UsageLedger(store, metrics, monitor.cost_total)
     services = Services(
         settings=settings, engine=the_engine, lifecycle=lifecycle, metrics=metrics, store=store,
         generation=generation, calibration=calibration,
-        planning=PlanningService(generation, calibrator=calibration, memory=calibration),
+        planning=PlanningService(generation, calibrator=calibration),
+        recorder=PlanRecorder(store, settings.model_name, metrics, usage, settings.max_plan_record_bytes),
         monitor=monitor, keyring=keyring, keys=KeyService(store, secret, keyring.forget_all),
         retention=Retention(store, settings.plan_retention_days), audit=AuditService(store),
-        inspect_sessions=SessionSigner(secret), usage=UsageLedger(store, metrics, monitor.cost_total),
+        inspect_sessions=SessionSigner(secret), usage=usage,
         limiter=RateLimiter(open_storage(settings.redis_url),
                             on_error=lambda op: metrics.rate_limit_errors.labels(op).inc()),
         admission=admission, request_exit=request_exit or (lambda _code: None),

@@ -20,6 +20,7 @@ from server.services.generation import GenerationService
 from server.services.keys import KeyService
 from server.services.monitor import Monitor
 from server.services.planning import PlanningService
+from server.services.recorder import PlanRecorder
 from server.services.usage import TokenUsage, UsageLedger
 
 
@@ -82,6 +83,10 @@ def get_audit(services: ServicesDep) -> AuditService:
     return services.audit
 
 
+def get_recorder(services: ServicesDep) -> PlanRecorder:
+    return services.recorder
+
+
 def get_usage(services: ServicesDep) -> UsageLedger:
     return services.usage
 
@@ -116,6 +121,7 @@ GenerationDep = Annotated[GenerationService, Depends(get_generation)]
 PlanningDep = Annotated[PlanningService, Depends(get_planning)]
 CalibrationDep = Annotated[CalibrationService, Depends(get_calibration)]
 MonitorDep = Annotated[Monitor, Depends(get_monitor)]
+RecorderDep = Annotated[PlanRecorder, Depends(get_recorder)]
 TokensDep = Annotated[TokenUsage, Depends(request_tokens)]
 KeysDep = Annotated[KeyService, Depends(get_keys)]
 AuditDep = Annotated[AuditService, Depends(get_audit)]

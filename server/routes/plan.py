@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from protocol.openai import ErrorResponse
 from protocol.plan import PlanRequest, PlanResponse
 from server.cancellation import with_cancellation
-from server.deps import LedgerDep, PlanningDep, TokensDep
+from server.deps import PlanningDep, RecorderDep, TokensDep
 from server.guards import Admitted, PrincipalDep
 
 router = APIRouter(prefix="/v1")
@@ -17,7 +17,7 @@ router = APIRouter(prefix="/v1")
              responses={code: {"model": ErrorResponse} for code in (400, 403, 429, 503, 504)}, dependencies=[Admitted])
 @with_cancellation
 async def create_plan(body: PlanRequest, request: Request, planning: PlanningDep, usage: TokensDep,
-                      principal: PrincipalDep, ledger: LedgerDep) -> PlanResponse:
-    plan = await planning.run(body, usage, principal)
-    ledger.plan(principal.name)
-    return plan
+                      principal: PrincipalDep, recorder: RecorderDep) -> PlanResponse:
+    planned = await planning.run(body, usage, principal)
+    await recorder.record(planned, principal)
+    return planned.response

@@ -1,4 +1,5 @@
-"""Outcomes and calibration: remember plans, store outcomes, keep one calibration map per domain.
+"""Outcomes and calibration: store outcomes, keep one calibration map per domain (plans are kept by
+:mod:`server.services.recorder`).
 
 The planner asks :meth:`CalibrationService.calibrate` for every decision (a dict
 lookup, never I/O). Outcomes are committed to the store before they are
@@ -36,7 +37,7 @@ from planner.calibration_math import ReliabilityBin, brier_score, expected_calib
 from planner.fidelity import rollout_fidelity
 from server.metrics import Metrics
 from server.services.errors import UnknownResource
-from server.store import OutcomeRow, PlanRecord, Store, StoredOutcome, StoreUnavailable
+from server.store import OutcomeRow, Store, StoredOutcome, StoreUnavailable
 
 log = logging.getLogger("foresight.calibration")
 
@@ -158,17 +159,6 @@ class CalibrationService:
         return self.store
 
     # -- plans and outcomes ------------------------------------------------------------------
-    async def remember(self, record: PlanRecord) -> bool:
-        """Store a plan so an outcome can be joined to it; False (logged, counted) when the store is down."""
-        try:
-            store = await self._ready_store()
-            await store.record_plan(record)
-            return True
-        except StoreUnavailable as exc:
-            self.metrics.store_errors.labels("record_plan").inc()
-            log.warning("plan %s not remembered: %s", record.plan_id, exc)
-            return False
-
     async def record_outcome(self, plan_id: str, success: bool, *, observation: str | None = None,
                              metadata: Mapping[str, Any] | None = None, replace: bool = False,
                              owner: str | None = None) -> StoredOutcome:

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from engine.base import GenerationRequest
 from engine.errors import EngineRequestError
-from engine.sampler import EngineSampler, Run, TokenPrompt
+from engine.sampler import Constraint, EngineSampler, Run, TokenPrompt
 from planner.params import Param, from_mapping, params
 from planner.search import (
     Algorithm,
     Budget,
     Calibrator,
-    Candidate,
     IdentityCalibrator,
     PlanConfig,
     PlanResult,
@@ -24,35 +22,17 @@ from planner.search import (
     largest_round,
     plan,
 )
-from protocol.openai import now
 from protocol.plan import (
-    ActionModel,
-    CandidateModel,
-    ConfidenceModel,
     PlanInput,
-    PlanResponse,
-    PlanUsage,
-    ProblemModel,
-    PromptTokensDetails,
-    TreeNode,
 )
 from server.auth import ANONYMOUS, Principal
 from server.config import Settings
-from server.services.audit import audit_record
 from server.services.errors import DeadlineExceeded, InvalidRequest, NotAllowed
 from server.services.generation import GenerationService
-from server.services.tools import Tools, check_messages, tool_message
+from server.services.plan_response import plan_response
+from server.services.recorder import Planned
+from server.services.tools import Tools, check_messages
 from server.services.usage import TokenUsage
-from server.store import PlanRecord
-
-
-class PlanMemory(Protocol):
-    """Where plans are remembered so that outcomes can be joined to them."""
-
-    model: str
-
-    async def remember(self, record: PlanRecord) -> bool: ...
-
 
 PLAN_GRACE_S = 5.0  # past budget.deadline_s, how long a plan's last engine call may run before 504
 
@@ -115,88 +95,60 @@ def metered(generation: GenerationService, usage: TokenUsage | None = None) -> R
     return run
 
 
-def _action(c: Candidate | None) -> ActionModel | None:
-    if c is None or c.turn.action is None:
-        return None
-    a = c.turn.action
-    return ActionModel(kind=a.kind, content=a.content, name=a.name, arguments=a.arguments)
-
-
-def _candidate(c: Candidate) -> CandidateModel:
-    return CandidateModel(
-        id=c.id, parent=c.parent, depth=c.depth, text=c.text, complete=c.complete, continued=c.continued,
-        raw_confidence=c.raw_confidence, calibrated_confidence=c.calibrated_confidence, value=c.value,
-        tokens=c.tokens, action=_action(c),
-        problems=[ProblemModel(kind=p.kind, detail=p.detail) for p in c.turn.problems],
-    )
-
-
-def _tree(result: PlanResult) -> list[TreeNode]:
-    by_id = {c.id: c for c in result.candidates}
-
-    def node(c: Candidate) -> TreeNode:
-        return TreeNode(id=c.id, raw_confidence=c.raw_confidence, calibrated_confidence=c.calibrated_confidence,
-                        value=c.value, action=_action(c), continued=c.continued,
-                        children=[node(by_id[i]) for i in c.children])
-
-    return [node(c) for c in result.candidates if c.parent is None]
-
-
 class PlanningService:
-    """Runs plans on the engine with the current calibrator."""
+    """Plans on the engine with the current calibrator: checks the request, renders its prompt to token ids
+    once, searches within the deadline, and answers. What a finished plan leaves behind (metrics, audit
+    record, ledger entry) is :class:`server.services.recorder.PlanRecorder`'s."""
 
-    def __init__(self, generation: GenerationService, calibrator: Calibrator | None = None,
-                 memory: PlanMemory | None = None) -> None:
+    def __init__(self, generation: GenerationService, calibrator: Calibrator | None = None) -> None:
         self.generation = generation
-        self.metrics = generation.metrics
         self.calibrator = calibrator or IdentityCalibrator()
-        self.memory = memory
 
     async def run(self, req: PlanInput, usage: TokenUsage | None = None,
-                  principal: Principal = ANONYMOUS) -> PlanResponse:
+                  principal: Principal = ANONYMOUS) -> Planned:
         """Plan for ``principal`` (in its domain: :func:`scoped`); the tokens spent are added to ``usage`` as
         they are spent, whether the plan ends or fails, and the response's ``usage`` is rendered from it."""
         usage = usage if usage is not None else TokenUsage()
+        req, config, tools = self.check(req, principal)
         gen = self.generation
-        gen.check_model(req.model)
-        req = scoped(req, principal)
-        config = bounded_config(req, gen.settings)
-        tools = Tools.of(req)
-        sampler = EngineSampler(gen.engine, add_special_tokens=req.messages is None, run=metered(gen, usage))
+        sampler = EngineSampler(gen.engine, add_special_tokens=req.messages is None, run=metered(gen, usage),
+                                constrain_action=self.action_constraint(tools))
         prompt = self.render(req, tools, sampler)
         gen.check_prompt_length(len(prompt.ids), "messages" if req.messages is not None else "prompt")
-        # not wait_for: on Python 3.11 it can swallow a cancel
-        timeout = asyncio.timeout(config.budget.deadline_s + PLAN_GRACE_S)
+        result = await self.search(sampler, prompt, config)
+        response = plan_response(req, config, result, usage, gen.engine.info.name, tools)
+        return Planned(req, response, result)
+
+    def check(self, req: PlanInput, principal: Principal) -> tuple[PlanInput, PlanConfig, Tools | None]:
+        """The request in the caller's domain, its config within this server's limits, its tools."""
+        self.generation.check_model(req.model)
+        req = scoped(req, principal)
+        return req, bounded_config(req, self.generation.settings), Tools.of(req)
+
+    def action_constraint(self, tools: Tools | None) -> Constraint | None:
+        """With ``tool_choice`` ``required`` or a named function: every engine call that ends a turn in its
+        action is constrained to a call of one of the tools, as chat's are (the foresight before it stays
+        free text); the request is refused at once if the engine cannot compile that constraint."""
+        if tools is None or tools.required_call(1) is None:
+            return None
+        engine = self.generation.engine
+        try:
+            engine.check_request(GenerationRequest([0], structured=tools.required_call(64)))
+        except EngineRequestError as exc:
+            raise InvalidRequest(str(exc), param="tools") from exc
+        return tools.required_call
+
+    async def search(self, sampler: EngineSampler, prompt: TokenPrompt, config: PlanConfig) -> PlanResult:
+        """The planner's search, within the plan's deadline (and a grace for its last engine call)."""
+        timeout = asyncio.timeout(config.budget.deadline_s + PLAN_GRACE_S)  # not wait_for: it can swallow a cancel
         try:
             async with timeout:
-                result = await plan(sampler, prompt, config, self.calibrator)
+                return await plan(sampler, prompt, config, self.calibrator)
         except TimeoutError as exc:
             if not timeout.expired():
                 raise
             raise DeadlineExceeded(f"the plan ran past its deadline of {config.budget.deadline_s}s",
-                                 code="deadline_exceeded") from exc
-        response = self.respond(req, config, result, usage, tools)
-        if self.metrics is not None:
-            m = self.metrics
-            m.count_decision(result.decision.value)
-            m.plan_candidates.observe(result.usage.candidates)
-            m.plan_depth.observe(result.usage.depth)
-            m.plan_latency.observe(result.latency_s)
-            m.count_prefix_cache(result.usage)
-            for c in result.candidates:
-                for problem in c.turn.problems:
-                    m.parse_problems.labels(problem.kind).inc()
-        if self.memory is not None:
-            record, truncated = audit_record(req, response, result.chosen.id if result.chosen else None,
-                                             gen.settings.max_plan_record_bytes,
-                                             {c.id: c.turn.imaginary for c in result.candidates})
-            await self.memory.remember(PlanRecord(
-                plan_id=response.plan_id, model=self.memory.model, domain=response.domain,
-                algorithm=response.algorithm, decision=response.decision,
-                raw_confidence=response.confidence.raw, calibrated_confidence=response.confidence.calibrated,
-                rollout=response.rollout, owner=principal.name, record=record, truncated=truncated,
-            ))
-        return response
+                                   code="deadline_exceeded") from exc
 
     def render(self, req: PlanInput, tools: Tools | None, sampler: EngineSampler) -> TokenPrompt:
         """The plan's prompt as token ids, rendered once: chat messages through the chat template (with the
@@ -210,30 +162,3 @@ class PlanningService:
         except EngineRequestError as exc:
             raise InvalidRequest(str(exc), param="messages") from exc
         return sampler.prompt(ids)
-
-    def respond(self, req: PlanInput, config: PlanConfig, result: PlanResult, tokens: TokenUsage,
-                tools: Tools | None = None) -> PlanResponse:
-        chosen = result.chosen
-        u = result.usage
-        message = finish = foresight = None
-        if tools is not None and chosen is not None:
-            message, finish, foresight = tool_message(chosen.text, "stop" if chosen.complete else "length", tools)
-        return PlanResponse(
-            plan_id=f"plan-{uuid.uuid4().hex}", created=now(), model=self.generation.engine.info.name,
-            algorithm=config.algorithm, domain=config.domain, decision=result.decision.value,
-            action=_action(chosen), text=chosen.text if chosen else None,
-            rollout=chosen.turn.imaginary if chosen else None,
-            confidence=ConfidenceModel(raw=chosen.raw_confidence if chosen else None,
-                                       calibrated=chosen.calibrated_confidence if chosen else None),
-            candidates=[_candidate(c) for c in result.candidates],
-            usage=PlanUsage(prompt_tokens=tokens.prompt_tokens, completion_tokens=tokens.completion_tokens,
-                            total_tokens=tokens.total, candidates=u.candidates, depth=u.depth,
-                            engine_calls=u.engine_calls,
-                            prompt_tokens_details=PromptTokensDetails(
-                                cached_tokens=tokens.cached_tokens,
-                                continuation_prompt_tokens=u.continuation_prompt_tokens,
-                                continuation_cached_tokens=u.continuation_cached_tokens)),
-            latency_s=round(result.latency_s, 6),
-            tree=_tree(result) if req.return_tree else None,
-            message=message, finish_reason=finish, foresight=foresight,
-        )

@@ -164,10 +164,17 @@ def test_a_named_tool_choice_is_enforced_by_decoding(server: ServerProcess) -> N
         forced = c.post("/v1/chat/completions", json={
             **body, "tool_choice": {"type": "function", "function": {"name": "jump"}}}).json()["choices"][0]
         required = c.post("/v1/chat/completions", json={**body, "tool_choice": "required"}).json()["choices"][0]
+        planned = c.post("/v1/plan", json={
+            "messages": body["messages"], "tools": [APPLY, jump], "algorithm": "greedy", "temperature": 0,
+            "max_tokens_per_turn": 120, "tool_choice": {"type": "function", "function": {"name": "jump"}}}).json()
     assert free["message"]["tool_calls"][0]["function"]["name"] == "apply"
     assert forced["finish_reason"] == "tool_calls", forced
     [call] = forced["message"]["tool_calls"]
     assert call["function"]["name"] == "jump" and 0 <= json.loads(call["function"]["arguments"])["to"] <= 999
     assert forced["foresight"]["rollout"] == free["foresight"]["rollout"]  # the same free foresight before it
+    # /v1/plan takes tool_choice as chat does: its action is constrained to the named tool too
+    [plan_call] = planned["message"]["tool_calls"]
+    assert planned["finish_reason"] == "tool_calls" and plan_call["function"]["name"] == "jump", planned
+    assert 0 <= json.loads(plan_call["function"]["arguments"])["to"] <= 999
     # required, where the model calls anyway: the same call as unconstrained
     assert required["message"]["tool_calls"][0]["function"] == free["message"]["tool_calls"][0]["function"]

@@ -182,3 +182,33 @@ async def test_n_streamed_calls_arrive_each_under_its_own_choice(client: httpx.A
         args = "".join(d["delta"]["tool_calls"][0]["function"]["arguments"] for d in deltas
                        if "tool_calls" in d["delta"])
         assert json.loads(args) == {"op": "*2"} and deltas[-1]["finish_reason"] == "tool_calls"
+
+
+def span_script(prompt: str, index: int, request: GenerationRequest) -> str:
+    if prompt.endswith("</confidence>"):
+        return f"\n<think>go</think>\n{ACTIONS['call']}"
+    return script(prompt, index, request)
+
+
+@pytest.mark.parametrize("algorithm", ["branch_commit", "best_of_n", "greedy"])
+async def test_tool_choice_means_the_same_on_plan_as_on_chat(algorithm: str) -> None:
+    """required: every call that ends a turn in its action is constrained to a call of a declared tool; the
+    world-model spans branch_commit judges stay free."""
+    body = {"messages": [{"role": "user", "content": "obs [call]"}], "tools": [APPLY, SEARCH],
+            "tool_choice": "required", "algorithm": algorithm, "width": 2, "commit_threshold": 0.5}
+    requests = {}
+    for choice in ("required", "auto"):
+        engine = ScriptedEngine(span_script, max_model_len=2048)
+        async with running_app(engine) as c:
+            r = await c.post("/v1/plan", json={**body, "tool_choice": choice})
+        assert r.status_code == 200, r.text
+        plan = r.json()
+        assert plan["finish_reason"] == "tool_calls" and plan["message"]["tool_calls"][0]["function"]["name"] == "apply"
+        requests[choice] = [q for q in engine.requests if q.include_stop_str_in_output]  # the plan's, not warm-up
+    calls = requests["required"]
+    ends_in_action = [q for q in calls if "</confidence>" not in q.stop]
+    spans = [q for q in calls if "</confidence>" in q.stop]
+    assert ends_in_action and all(q.structured is not None and q.structured.structural_tag for q in ends_in_action)
+    assert all(q.structured is None for q in spans)
+    assert bool(spans) is (algorithm == "branch_commit")
+    assert requests["auto"] and all(q.structured is None for q in requests["auto"])  # auto: nothing constrained
