@@ -1,11 +1,11 @@
 """Serving overhead: Foresight Serve against vLLM's own OpenAI server, side by side in one run.
 
 The same load (vLLM's serving benchmark, ``vllm.benchmarks.serve``: random prompts,
-fixed output length with ignore_eos, fixed concurrency) is sent to our server and
-then to ``python -m vllm.entrypoints.openai.api_server`` started from the same
-environment with the same engine settings. Prints requests/s, p50 and p99
-end-to-end latency of each, and the ratios (targets: throughput >= 0.95x,
-p50 <= 1.05x).
+fixed output length with ignore_eos, fixed concurrency) is sent to our server and to
+``python -m vllm.entrypoints.openai.api_server`` started from the same environment with the
+same engine settings, both up side by side, in ``--rounds`` alternating rounds (A B, B A, …)
+so that the machine's drift hits both alike. Prints the medians of requests/s, p50 and p99
+end-to-end latency of each, their ratios, and the per-round throughput ratios with their spread.
 
 On our server, in the same run, the same chat load three ways (:mod:`bench.api_variants`): plain chat,
 chat with ``tools`` declared, and ``/v1/responses`` — with the same prompt token ids (the reference
@@ -13,7 +13,7 @@ model's template renders no tools block), in rounds of alternating order. Target
 responses >= 0.97x chat. It also reports what a tools block costs in prompt tokens on a template that
 renders one (the Qwen2.5-style template of docs/templates/).
 
-    .venv/bin/python bench/serve_overhead.py [--num-prompts 200] [--concurrency 8] [--no-variants]
+    .venv/bin/python bench/serve_overhead.py [--rounds 3] [--num-prompts 200] [--concurrency 8] [--no-variants]
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import json
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -112,6 +113,7 @@ def main() -> int:
     ap.add_argument("--output-len", type=int, default=32)
     ap.add_argument("--log-dir", default="/tmp")
     ap.add_argument("--dtype", default="float32", help="dtype for both servers (default float32)")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds (A B, B A, …); median and spread")
     ap.add_argument("--json", action="store_true", help="also print the figures as JSON")
     ap.add_argument("--no-variants", action="store_true", help="skip the chat / tools / responses variants")
     a = ap.parse_args()
@@ -120,41 +122,55 @@ def main() -> int:
     # the same dtype on both sides: ours resolves `auto` itself (float32 for this checkpoint on CPUs
     # without native bfloat16), vLLM's own server would pick bfloat16
     common = ["--max-num-seqs", "64", "--seed", "0", "--enforce-eager", "--max-model-len", "256", "--dtype", a.dtype]
-    results: dict[str, dict[str, Any]] = {}
+    commands = {
+        "foresight": ([sys.executable, "-m", "foresight", "serve", "--model", str(model)], "/ready", []),
+        "vllm": ([sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model)], "/health",
+                 ["--served-model-name", name, *common]),
+    }
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    ports: dict[str, int] = {}
+    rounds: list[dict[str, dict[str, Any]]] = []
     variants: dict[str, Any] = {}
-    for label in ("foresight", "vllm"):
-        port = free_port()
-        if label == "foresight":
-            cmd = [sys.executable, "-m", "foresight", "serve", "--model", str(model), "--port", str(port)]
-            ready = "/ready"
-        else:
-            cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
-                   "--port", str(port), "--served-model-name", name, *common]
-            ready = "/health"
-        print(f"[{label}] starting on port {port}", file=sys.stderr)
-        proc = start(cmd, port, ready, Path(a.log_dir) / f"bench-{label}-{port}.log", {"FORESIGHT_DTYPE": a.dtype})
-        try:
-            results[label] = run_load(port, model, name, a.num_prompts, a.concurrency, a.output_len)
-            if label == "foresight" and not a.no_variants:
-                variants = api_variants.run(f"http://127.0.0.1:{port}", name, a.num_prompts, a.concurrency,
-                                            a.output_len)
-        finally:
+    try:
+        for label, (cmd, ready, extra) in commands.items():  # both up, side by side: an idle engine waits
+            ports[label] = free_port()
+            print(f"[{label}] starting on port {ports[label]}", file=sys.stderr)
+            procs[label] = start([*cmd, "--port", str(ports[label]), *extra], ports[label], ready,
+                                 Path(a.log_dir) / f"bench-{label}-{ports[label]}.log", {"FORESIGHT_DTYPE": a.dtype})
+        for i in range(a.rounds):  # A B, B A, A B, …: the machine's drift hits both alike
+            order = ("foresight", "vllm") if i % 2 == 0 else ("vllm", "foresight")
+            got = {label: run_load(ports[label], model, name, a.num_prompts, a.concurrency, a.output_len)
+                   for label in order}
+            rounds.append(got)
+            print(f"round {i + 1}: foresight {float(got['foresight']['request_throughput']):.2f} req/s, vllm serve "
+                  f"{float(got['vllm']['request_throughput']):.2f} req/s", file=sys.stderr, flush=True)
+        if not a.no_variants:
+            variants = api_variants.run(f"http://127.0.0.1:{ports['foresight']}", name, a.num_prompts,
+                                        a.concurrency, a.output_len)
+    finally:
+        for proc in procs.values():
             stop(proc)
-    ours, theirs = results["foresight"], results["vllm"]
+    print(f"{a.rounds} alternating rounds of {a.num_prompts} requests (concurrency {a.concurrency}, "
+          f"{a.output_len} tokens each), medians:")
     rows = [("requests/s", "request_throughput"), ("p50 e2e latency ms", "p50_e2el_ms"),
             ("p99 e2e latency ms", "p99_e2el_ms"), ("p50 TTFT ms", "p50_ttft_ms")]
     print(f"{'metric':<22}{'foresight':>12}{'vllm serve':>12}{'ratio':>9}")
     for label, key in rows:
-        o, t = float(ours[key]), float(theirs[key])
+        o = statistics.median(float(r["foresight"][key]) for r in rounds)
+        t = statistics.median(float(r["vllm"][key]) for r in rounds)
         print(f"{label:<22}{o:>12.2f}{t:>12.2f}{(o / t if t else float('nan')):>9.3f}")
-    thr = float(ours["request_throughput"]) / float(theirs["request_throughput"])
-    p50 = float(ours["p50_e2el_ms"]) / float(theirs["p50_e2el_ms"])
-    print(f"throughput ratio {thr:.3f} (target >= 0.95): {'PASS' if thr >= 0.95 else 'MISS'}")
-    print(f"p50 latency ratio {p50:.3f} (target <= 1.05): {'PASS' if p50 <= 1.05 else 'MISS'}")
+    ratios = [float(r["foresight"]["request_throughput"]) / float(r["vllm"]["request_throughput"]) for r in rounds]
+    thr = statistics.median(ratios)
+    p50 = statistics.median(float(r["foresight"]["p50_e2el_ms"]) / float(r["vllm"]["p50_e2el_ms"]) for r in rounds)
+    print(f"throughput ratio per round: {', '.join(f'{x:.3f}' for x in ratios)}; median {thr:.3f}, "
+          f"spread {min(ratios):.3f}-{max(ratios):.3f}")
+    print(f"p50 latency ratio (median of rounds) {p50:.3f}")
+    ours, theirs = rounds[-1]["foresight"], rounds[-1]["vllm"]
     if not a.no_variants:
         api_variants.report(variants)
     if a.json:
-        print(json.dumps({"foresight": ours, "vllm": theirs, "throughput_ratio": thr, "p50_ratio": p50,
+        print(json.dumps({"foresight": ours, "vllm": theirs, "throughput_ratio": thr, "ratios": ratios,
+                          "p50_ratio": p50,
                           "variants": None if a.no_variants else variants}, default=str))
     return 0
 

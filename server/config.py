@@ -76,8 +76,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest request body accepted.")
     max_prompt_tokens: int | None = Field(default=None, ge=1, description="Longest prompt; default: the context.")
     max_tokens_limit: int | None = Field(default=None, ge=1, description="Largest max_tokens; default: the context.")
-    max_queue: int = Field(default=64, ge=0, description="Generation requests that may wait beyond max_num_seqs "
-                           "running ones; past it, 429.")
+    max_queue: int = Field(default=64, ge=0, description="Engine sequences that may wait beyond max_num_seqs "
+                           "running ones (a request holds n of them; a plan its width); past it, 429.")
     request_timeout_s: float = Field(default=300.0, gt=0, description="Deadline of one generation request (504).")
     max_plan_tokens: int = Field(default=32768, ge=1, description="Largest plan budget.max_tokens.")
     max_plan_candidates: int = Field(default=64, ge=1, description="Largest plan budget.max_candidates.")
