@@ -1,8 +1,8 @@
 """Planner benchmark on the reference environment's held-out episodes.
 
 Episode success and generated tokens per decision for greedy, best_of_n (N=4, 8),
-branch_commit and lookahead — all through the real engine (vLLM on CPU) and the
-server's planning service — beside the environment's reactive heuristic, the
+branch_commit and lookahead — the planner's algorithms on a real engine (vLLM on CPU) loaded
+in-process (``engine.sampler.local_sampler``; no server) — beside the environment's reactive heuristic, the
 exact one-step rollout planner and the exact optimum. One table, one PNG plot.
 Also the planner's own overhead (parse + decide) per candidate, without the engine.
 

@@ -36,7 +36,8 @@ class Metrics:
         self.tokens = Counter("foresight_tokens", "Tokens processed.", ["kind"], registry=r)
         self.token_totals: dict[str, int] = {}  # the same counts, for the TCO ledger (count_tokens)
         self.decisions_total = 0  # plans decided, for the TCO ledger (count_decision)
-        self.queue_depth = Gauge("foresight_queue_depth", "Requests waiting for a free engine slot.", registry=r)
+        self.queue_depth = Gauge("foresight_queue_depth", "Engine sequences admitted beyond max_num_seqs (waiting "
+                                 "for a slot).", registry=r)
         # planner
         self.plan_decisions = Counter("foresight_plan_decisions", "Plans by how they ended.", ["decision"],
                                       registry=r)

@@ -18,7 +18,7 @@ EXTERNAL = ("http://", "https://", "mailto:")
 
 
 def doc_files() -> list[Path]:
-    return [README, *sorted(DOCS.glob("*.md"))]
+    return [README, *sorted(DOCS.glob("*.md")), *sorted((DOCS / "notes").glob("*.md"))]
 
 
 def prose_lines(path: Path) -> list[str]:
@@ -120,3 +120,12 @@ def test_slug_follows_github() -> None:
     assert slug("Planning: `POST /v1/plan`") == "planning-post-v1plan"
     assert slug("Tensor and pipeline parallel (when one GPU is not enough)") == \
         "tensor-and-pipeline-parallel-when-one-gpu-is-not-enough"
+
+
+def test_no_page_states_an_issue_target_or_whether_it_was_met() -> None:
+    """Pages say what a thing is, how to use it and its current figures; targets and run history go to
+    docs/notes/ (dated run logs)."""
+    said = re.compile(r"\b(target(s)? (is|are|was|were) (not )?met|not met\b|the issue'?s target)", re.I)
+    found = [f"{p.name}: {line.strip()[:80]}" for p in sorted(DOCS.glob("*.md")) for line in prose_lines(p)
+             if said.search(line)]
+    assert found == []
