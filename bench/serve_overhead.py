@@ -19,6 +19,7 @@ renders one (the Qwen2.5-style template of docs/templates/).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -105,51 +106,33 @@ def run_load(port: int, model: Path, name: str, num_prompts: int, concurrency: i
     return dict(bench_main(args))
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=str(DEFAULT_MODEL))
-    ap.add_argument("--num-prompts", type=int, default=200)
-    ap.add_argument("--concurrency", type=int, default=8)
-    ap.add_argument("--output-len", type=int, default=32)
-    ap.add_argument("--log-dir", default="/tmp")
-    ap.add_argument("--dtype", default="float32", help="dtype for both servers (default float32)")
-    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds (A B, B A, …); median and spread")
-    ap.add_argument("--json", action="store_true", help="also print the figures as JSON")
-    ap.add_argument("--no-variants", action="store_true", help="skip the chat / tools / responses variants")
-    a = ap.parse_args()
-    model = Path(a.model)
-    name = model.name
+def start_both(a: argparse.Namespace, model: Path) -> tuple[dict[str, subprocess.Popen[bytes]], dict[str, int]]:
+    """Our server and vLLM's own, up side by side (an idle engine waits), with the same engine settings."""
     # the same dtype on both sides: ours resolves `auto` itself (float32 for this checkpoint on CPUs
     # without native bfloat16), vLLM's own server would pick bfloat16
     common = ["--max-num-seqs", "64", "--seed", "0", "--enforce-eager", "--max-model-len", "256", "--dtype", a.dtype]
     commands = {
         "foresight": ([sys.executable, "-m", "foresight", "serve", "--model", str(model)], "/ready", []),
         "vllm": ([sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model)], "/health",
-                 ["--served-model-name", name, *common]),
+                 ["--served-model-name", model.name, *common]),
     }
     procs: dict[str, subprocess.Popen[bytes]] = {}
     ports: dict[str, int] = {}
-    rounds: list[dict[str, dict[str, Any]]] = []
-    variants: dict[str, Any] = {}
     try:
-        for label, (cmd, ready, extra) in commands.items():  # both up, side by side: an idle engine waits
+        for label, (cmd, ready, extra) in commands.items():
             ports[label] = free_port()
             print(f"[{label}] starting on port {ports[label]}", file=sys.stderr)
             procs[label] = start([*cmd, "--port", str(ports[label]), *extra], ports[label], ready,
                                  Path(a.log_dir) / f"bench-{label}-{ports[label]}.log", {"FORESIGHT_DTYPE": a.dtype})
-        for i in range(a.rounds):  # A B, B A, A B, …: the machine's drift hits both alike
-            order = ("foresight", "vllm") if i % 2 == 0 else ("vllm", "foresight")
-            got = {label: run_load(ports[label], model, name, a.num_prompts, a.concurrency, a.output_len)
-                   for label in order}
-            rounds.append(got)
-            print(f"round {i + 1}: foresight {float(got['foresight']['request_throughput']):.2f} req/s, vllm serve "
-                  f"{float(got['vllm']['request_throughput']):.2f} req/s", file=sys.stderr, flush=True)
-        if not a.no_variants:
-            variants = api_variants.run(f"http://127.0.0.1:{ports['foresight']}", name, a.num_prompts,
-                                        a.concurrency, a.output_len)
-    finally:
+    except BaseException:
         for proc in procs.values():
             stop(proc)
+        raise
+    return procs, ports
+
+
+def report(rounds: list[dict[str, dict[str, Any]]], a: argparse.Namespace) -> tuple[float, list[float], float]:
+    """The medians side by side, and the per-round throughput ratios with their spread."""
     print(f"{a.rounds} alternating rounds of {a.num_prompts} requests (concurrency {a.concurrency}, "
           f"{a.output_len} tokens each), medians:")
     rows = [("requests/s", "request_throughput"), ("p50 e2e latency ms", "p50_e2el_ms"),
@@ -165,13 +148,47 @@ def main() -> int:
     print(f"throughput ratio per round: {', '.join(f'{x:.3f}' for x in ratios)}; median {thr:.3f}, "
           f"spread {min(ratios):.3f}-{max(ratios):.3f}")
     print(f"p50 latency ratio (median of rounds) {p50:.3f}")
-    ours, theirs = rounds[-1]["foresight"], rounds[-1]["vllm"]
+    return thr, ratios, p50
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=str(DEFAULT_MODEL))
+    ap.add_argument("--num-prompts", type=int, default=200)
+    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--output-len", type=int, default=32)
+    ap.add_argument("--log-dir", default="/tmp")
+    ap.add_argument("--dtype", default="float32", help="dtype for both servers (default float32)")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds (A B, B A, …); median and spread")
+    ap.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    ap.add_argument("--no-variants", action="store_true", help="skip the chat / tools / responses variants")
+    a = ap.parse_args()
+    model = Path(a.model)
+    rounds: list[dict[str, dict[str, Any]]] = []
+    variants: dict[str, Any] = {}
+    procs, ports = start_both(a, model)
+    try:
+        for i in range(a.rounds):  # A B, B A, A B, …: the machine's drift hits both alike
+            order = ("foresight", "vllm") if i % 2 == 0 else ("vllm", "foresight")
+            with contextlib.redirect_stdout(sys.stderr):  # vLLM's benchmark prints its own report
+                got = {label: run_load(ports[label], model, model.name, a.num_prompts, a.concurrency, a.output_len)
+                       for label in order}
+            rounds.append(got)
+            print(f"round {i + 1}: foresight {float(got['foresight']['request_throughput']):.2f} req/s, vllm serve "
+                  f"{float(got['vllm']['request_throughput']):.2f} req/s", file=sys.stderr, flush=True)
+        if not a.no_variants:
+            variants = api_variants.run(f"http://127.0.0.1:{ports['foresight']}", model.name, a.num_prompts,
+                                        a.concurrency, a.output_len)
+    finally:
+        for proc in procs.values():
+            stop(proc)
+    thr, ratios, p50 = report(rounds, a)
     if not a.no_variants:
         api_variants.report(variants)
     if a.json:
-        print(json.dumps({"foresight": ours, "vllm": theirs, "throughput_ratio": thr, "ratios": ratios,
-                          "p50_ratio": p50,
-                          "variants": None if a.no_variants else variants}, default=str))
+        print(json.dumps({"foresight": rounds[-1]["foresight"], "vllm": rounds[-1]["vllm"], "throughput_ratio": thr,
+                          "ratios": ratios, "p50_ratio": p50, "variants": None if a.no_variants else variants},
+                         default=str))
     return 0
 
 

@@ -5,47 +5,47 @@ vLLM's engine core does not watch its parent: after ``kill -9`` of ``foresight s
 later); on a GPU they would keep its memory and the next start would fail to allocate.
 
 :func:`register` (a ``vllm.general_plugins`` entry point: vLLM runs it in every process it
-starts) asks the kernel to SIGKILL the process when its parent dies (Linux ``PR_SET_PDEATHSIG``).
-The chain server → EngineCore → worker then ends from the top, whatever killed the server. Only
-processes that vLLM started through :mod:`multiprocessing` ask for it: the server itself does not
-(it may outlive the shell that started it).
+starts) gives each such process a watchdog thread: when its parent is gone (it was re-parented), it
+ends itself with SIGKILL. The chain server → EngineCore → worker then ends from the top, within a
+poll interval a level, whatever killed the server. Only processes that vLLM started through
+:mod:`multiprocessing` watch: the server itself does not (it may outlive the shell that started it).
 
-Why this and not a pid file read at the next start: a pid file finds a stale engine only when the
-next server starts — on a GPU, exactly when its memory cannot be had — and may name a pid reused
-since; the kernel's signal comes at once and only for the real child. Linux only; elsewhere a no-op.
+Why a watchdog, and not the kernel's parent-death signal or a pid file: Linux's ``PR_SET_PDEATHSIG``
+fires when the *thread* that started the child ends, and the server starts its engine from a worker
+thread (``asyncio.to_thread``), so a retired thread would kill a live engine; a pid file read at the
+next start finds a stale engine only when the next server starts — on a GPU, exactly when its memory
+cannot be had — and may name a pid reused since. Polling the parent's pid costs one system call a
+half-second.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import multiprocessing
 import os
 import signal
-import sys
+import threading
 
 log = logging.getLogger(__name__)
 
-PR_SET_PDEATHSIG = 1
+POLL_S = 0.5
+_watching: list[threading.Thread] = []
 
 
-def _set_parent_death_signal(sig: int) -> bool:
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    return int(libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)) == 0
+def _watch(parent: int, poll_s: float) -> None:
+    stop = threading.Event()
+    while not stop.wait(poll_s):
+        if os.getppid() != parent:  # re-parented: the process that started us is gone
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
-def register() -> None:
-    """In a process vLLM started: die with the parent (idempotent; never raises)."""
+def register(poll_s: float = POLL_S) -> None:
+    """In a process vLLM started: end with the parent (idempotent; never raises)."""
     parent = multiprocessing.parent_process()
-    if parent is None or not sys.platform.startswith("linux"):
+    if parent is None or parent.pid is None or _watching:
         return
-    try:
-        if not _set_parent_death_signal(signal.SIGKILL):
-            log.warning("could not ask to end with the parent process (prctl failed)")
-            return
-    except OSError as exc:
-        log.warning("could not ask to end with the parent process: %s", exc)
-        return
-    if parent.pid is not None and os.getppid() != parent.pid:  # the parent died before we asked
+    if os.getppid() != parent.pid:  # the parent died before we could watch it
         os.kill(os.getpid(), signal.SIGKILL)
+    thread = threading.Thread(target=_watch, args=(parent.pid, poll_s), name="foresight-lifeline", daemon=True)
+    thread.start()
+    _watching.append(thread)

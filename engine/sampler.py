@@ -51,6 +51,9 @@ async def collect(engine: Engine, request: GenerationRequest, request_id: str) -
     return SampleBatch(samples, prompt_tokens, cached)
 
 
+TAIL_TOKENS = 4  # how many of a sample's last tokens may be given up where its text stops inside them
+
+
 @dataclass(frozen=True)
 class TokenPrompt:
     """A prompt as the engine sees it: token ids (the planner's opaque :data:`planner.search.Context`)."""
@@ -89,28 +92,38 @@ class EngineSampler:
         return TokenPrompt(tuple(self.engine.encode(text, add_special_tokens=self.add_special_tokens)))
 
     def extend(self, context: TokenPrompt, sample: Sample | None = None, text: str = "") -> TokenPrompt:
-        """``context``, then the tokens the engine wrote for ``sample`` (its text encoded where the engine did
-        not say), then ``text`` encoded on its own. Special tokens the sample ended on (an end of sequence,
-        which its text does not show either) are left out."""
+        """``context``, then the tokens the engine wrote for ``sample`` (:meth:`written`), then ``text``
+        encoded on its own."""
         ids = list(context.ids)
         if sample is not None:
-            if sample.token_ids or not sample.text:
-                ids += self._shown(sample.token_ids)
-            else:
-                ids += self.engine.encode(sample.text, add_special_tokens=False)
+            ids += self.written(sample)
         if text:
             ids += self._piece(text)
         return TokenPrompt(tuple(ids))
 
-    def _shown(self, generated: Sequence[int]) -> list[int]:
-        gen = list(generated)
+    def written(self, sample: Sample) -> list[int]:
+        """The tokens the engine wrote for ``sample``, as far as they show its text. Special tokens it ended on
+        (an end of sequence, which the text does not show either) are left out; so are the last few tokens
+        where the text stops before their end (a stop string that ends inside a token: vLLM cuts the text, not
+        the tokens), and that rest of the text is encoded on its own. A sample whose tokens were not said,
+        or do not decode to its text, is its text encoded."""
+        gen = list(sample.token_ids)
         while gen and not self.engine.decode(gen[-1:]):
             gen.pop()
-        return gen
+        for _ in range(TAIL_TOKENS + 1):
+            if not gen:
+                break
+            shown = self.engine.decode(gen)
+            if sample.text.startswith(shown):
+                return gen + self._piece(sample.text[len(shown):])
+            gen.pop()
+        return self._piece(sample.text)
 
     def _piece(self, text: str) -> list[int]:
         """``text`` encoded to be joined on: a tokenizer that starts every encoding with a space marker (as
         SentencePiece's) would add one, which is dropped where it is a token of its own."""
+        if not text:
+            return []
         ids = self.engine.encode(text, add_special_tokens=False)
         if ids and self.engine.decode(ids) != text and self.engine.decode(ids[1:]) == text:
             return ids[1:]

@@ -68,8 +68,11 @@ def serve(settings: Settings) -> int:
     log.info("serving %s on http://%s:%d", settings.model, settings.host, settings.port)
     try:
         server.run()
-    except KeyboardInterrupt:  # a second Ctrl+C while draining: stop now
-        log.warning("interrupted again while draining: stopped without waiting")
+    except KeyboardInterrupt:  # interrupted outside uvicorn's own handling (before it installed it)
+        log.warning("interrupted: stopped without draining")
+        return 130
+    if server.force_exit:  # a second Ctrl+C while draining: uvicorn stopped without waiting
+        log.warning("interrupted again while draining: stopped without waiting for in-flight requests")
         return 130
     if server.stopped_by is not None:
         log.info("stopped by %s", signal.Signals(server.stopped_by).name)

@@ -112,7 +112,9 @@ def platt_targets(outcomes: Sequence[bool]) -> list[float]:
 def fit_platt(raw: Sequence[float], outcomes: Sequence[bool], iterations: int = 50) -> PlattMap:
     """Logistic fit on logit(raw) to Platt's smoothed targets (:func:`platt_targets`, as scikit-learn's
     sigmoid calibration) by damped Newton's method (tiny ridge for stability); so one-class outcomes
-    (all failures, all successes) are fitted too.
+    (all failures, all successes) are fitted too — with the slope kept at 1 (their best slope is 0: a flat
+    map that would rank every plan alike, or by rounding error), the intercept moving the mean to the
+    smoothed rate.
 
     When every raw confidence is the same, the slope is not identifiable: the slope stays 1 and
     the intercept moves the one value to the mean target (the success rate, smoothed)."""
@@ -123,6 +125,8 @@ def fit_platt(raw: Sequence[float], outcomes: Sequence[bool], iterations: int = 
     if max(xs) - min(xs) < 1e-9:
         rate = min(max(sum(ys) / len(ys), EPS), 1 - EPS)
         return PlattMap(1.0, _logit(rate) - xs[0])
+    if len(set(outcomes)) < 2:  # one class: the slope's best fit is 0 (a flat map that loses the order)
+        return PlattMap(1.0, _fit_intercept(xs, ys))
     a, b, ridge = 1.0, 0.0, 1e-6
     loss = _platt_nll(xs, ys, a, b)
     for _ in range(iterations):
@@ -154,6 +158,21 @@ def fit_platt(raw: Sequence[float], outcomes: Sequence[bool], iterations: int = 
         if abs(step * da) < 1e-10 and abs(step * db) < 1e-10:
             break
     return PlattMap(a, b)
+
+
+def _fit_intercept(xs: Sequence[float], ys: Sequence[float], iterations: int = 100) -> float:
+    """b of sigmoid(x + b) fitted to ``ys`` (slope kept at 1): a shift that keeps the map increasing, so a
+    one-class domain still ranks plans by what the model said (Newton's method on the mean target)."""
+    target = sum(ys) / len(ys)
+    b = _logit(target) - sum(xs) / len(xs)
+    for _ in range(iterations):
+        ps = [_sigmoid(x + b) for x in xs]
+        grad = sum(ps) / len(ps) - target
+        hess = sum(p * (1 - p) for p in ps) / len(ps)
+        if hess < 1e-15 or abs(grad) < 1e-12:
+            break
+        b -= grad / hess
+    return b
 
 
 def fit_isotonic(raw: Sequence[float], outcomes: Sequence[bool]) -> IsotonicMap:

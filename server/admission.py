@@ -3,7 +3,8 @@
 :class:`Admission` counts the engine sequences admitted requests hold (``max_num_seqs`` running plus
 ``max_queue`` waiting), in all and per key; :func:`server.guards.admitted`, a dependency every generation
 route declares, runs after authentication (so it knows whose request it is) and answers 429 with
-Retry-After past it, before any work is done.
+Retry-After past it, before any work is done. Each generating route says how its body counts
+(:func:`chat_sequences`, :func:`completion_sequences`, :func:`plan_sequences`).
 ``BodyLimitMiddleware`` refuses bodies over ``max_body_bytes`` with a 400 naming the limit.
 """
 
@@ -56,24 +57,51 @@ class Admission:
             self.by_key.pop(key, None)
 
 
-def sequences_of(body: Any) -> int:
-    """How many engine sequences a generation request holds at once, read from its JSON body (a body the
-    route will refuse counts one): ``n`` per prompt (completions may send several prompts), a plan's widest
-    round (``width``; lookahead expands ``branch`` candidates side by side)."""
+def _whole(body: dict[str, Any], name: str, default: int, limit: int) -> int | None:
+    """``body[name]`` as a count: the default where it is missing or not a positive whole number, None where it
+    is above ``limit`` (the route refuses it with a 400 naming the field: admission must not answer first)."""
+    value = body.get(name, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        return default
+    return None if value > limit else value
+
+
+def chat_sequences(body: Any, max_n: int) -> int:
+    """A chat (or a response: one sequence) holds ``n`` sequences."""
     if not isinstance(body, dict):
         return 1
+    return _whole(body, "n", 1, max_n) or 1
 
-    def whole(name: str, default: int) -> int:
-        value = body.get(name, default)
-        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else default
 
-    if "algorithm" in body or "width" in body:  # a plan
-        if body.get("algorithm") == "greedy":
-            return 1
-        return whole("width", 4) * (whole("branch", 2) if body.get("algorithm") == "lookahead" else 1)
-    prompt = body.get("prompt")
-    prompts = len(prompt) if isinstance(prompt, list) and prompt and not isinstance(prompt[0], int) else 1
-    return whole("n", 1) * prompts
+def completion_sequences(body: Any, max_n: int) -> int:
+    """A completion holds ``n`` sequences per prompt (a list of prompts runs one after another: ``n``)."""
+    return chat_sequences(body, max_n)
+
+
+def plan_sequences(body: Any, max_n: int) -> int:
+    """A plan holds its widest round at once: greedy one; best_of_n ``width``; branch_commit (the default)
+    its largest round (``width`` times ``width_growth`` per round, within ``budget.max_candidates``);
+    lookahead ``width`` roots, then ``branch`` branches of ``width`` side by side."""
+    if not isinstance(body, dict):
+        return 1
+    algorithm = body.get("algorithm", "branch_commit")
+    width = _whole(body, "width", 4, max_n)
+    if algorithm == "greedy" or width is None:
+        return 1
+    if algorithm == "lookahead":
+        return width * (_whole(body, "branch", 2, max_n) or 1)
+    if algorithm != "branch_commit":
+        return width
+    growth = _whole(body, "width_growth", 1, 8) or 1
+    budget = body.get("budget")
+    cap = (_whole(budget, "max_candidates", 16, 1 << 20) if isinstance(budget, dict) else 16) or 16
+    if growth == 1:
+        return min(width, cap)
+    drawn, largest, n = 0, 0, width
+    while drawn < cap:  # as planner.search.largest_round, on the raw body
+        step = min(n, cap - drawn)
+        largest, drawn, n = max(largest, step), drawn + step, n * growth
+    return largest if largest <= max_n else 1  # wider than max_n: the route answers 400 (round_too_wide)
 
 
 class BodyLimitMiddleware(HttpMiddleware):

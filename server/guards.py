@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from server.admission import sequences_of
 from server.auth import ANONYMOUS, Principal
 from server.deps import ServicesDep
 from server.errors import Forbidden, TooManyRequests, Unauthorized
+from server.services.usage import ANONYMOUS_KEY
 
 MISSING_KEY = ("Missing API key: send 'Authorization: Bearer <key>'. An operator creates keys with "
                "`foresight keys create --name NAME`.")
@@ -52,24 +52,32 @@ async def require_admin(principal: PrincipalDep) -> Principal:
 AdminDep = Annotated[Principal, Depends(require_admin)]
 
 
-async def admitted(request: Request, services: ServicesDep, principal: PrincipalDep) -> AsyncIterator[None]:
-    """Hold the request's engine sequences (:func:`server.admission.sequences_of`) in the admission count
-    until it is over (a stream: until its last event is sent); 429 with Retry-After when they do not fit."""
-    try:
-        body = json.loads(await request.body() or b"null")
-    except ValueError:
-        body = None
-    sequences = min(sequences_of(body), services.admission.capacity)
-    admission = services.admission
-    if not admission.admit(principal.name or "anonymous", sequences):
-        raise TooManyRequests(f"the server is at capacity ({admission.running} sequences running, "
-                              f"{admission.capacity - admission.running} queued); retry shortly",
-                              retry_after=1, code="queue_full")
-    try:
-        yield
-    finally:
-        admission.release(principal.name or "anonymous", sequences)
+SequenceCount = Callable[[Any, int], int]
+"""How many engine sequences a request body holds at once, given the server's ``max_n``."""
 
 
-Admitted = Depends(admitted)
-"""Declared by every route that generates (``dependencies=[Admitted]``): admission after authentication."""
+def admission(count: SequenceCount) -> Any:
+    """The admission dependency of a generating route whose body holds ``count(body, max_n)`` sequences:
+    declared as ``dependencies=[admission(...)]``; it runs after authentication (it knows whose request it
+    is), holds the request's sequences in the admission count until the request is over (a stream: until its
+    last event is sent), and answers 429 with Retry-After when they do not fit."""
+
+    async def admitted(request: Request, services: ServicesDep, principal: PrincipalDep) -> AsyncIterator[None]:
+        try:
+            body = json.loads(await request.body() or b"null")
+        except ValueError:
+            body = None
+        admission = services.admission
+        sequences = min(count(body, services.settings.max_n), admission.capacity)
+        key = principal.name or ANONYMOUS_KEY
+        if not admission.admit(key, sequences):
+            raise TooManyRequests(f"the server is at capacity ({admission.running} sequences running, "
+                                  f"{admission.capacity - admission.running} queued); retry shortly",
+                                  retry_after=1, code="queue_full")
+        try:
+            yield
+        finally:
+            admission.release(key, sequences)
+
+    admitted.admission = True  # type: ignore[attr-defined]  # (how tests find it in a route's dependencies)
+    return Depends(admitted)

@@ -40,7 +40,8 @@ class SampleBatch:
 Context = Any
 """A prompt as a sampler keeps it, opaque to the planner: the engine's sampler keeps token ids (a prompt is
 rendered to ids once, and a continuation extends them with the ids the engine wrote); a sampler that speaks
-text (:class:`TextSampler`) keeps the text. The planner only hands contexts back to the sampler that made them."""
+text (:class:`TextSampler`) keeps the text. The planner only hands contexts back to the sampler that made them,
+and compares them by value (they are hashable: a tuple of ids, a string)."""
 
 
 class Sampler(Protocol):
@@ -179,14 +180,16 @@ class Candidate:
     depth: int = 1
     parent: int | None = None
     complete: bool = False  # has its action (not only the world-model span)
-    after: Context = field(default=None, repr=False)  # the prompt followed by this candidate's text, as sampled
+    prompt: Context = field(default=None, repr=False)  # what it was sampled from
+    written: list[Sample] = field(default_factory=list, repr=False)  # what the engine wrote: span, continuation
     value: float | None = None  # backed-up value (lookahead); else the calibrated confidence
     children: list[int] = field(default_factory=list)
 
     @property
     def continued(self) -> bool:
-        """Whether the algorithm took it to its action: a world-model span judged and left there has no
-        action to miss (no ``missing_action`` problem), it was simply not chosen to go on."""
+        """Whether it was taken on to its action. False for a world-model span judged and left there: not
+        chosen (it has no action to miss: no ``missing_action`` problem), or chosen when the budget had no
+        room left to continue it (then its ``missing_action`` says so)."""
         return self.complete
 
     @property
@@ -308,7 +311,7 @@ class SearchState:
         cand = Candidate(
             id=len(self.candidates), text=sample.text, turn=turn, raw_confidence=turn.confidence,
             calibrated_confidence=calibrated, tokens=sample.tokens, depth=depth, parent=parent, complete=complete,
-            after=self.sampler.extend(prompt, sample),
+            prompt=prompt, written=[sample],
         )
         self.candidates.append(cand)
         if parent is not None:
@@ -343,14 +346,24 @@ class SearchState:
         per = min(self.config.max_tokens_per_turn, max(self.tokens_left, 0))
         if per < 1:
             return cand
-        (s,) = await self.sample(cand.after, 1, ACTION_STOPS, per, temperature=0.0, count_candidates=False)
+        (s,) = await self.sample(self.after(cand), 1, ACTION_STOPS, per, temperature=0.0, count_candidates=False)
         text = cand.text + s.text
         turn = parse_turn(text)
         cand.text, cand.turn, cand.tokens, cand.complete = text, turn, cand.tokens + s.tokens, True
-        cand.after = self.sampler.extend(cand.after, s)
+        cand.written.append(s)
         return cand
 
+    def after(self, cand: Candidate) -> Context:
+        """``cand``'s prompt followed by what the engine wrote for it (made when needed: a plan keeps one
+        prompt and each candidate's own tokens, not a copy of the prompt per candidate)."""
+        context = cand.prompt
+        for s in cand.written:
+            context = self.sampler.extend(context, s)
+        return context
+
     def result(self, decision: Decision, chosen: Candidate | None) -> PlanResult:
+        if chosen is not None and not chosen.complete:  # chosen, but never continued: its action is missing
+            chosen.turn = parse_turn(chosen.text)
         return PlanResult(decision, chosen, self.candidates, self.usage, self.config.algorithm,
                           latency_s=time.monotonic() - self.started)
 

@@ -40,16 +40,16 @@ OBSERVATION_CLOSE = "</information>"
 OBSERVATION_MAX_TOKENS = 64
 
 
-def next_prompt(sampler: Sampler, prompt: Context, cand: Candidate, observation: str,
+def next_prompt(sampler: Sampler, prompt: Context, after: Context, observation: str,
                 context: LookaheadContext) -> Context:
-    """The prompt of the level after ``cand``: the observation written as the environment writes it,
-    after the whole history (``cand``'s turn as the engine wrote it), after the prompt, or alone."""
+    """The prompt of the next level: the observation written as the environment writes it, after the whole
+    history (``after``: the prompt and the turn as the engine wrote it), after the prompt, or alone."""
     obs = f"<information>{observation.strip()}</information>\n"
     if context is LookaheadContext.OBSERVATION:
         return sampler.start(obs)
     if context is LookaheadContext.OBSERVATIONS:
         return sampler.extend(prompt, text=obs)
-    return sampler.extend(cand.after, text="\n" + obs)
+    return sampler.extend(after, text="\n" + obs)
 
 
 async def _imagine(state: SearchState, cand: Candidate, tokens: int) -> tuple[str | None, int]:
@@ -57,7 +57,7 @@ async def _imagine(state: SearchState, cand: Candidate, tokens: int) -> tuple[st
     n, per = state.affordable(1, OBSERVATION_MAX_TOKENS, min_per_sample=1, tokens=tokens)
     if n == 0:
         return None, 0
-    (s,) = await state.sample(state.sampler.extend(cand.after, text=OBSERVATION_OPEN), 1, (OBSERVATION_CLOSE,),
+    (s,) = await state.sample(state.sampler.extend(state.after(cand), text=OBSERVATION_OPEN), 1, (OBSERVATION_CLOSE,),
                               per, temperature=0.0, count_candidates=False)
     text = s.text.split(OBSERVATION_CLOSE)[0]
     return (text if text.strip() else None), s.tokens
@@ -71,7 +71,7 @@ async def _deepen(state: SearchState, prompt: Context, cand: Candidate, depth: i
     observation, spent = await _imagine(state, cand, tokens)
     if observation is None:
         return []
-    child_prompt = next_prompt(state.sampler, prompt, cand, observation, state.config.lookahead_context)
+    child_prompt = next_prompt(state.sampler, prompt, state.after(cand), observation, state.config.lookahead_context)
     children = await state.propose_turns(child_prompt, min(state.config.width, candidates), depth=depth,
                                          parent=cand.id, tokens=tokens - spent)
     return [(c, child_prompt) for c in children]
@@ -91,17 +91,17 @@ def _back_up(state: SearchState, cand: Candidate) -> float:
 
 
 def distinct_actions(cands: list[tuple[Candidate, Context]], b: int) -> list[tuple[Candidate, Context]]:
-    """The ``b`` best candidates (by score) whose actions differ, among those that have one (siblings, of
-    one parent, share a prompt: the same action there imagines the same future)."""
+    """The ``b`` best candidates (by score) whose actions differ, among those that have one (the same action
+    from the same prompt imagines the same future; contexts are compared by value)."""
     picked: list[tuple[Candidate, Context]] = []
-    seen: set[tuple[int | None, str, str | None, str]] = set()
+    seen: set[tuple[Context, str, str | None, str]] = set()
     for c, p in sorted(cands, key=lambda cp: (-cp[0].score, cp[0].id)):
         action = c.turn.action
         if action is None:
             continue
         what = action.content.strip() if action.arguments is None else json.dumps(action.arguments, sort_keys=True,
                                                                                  default=str)
-        key = (c.parent, action.kind, action.name, what)
+        key = (p, action.kind, action.name, what)
         if key in seen:
             continue
         seen.add(key)

@@ -16,9 +16,10 @@ from protocol.openai import (
     new_id,
     now,
 )
+from server.admission import chat_sequences, completion_sequences
 from server.cancellation import with_cancellation
 from server.deps import EngineDep, GenerationDep, TokensDep
-from server.guards import Admitted
+from server.guards import admission
 from server.services.response_bodies import PLAIN_CHAT, chat_response, completion_response
 from server.services.tools import Tools
 from server.streaming import stream_chat, stream_completion
@@ -30,7 +31,8 @@ ERRORS: dict[int | str, dict[str, object]] = {
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-@router.post("/chat/completions", response_model=ChatCompletionResponse, responses=ERRORS, dependencies=[Admitted])
+@router.post("/chat/completions", response_model=ChatCompletionResponse, responses=ERRORS,
+             dependencies=[admission(chat_sequences)])
 @with_cancellation
 async def chat_completions(body: ChatCompletionRequest, request: Request, gen: GenerationDep,
                            usage: TokensDep) -> Response:
@@ -47,7 +49,8 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, gen: G
     return Response(answer.model_dump_json(exclude=None if tools else PLAIN_CHAT), media_type="application/json")
 
 
-@router.post("/completions", response_model=CompletionResponse, responses=ERRORS, dependencies=[Admitted])
+@router.post("/completions", response_model=CompletionResponse, responses=ERRORS,
+             dependencies=[admission(completion_sequences)])
 @with_cancellation
 async def completions(body: CompletionRequest, request: Request, gen: GenerationDep, usage: TokensDep) -> Response:
     greqs = gen.prepare_completion(body)

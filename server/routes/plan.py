@@ -6,15 +6,17 @@ from fastapi import APIRouter, Request
 
 from protocol.openai import ErrorResponse
 from protocol.plan import PlanRequest, PlanResponse
+from server.admission import plan_sequences
 from server.cancellation import with_cancellation
 from server.deps import PlanningDep, RecorderDep, TokensDep
-from server.guards import Admitted, PrincipalDep
+from server.guards import PrincipalDep, admission
 
 router = APIRouter(prefix="/v1")
 
 
 @router.post("/plan", response_model=PlanResponse,
-             responses={code: {"model": ErrorResponse} for code in (400, 403, 429, 503, 504)}, dependencies=[Admitted])
+             responses={code: {"model": ErrorResponse} for code in (400, 403, 429, 503, 504)},
+             dependencies=[admission(plan_sequences)])
 @with_cancellation
 async def create_plan(body: PlanRequest, request: Request, planning: PlanningDep, usage: TokensDep,
                       principal: PrincipalDep, recorder: RecorderDep) -> PlanResponse:

@@ -9,9 +9,10 @@ from fastapi.responses import Response, StreamingResponse
 
 from protocol.openai import ErrorResponse
 from protocol.responses import ResponseObject, ResponsesRequest
+from server.admission import chat_sequences
 from server.cancellation import with_cancellation
 from server.deps import GenerationDep, TokensDep
-from server.guards import Admitted
+from server.guards import admission
 from server.responses_stream import stream_response
 from server.routes.openai import SSE_HEADERS
 from server.services.errors import InvalidRequest
@@ -23,7 +24,8 @@ router = APIRouter(prefix="/v1")
 
 
 @router.post("/responses", response_model=ResponseObject,
-             responses={400: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}, dependencies=[Admitted])
+             responses={400: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+             dependencies=[admission(chat_sequences)])
 @with_cancellation
 async def create_response(body: ResponsesRequest, request: Request, gen: GenerationDep,
                           usage: TokensDep) -> Response:

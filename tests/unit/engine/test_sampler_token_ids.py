@@ -121,3 +121,28 @@ async def test_a_rendered_prompt_is_sent_as_it_is_and_never_encoded() -> None:
                          max_tokens=64, temperature=0.0)
     assert not [t for t in encoded if "Q" in t]  # (the scripted engine encodes what it generates)
     assert engine.requests[-1].prompt_token_ids == [*ids, *batch.samples[0].token_ids]
+
+
+async def test_tokens_written_past_the_stop_string_are_given_up_and_the_rest_of_the_text_encoded() -> None:
+    """vLLM cuts the text at the stop string, not the tokens: a last token "><" after "</confidence" leaves a
+    "<" the text never showed; the continuation must start where the text ends."""
+    engine = MergingEngine(span_script)
+    sampler = EngineSampler(engine)
+    prompt = sampler.start("Q:")
+    over = ord("<") + 0x10000  # one token for "><"
+    plain = engine.decode
+    engine.decode = lambda ids: plain([i for i in ids if i != over]) + "><" * ids.count(over)  # type: ignore[method-assign]
+    text = "xy</confidence>"
+    ids = (*(ord(c) for c in "xy</confidence"), over)  # the engine's tokens: the text plus a "<"
+    assert engine.decode(list(ids)) == text + "<"
+    extended = sampler.extend(prompt, Sample(text, len(ids), "stop", ids))
+    assert extended.ids == (*prompt.ids, *ids[:-1], ord(">"))
+    assert engine.decode(list(extended.ids)).endswith(text)
+
+
+async def test_tokens_that_do_not_decode_to_the_text_are_not_used() -> None:
+    engine = MergingEngine(span_script)
+    sampler = EngineSampler(engine)
+    prompt = sampler.start("Q:")
+    wrong = Sample("xab", 3, "stop", (ord("Y"), ord("Y"), ord("Y")))
+    assert sampler.extend(prompt, wrong).ids == (*prompt.ids, ord("x"), MERGED)

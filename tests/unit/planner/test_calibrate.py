@@ -67,14 +67,15 @@ def test_one_class_outcomes_are_fitted_as_platt_does(success: bool) -> None:
         assert isinstance(m, PlattMap)
         observed = 41 / 42 if success else 1 / 42  # Platt's smoothed rate
         assert m(0.99) == pytest.approx(observed, abs=0.02)
-        if raw is spread:
-            a, b = _sklearn_platt(raw, out)
-            assert [m(r) for r in raw] == pytest.approx([1 / (1 + math.exp(-(a * x + b))) for x in _logits(raw)],
-                                                       abs=2e-3)
+        assert sum(m(r) for r in raw) / len(raw) == pytest.approx(observed, abs=1e-6)  # the mean is the rate
+        probes = [0.3, 0.6, 0.9, 0.97, 0.99]
+        assert all(a < b for a, b in itertools.pairwise(m(p) for p in probes))  # still ranks plans in order
     few = fit_map([0.99] * 10, [False] * 10, CalibrationPolicy(min_platt=30))
     assert isinstance(few, IdentityMap)  # below min_platt: no fit at all
     many = fit_map([0.99] * 400, [False] * 400, CalibrationPolicy(min_platt=30, min_isotonic=300))
     assert isinstance(many, PlattMap) and 0 < many(0.99) < 0.01  # isotonic would say exactly 0
+    easy = fit_map([0.3 + 0.69 * i / 399 for i in range(400)], [True] * 400, CalibrationPolicy(min_platt=30))
+    assert easy(0.3) < easy(0.6) < easy(0.99) < 1  # all successes: near 1, in the model's order
 
 
 def test_isotonic_matches_sklearn() -> None:

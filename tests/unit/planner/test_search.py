@@ -269,3 +269,16 @@ def test_bad_budgets_name_the_field(kw: dict[str, object]) -> None:
     with pytest.raises(InvalidPlanRequest) as err:
         Budget(**kw)  # type: ignore[arg-type]
     assert err.value.field.startswith("budget.")
+
+
+async def test_a_chosen_span_the_budget_could_not_continue_says_its_action_is_missing() -> None:
+    """branch_commit chose a span, but no tokens were left to continue it: it was not continued, and unlike
+    the spans that were not chosen, its missing action is a problem the answer carries."""
+    s = ScriptedSampler(by_index([90, 40]))
+    budget = Budget(max_tokens=2 * len(turn(90, "op0").split("</confidence>")[0] + "</confidence>"))
+    r = await plan(s, "P", cfg("branch_commit", width=2, commit_threshold=0.8, budget=budget,
+                               max_tokens_per_turn=128))
+    assert r.chosen is not None and not r.chosen.continued
+    assert "missing_action" in r.chosen.turn.problem_kinds
+    [other] = [c for c in r.candidates if c is not r.chosen]
+    assert not other.continued and "missing_action" not in other.turn.problem_kinds

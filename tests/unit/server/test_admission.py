@@ -1,5 +1,5 @@
 """Admission runs after authentication, counts engine sequences (not requests) and keeps per-key counts;
-every route that generates declares it."""
+every route that generates declares it, saying how its body counts."""
 
 from __future__ import annotations
 
@@ -9,22 +9,35 @@ import pytest
 from fastapi.routing import APIRoute
 
 from engine.scripted import ScriptedEngine
-from server.admission import Admission, sequences_of
+from planner.search import Budget, PlanConfig, largest_round
+from server.admission import Admission, chat_sequences, completion_sequences, plan_sequences
 from server.app import create_app, services_of
 from server.deps import get_generation, get_planning
-from server.guards import admitted
+from server.guards import SequenceCount
 from tests.unit.server.conftest import running_app, settings
 
 
-@pytest.mark.parametrize(("body", "sequences"), [
-    ({"messages": [], "n": 3}, 3), ({"messages": []}, 1), ({"prompt": ["a", "b"], "n": 2}, 4),
-    ({"prompt": [1, 2, 3]}, 1), ({"prompt": "x", "n": "many"}, 1), ({"prompt": "x", "n": True}, 1),
-    ({"prompt": "x", "algorithm": "best_of_n", "width": 8}, 8), ({"prompt": "x", "algorithm": "greedy"}, 1),
-    ({"prompt": "x", "algorithm": "lookahead", "width": 3, "branch": 2}, 6), ({"prompt": "x", "width": 5}, 5),
-    (None, 1), ([1, 2], 1),
+@pytest.mark.parametrize(("count", "body", "sequences"), [
+    (chat_sequences, {"messages": [], "n": 3}, 3), (chat_sequences, {"messages": []}, 1),
+    (completion_sequences, {"prompt": ["a", "b"], "n": 2}, 2), (completion_sequences, {"prompt": [1, 2]}, 1),
+    (chat_sequences, {"n": "many"}, 1), (chat_sequences, {"n": True}, 1), (chat_sequences, None, 1),
+    (chat_sequences, {"n": 500}, 1),  # above max_n: the route's 400 must come first, not a 429
+    (plan_sequences, {"prompt": "x"}, 4),  # the default: branch_commit, width 4
+    (plan_sequences, {"algorithm": "best_of_n", "width": 8}, 8), (plan_sequences, {"algorithm": "greedy"}, 1),
+    (plan_sequences, {"algorithm": "lookahead", "width": 3, "branch": 2}, 6),
+    (plan_sequences, {"width": 2, "width_growth": 2, "budget": {"max_candidates": 14}}, 8),  # 2, 4, 8
+    (plan_sequences, {"width": 2, "width_growth": 2}, 8),  # 2, 4, 8, 2 of 16
+    (plan_sequences, {"width": 10_000}, 1), (plan_sequences, [1, 2], 1),
 ])
-def test_a_request_counts_the_sequences_it_holds(body: object, sequences: int) -> None:
-    assert sequences_of(body) == sequences
+def test_a_request_counts_the_sequences_it_holds(count: SequenceCount, body: object, sequences: int) -> None:
+    assert count(body, 16) == sequences
+
+
+def test_the_plan_count_is_the_planners_own_largest_round() -> None:
+    for width, growth, cap in [(1, 2, 15), (2, 2, 14), (3, 3, 40), (4, 1, 16), (5, 2, 9)]:
+        config = PlanConfig(width=width, width_growth=growth, budget=Budget(max_candidates=cap))
+        body = {"width": width, "width_growth": growth, "budget": {"max_candidates": cap}}
+        assert plan_sequences(body, 64) == largest_round(config)
 
 
 def test_admission_counts_sequences_per_key_and_admits_an_oversized_request_alone() -> None:
@@ -52,7 +65,8 @@ def test_every_generating_route_declares_admission() -> None:
     generating = [r for r in app.routes if isinstance(r, APIRoute) and calls(r.dependant) & {get_generation,
                                                                                              get_planning}]
     assert {r.path for r in generating} >= {"/v1/chat/completions", "/v1/completions", "/v1/plan", "/v1/responses"}
-    assert [r.path for r in generating if admitted not in calls(r.dependant)] == []
+    admitted = [r.path for r in generating if any(getattr(c, "admission", False) for c in calls(r.dependant))]
+    assert sorted(admitted) == sorted(r.path for r in generating)
 
 
 async def test_past_capacity_is_429_with_retry_after_and_the_count_is_released() -> None:
