@@ -23,8 +23,8 @@ from foresight_client import (
 from foresight_client.errors import RateLimitError, ServiceUnavailableError, status_error
 from protocol.plan import PlanResponse
 from tests.unit.server.conftest import running_app
+from tests.unit.server.routes.test_plan_route import foresight_script
 from tests.unit.server.test_auth import make_key
-from tests.unit.server.test_plan_route import foresight_script
 
 
 @asynccontextmanager

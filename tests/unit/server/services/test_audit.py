@@ -14,7 +14,7 @@ import pytest
 from protocol.plan import PlanRequest, PlanResponse
 from server.services.audit import Retention, audit_record
 from server.store import PlanRecord, Store, default_url
-from tests.unit.server.test_scopes import PROMPT, keyed_app
+from tests.unit.server.routes.test_scopes import PROMPT, keyed_app
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from server import errors
 from server.services import errors as domain
 
-SERVICES = Path(__file__).resolve().parents[3] / "server" / "services"
+SERVICES = Path(__file__).resolve().parents[4] / "server" / "services"
 HTTP_ERRORS = {name for name, obj in vars(errors).items() if inspect.isclass(obj) and issubclass(obj, errors.ApiError)}
 
 

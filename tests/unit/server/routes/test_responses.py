@@ -11,7 +11,7 @@ import pytest
 
 from engine.scripted import ScriptedEngine
 from tests.unit.server.conftest import running_app
-from tests.unit.server.test_tool_calls import script
+from tests.unit.server.routes.test_tool_calls import script
 
 APPLY = {"type": "function", "name": "apply", "parameters": {
     "type": "object", "properties": {"op": {"type": "string", "enum": ["+1", "*2"]}}, "required": ["op"]}}

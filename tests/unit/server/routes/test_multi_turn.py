@@ -10,7 +10,7 @@ import pytest
 
 from engine.scripted import ScriptedEngine
 from tests.unit.server.conftest import running_app
-from tests.unit.server.test_tool_calls import APPLY, SEARCH, script
+from tests.unit.server.routes.test_tool_calls import APPLY, SEARCH, script
 
 CALL = {"id": "call_1", "type": "function", "function": {"name": "apply", "arguments": '{"op": "*2"}'}}
 

@@ -15,7 +15,7 @@ import pytest
 from server.metrics import Metrics
 from server.services.usage import UsageLedger
 from server.store import Store, default_url
-from tests.unit.server.test_scopes import PROMPT, keyed_app
+from tests.unit.server.routes.test_scopes import PROMPT, keyed_app
 
 
 @pytest.fixture

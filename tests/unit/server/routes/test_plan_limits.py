@@ -9,7 +9,7 @@ from planner.params import params
 from planner.search import Budget, PlanConfig
 from server.config import Settings
 from tests.unit.server.conftest import running_app
-from tests.unit.server.test_plan_route import foresight_script
+from tests.unit.server.routes.test_plan_route import foresight_script
 
 
 def test_every_limit_names_a_setting() -> None:
