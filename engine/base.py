@@ -109,12 +109,11 @@ class Engine(Protocol):
     def decode(self, ids: Sequence[int]) -> str:
         """Token ids as text, the way generated texts show them (special tokens left out)."""
 
-    def chat_prompt(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None) -> str:
-        """The prompt the chat template renders (``tools``: OpenAI tool definitions, for templates that use them)."""
-        ...
-
     def render_chat(self, messages: Sequence[dict[str, Any]],
-                    tools: Sequence[dict[str, Any]] | None = None) -> list[int]: ...
+                    tools: Sequence[dict[str, Any]] | None = None) -> list[int]:
+        """The chat template's prompt as token ids (``tools``: OpenAI tool definitions, for templates that use
+        them): every chat, response and plan is rendered once, here."""
+        ...
 
     def check_request(self, request: GenerationRequest) -> None:
         """Raise :class:`engine.errors.EngineRequestError` for a request this engine cannot run (e.g. a

@@ -136,11 +136,11 @@ class EngineSampler:
         if room < 1:
             return SampleBatch([Sample("", 0, "length") for _ in range(n)], len(ids))
         max_tokens = min(max_tokens, room)
-        ends_in_action = self.constrain_action is not None and set(stop) == set(ACTION_STOPS)
+        ends_in_action = set(stop) == set(ACTION_STOPS)
+        constrain = self.constrain_action if ends_in_action else None
         request = GenerationRequest(ids, n=n, max_tokens=max_tokens, temperature=temperature, top_p=top_p,
                                     seed=seed, stop=tuple(stop), include_stop_str_in_output=True,
-                                    structured=self.constrain_action(max_tokens)
-                                    if self.constrain_action is not None and ends_in_action else None)
+                                    structured=constrain(max_tokens) if constrain is not None else None)
         request_id = f"plan-{uuid.uuid4().hex}"
         if self.run is not None:
             return await self.run(request, request_id)

@@ -63,7 +63,7 @@ class ScriptedEngine(EngineLifecycle):
     def decode(self, ids: Sequence[int]) -> str:
         return "".join(chr(i) for i in ids)
 
-    def chat_prompt(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None) -> str:
+    def _chat_text(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None) -> str:
         parts = [f"tools: {', '.join(t['function']['name'] for t in tools)}\n"] if tools else []
         for m in messages:
             content = m.get("content") or ""
@@ -77,7 +77,7 @@ class ScriptedEngine(EngineLifecycle):
 
     def render_chat(self, messages: Sequence[dict[str, Any]],
                     tools: Sequence[dict[str, Any]] | None = None) -> list[int]:
-        return self.encode(self.chat_prompt(messages, tools))
+        return self.encode(self._chat_text(messages, tools))
 
     def _complete(self, prompt: str, index: int, request: GenerationRequest) -> tuple[str, str, str | None]:
         """(text, finish_reason, stop_reason) as vLLM would give them: the earliest stop string within

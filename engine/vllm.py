@@ -213,7 +213,7 @@ class VllmEngine(EngineLifecycle):
         # as vLLM's output texts: special tokens left out, spaces not "cleaned up"
         return str(self._tokenizer.decode(list(ids), skip_special_tokens=True, clean_up_tokenization_spaces=False))
 
-    def chat_prompt(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None) -> str:
+    def _chat_text(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None) -> str:
         own = getattr(self._tokenizer, "chat_template", None)
         # a checkpoint may name several templates (e.g. "default" and "tool_use"): the tokenizer picks one
         template = self._tokenizer.get_chat_template(None, list(tools) if tools else None) if own else \
@@ -230,7 +230,7 @@ class VllmEngine(EngineLifecycle):
 
     def render_chat(self, messages: Sequence[dict[str, Any]],
                     tools: Sequence[dict[str, Any]] | None = None) -> list[int]:
-        return self.encode(self.chat_prompt(messages, tools), add_special_tokens=False)
+        return self.encode(self._chat_text(messages, tools), add_special_tokens=False)
 
     async def generate(self, request: GenerationRequest, request_id: str) -> AsyncIterator[GenerationChunk]:
         llm = self._require()

@@ -52,29 +52,29 @@ def next_prompt(sampler: Sampler, prompt: Context, after: Context, observation: 
     return sampler.extend(after, text="\n" + obs)
 
 
-async def _imagine(state: SearchState, cand: Candidate, tokens: int) -> tuple[str | None, int]:
-    """The observation the model imagines after ``cand``'s action, and the tokens that cost."""
+async def _imagine(state: SearchState, after: Context, tokens: int) -> tuple[str | None, int]:
+    """The observation the model imagines after a turn (``after``: the prompt and the turn), and the tokens
+    that cost."""
     n, per = state.affordable(1, OBSERVATION_MAX_TOKENS, min_per_sample=1, tokens=tokens)
     if n == 0:
         return None, 0
-    (s,) = await state.sample(state.sampler.extend(state.after(cand), text=OBSERVATION_OPEN), 1, (OBSERVATION_CLOSE,),
-                              per, temperature=0.0, count_candidates=False)
+    (s,) = await state.sample(state.sampler.extend(after, text=OBSERVATION_OPEN), 1, (OBSERVATION_CLOSE,), per,
+                              temperature=0.0, count_candidates=False)
     text = s.text.split(OBSERVATION_CLOSE)[0]
     return (text if text.strip() else None), s.tokens
 
 
-async def _deepen(state: SearchState, prompt: Context, cand: Candidate, depth: int,
-                  share: tuple[int, int]) -> list[tuple[Candidate, Context]]:
+async def _deepen(state: SearchState, cand: Candidate, depth: int, share: tuple[int, int]) -> list[Candidate]:
     """Imagine ``cand``'s next observation and sample turns there, within ``share`` (candidates,
     tokens): this branch's part of the budget, so branches expanded side by side cannot overrun it."""
     candidates, tokens = share
-    observation, spent = await _imagine(state, cand, tokens)
+    after = state.after(cand)
+    observation, spent = await _imagine(state, after, tokens)
     if observation is None:
         return []
-    child_prompt = next_prompt(state.sampler, prompt, state.after(cand), observation, state.config.lookahead_context)
-    children = await state.propose_turns(child_prompt, min(state.config.width, candidates), depth=depth,
-                                         parent=cand.id, tokens=tokens - spent)
-    return [(c, child_prompt) for c in children]
+    child_prompt = next_prompt(state.sampler, cand.prompt, after, observation, state.config.lookahead_context)
+    return await state.propose_turns(child_prompt, min(state.config.width, candidates), depth=depth,
+                                     parent=cand.id, tokens=tokens - spent)
 
 
 def shares(total: int, parts: int) -> list[int]:
@@ -90,22 +90,22 @@ def _back_up(state: SearchState, cand: Candidate) -> float:
     return cand.value
 
 
-def distinct_actions(cands: list[tuple[Candidate, Context]], b: int) -> list[tuple[Candidate, Context]]:
+def distinct_actions(cands: list[Candidate], b: int) -> list[Candidate]:
     """The ``b`` best candidates (by score) whose actions differ, among those that have one (the same action
     from the same prompt imagines the same future; contexts are compared by value)."""
-    picked: list[tuple[Candidate, Context]] = []
+    picked: list[Candidate] = []
     seen: set[tuple[Context, str, str | None, str]] = set()
-    for c, p in sorted(cands, key=lambda cp: (-cp[0].score, cp[0].id)):
+    for c in sorted(cands, key=lambda c: (-c.score, c.id)):
         action = c.turn.action
         if action is None:
             continue
         what = action.content.strip() if action.arguments is None else json.dumps(action.arguments, sort_keys=True,
                                                                                  default=str)
-        key = (p, action.kind, action.name, what)
+        key = (c.prompt, action.kind, action.name, what)
         if key in seen:
             continue
         seen.add(key)
-        picked.append((c, p))
+        picked.append(c)
         if len(picked) == b:
             break
     return picked
@@ -123,7 +123,7 @@ async def lookahead(state: SearchState, prompt: Context) -> PlanResult:
         roots += more
     if not roots:
         return state.result(Decision.BUDGET_EXHAUSTED, None)
-    frontier: list[tuple[Candidate, Context]] = [(c, prompt) for c in roots]
+    frontier = roots
     exhausted = False
     for depth in range(2, cfg.budget.max_depth + 1):
         top = distinct_actions(frontier, cfg.branch)
@@ -132,9 +132,9 @@ async def lookahead(state: SearchState, prompt: Context) -> PlanResult:
             break
         top = top[: state.candidates_left]  # a branch without a candidate to spend imagines for nothing
         cands, tokens = shares(state.candidates_left, len(top)), shares(state.tokens_left, len(top))
-        levels = await asyncio.gather(*(_deepen(state, p, c, depth, (k, t))
-                                        for (c, p), k, t in zip(top, cands, tokens, strict=True)))
-        frontier = [cp for level in levels for cp in level]
+        levels = await asyncio.gather(*(_deepen(state, c, depth, (k, t))
+                                        for c, k, t in zip(top, cands, tokens, strict=True)))
+        frontier = [c for level in levels for c in level]
         if not frontier:
             exhausted = True
             break

@@ -129,11 +129,11 @@ class PlanningService:
         """With ``tool_choice`` ``required`` or a named function: every engine call that ends a turn in its
         action is constrained to a call of one of the tools, as chat's are (the foresight before it stays
         free text); the request is refused at once if the engine cannot compile that constraint."""
-        if tools is None or tools.required_call(1) is None:
+        probe = tools.required_call(64) if tools is not None else None
+        if tools is None or probe is None:
             return None
-        engine = self.generation.engine
         try:
-            engine.check_request(GenerationRequest([0], structured=tools.required_call(64)))
+            self.generation.engine.check_request(GenerationRequest([0], structured=probe))
         except EngineRequestError as exc:
             raise InvalidRequest(str(exc), param="tools") from exc
         return tools.required_call

@@ -56,31 +56,26 @@ def test_streaming_client_disconnect_aborts(server: ServerProcess) -> None:
     assert generated_tokens(server) - before < FULL_TOKENS  # stopped early: aborted
 
 
-def test_non_streaming_client_disconnect_aborts(server: ServerProcess) -> None:
-    before = generated_tokens(server)
-    with pytest.raises(httpx.TimeoutException):
-        httpx.post(f"{server.url}/v1/completions", json=LONGER, timeout=0.3)
-    assert wait_idle(server) == 0
-    time.sleep(1)
-    assert generated_tokens(server) - before < LONGER_TOKENS
-
-
 # the same load as chat messages (the reference model's template renders the observation as it is)
 LONG_CHAT = {"messages": [{"role": "user", "content": PROMPT}], "max_tokens": 200, "n": 16, "ignore_eos": True,
              "temperature": 1.0}
-LONG_CHAT_TOKENS = 200 * 16
 
 
-def test_chat_client_disconnect_aborts(server: ServerProcess) -> None:
-    """Chat, like completions and plans, stops its engine work when the client goes away (``with_cancellation``
-    waits on the connection's ``http.disconnect``; the Responses API's is tested on every generating route in
-    tests/unit/server/test_disconnect.py — one real sequence of its is over before a client could leave)."""
+@pytest.mark.parametrize(("path", "body", "full"), [
+    ("/v1/completions", LONGER, LONGER_TOKENS),
+    ("/v1/chat/completions", LONG_CHAT, 200 * 16),
+])
+def test_non_streaming_client_disconnect_aborts(server: ServerProcess, path: str, body: dict, full: int) -> None:
+    """Completions and chat (like plans, below) stop their engine work when the client goes away
+    (``with_cancellation`` waits on the connection's ``http.disconnect``; the Responses API's is tested on
+    every generating route in tests/unit/server/routes/test_disconnect.py — one real sequence of its is over
+    before a client could leave)."""
     before = generated_tokens(server)
     with pytest.raises(httpx.TimeoutException):
-        httpx.post(f"{server.url}/v1/chat/completions", json=LONG_CHAT, timeout=0.3)
+        httpx.post(f"{server.url}{path}", json=body, timeout=0.3)
     assert wait_idle(server) == 0
     time.sleep(1)
-    assert generated_tokens(server) - before < LONG_CHAT_TOKENS
+    assert generated_tokens(server) - before < full
 
 
 # a plan that runs its whole budget (commit_threshold 1 is never met): a few engine calls of 16 turns
