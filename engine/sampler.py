@@ -101,6 +101,18 @@ class EngineSampler:
             ids += self._piece(text)
         return TokenPrompt(tuple(ids))
 
+    def carry(self, context: TokenPrompt, sample: Sample) -> tuple[TokenPrompt, str]:
+        """``context`` and every token the engine wrote for ``sample`` but a special one it ended on, with the
+        text they show past ``sample.text`` (a stop string cut inside a token leaves that token's rest). Tokens
+        that were not said, or do not show the text, fall back to :meth:`extend` (nothing carried)."""
+        gen = list(sample.token_ids)
+        while gen and not self.engine.decode(gen[-1:]):
+            gen.pop()
+        shown = self.engine.decode(gen) if gen else ""
+        if not gen or not shown.startswith(sample.text):
+            return self.extend(context, sample), ""
+        return TokenPrompt((*context.ids, *gen)), shown[len(sample.text):]
+
     def written(self, sample: Sample) -> list[int]:
         """The tokens the engine wrote for ``sample``, as far as they show its text. Special tokens it ended on
         (an end of sequence, which the text does not show either) are left out; so are the last few tokens

@@ -67,6 +67,12 @@ class ProblemModel(BaseModel):
     detail: str
 
 
+class ProblemSummary(BaseModel):
+    kind: str
+    detail: str = Field(description="The first candidate's detail of this kind.")
+    candidates: int = Field(description="How many candidates had a problem of this kind.")
+
+
 class CandidateModel(BaseModel):
     id: int
     parent: int | None
@@ -124,7 +130,12 @@ class PlanResponse(BaseModel):
     model: str
     algorithm: Algorithm
     domain: str
-    decision: Literal["commit", "budget_exhausted"]
+    decision: Literal["commit", "budget_exhausted", "no_confidence"] = Field(description=(
+        "commit: the chosen plan met the algorithm's rule; budget_exhausted: the budget ended first and the "
+        "best found is returned; no_confidence: a round in which no candidate stated a confidence ended the "
+        "plan (the model does not write the foresight format; `problems` says what it wrote instead)."))
+    problems: list[ProblemSummary] = Field(default_factory=list, description=(
+        "The format problems of the candidates judged, one per kind, with how many candidates had it."))
     action: ActionModel | None
     text: str | None
     rollout: str | None

@@ -56,6 +56,13 @@ class Sampler(Protocol):
         """``context`` followed by ``sample`` as the engine wrote it, then by ``text``."""
         ...
 
+    def carry(self, context: Context, sample: Sample) -> tuple[Context, str]:
+        """``context`` followed by every token the engine wrote for ``sample`` — a stop string may end inside
+        the last one (a BPE token ``><`` that closes ``</confidence>`` and opens the next tag) — and the text
+        those tokens show past ``sample.text``: what a continuation from there starts with. Continuing from
+        the model's own tokens, not a re-encoding of its text, is what it would have written unstopped."""
+        ...
+
     async def sample(
         self,
         context: Context,
@@ -77,6 +84,9 @@ class TextSampler:
 
     def extend(self, context: str, sample: Sample | None = None, text: str = "") -> str:
         return context + (sample.text if sample is not None else "") + text
+
+    def carry(self, context: str, sample: Sample) -> tuple[str, str]:
+        return context + sample.text, ""
 
 
 class Calibrator(Protocol):
@@ -106,6 +116,9 @@ class Decision(enum.StrEnum):
 
     COMMIT = "commit"
     BUDGET_EXHAUSTED = "budget_exhausted"
+    # a round in which no candidate stated a confidence: the model does not write the foresight format
+    # (a pretrained LLM that is not a foresight model), so widening would only spend the budget
+    NO_CONFIDENCE = "no_confidence"
 
 
 class LookaheadContext(enum.StrEnum):
@@ -346,8 +359,9 @@ class SearchState:
         per = min(self.config.max_tokens_per_turn, max(self.tokens_left, 0))
         if per < 1:
             return cand
-        (s,) = await self.sample(self.after(cand), 1, ACTION_STOPS, per, temperature=0.0, count_candidates=False)
-        text = cand.text + s.text
+        context, carried = self._carried(cand)
+        (s,) = await self.sample(context, 1, ACTION_STOPS, per, temperature=0.0, count_candidates=False)
+        text = cand.text + carried + s.text
         turn = parse_turn(text)
         cand.text, cand.turn, cand.tokens, cand.complete = text, turn, cand.tokens + s.tokens, True
         cand.written.append(s)
@@ -356,16 +370,30 @@ class SearchState:
     def after(self, cand: Candidate) -> Context:
         """``cand``'s prompt followed by what the engine wrote for it (made when needed: a plan keeps one
         prompt and each candidate's own tokens, not a copy of the prompt per candidate)."""
-        context = cand.prompt
-        for s in cand.written:
-            context = self.sampler.extend(context, s)
-        return context
+        if not cand.written:
+            return cand.prompt
+        context, _ = self._carried(cand, upto=len(cand.written) - 1)
+        return self.sampler.extend(context, cand.written[-1])
+
+    def _carried(self, cand: Candidate, upto: int | None = None) -> tuple[Context, str]:
+        """The context after ``cand.written[:upto]`` (all by default), each written piece carried on whole
+        (:meth:`Sampler.carry`), and what the last one's tokens show past its text (the candidate's text
+        holds it: :meth:`complete` put it there)."""
+        context, carried = cand.prompt, ""
+        for s in cand.written[:upto]:
+            context, carried = self.sampler.carry(context, s)
+        return context, carried
 
     def result(self, decision: Decision, chosen: Candidate | None) -> PlanResult:
         if chosen is not None and not chosen.complete:  # chosen, but never continued: its action is missing
             chosen.turn = parse_turn(chosen.text)
         return PlanResult(decision, chosen, self.candidates, self.usage, self.config.algorithm,
                           latency_s=time.monotonic() - self.started)
+
+
+def unconfident(cands: Sequence[Candidate]) -> bool:
+    """True for a round of candidates none of which stated a confidence (an empty round is not one)."""
+    return bool(cands) and all(c.raw_confidence is None for c in cands)
 
 
 def ranked(cands: Sequence[Candidate]) -> list[Candidate]:

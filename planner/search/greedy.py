@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from planner.search.base import Context, Decision, PlanResult, SearchState
+from planner.search.base import Context, Decision, PlanResult, SearchState, unconfident
 
 
 async def greedy(state: SearchState, prompt: Context) -> PlanResult:
     cands = await state.propose_turns(prompt, 1, temperature=0.0)
     if not cands:
         return state.result(Decision.BUDGET_EXHAUSTED, None)
-    return state.result(Decision.COMMIT, cands[0])
+    return state.result(Decision.NO_CONFIDENCE if unconfident(cands) else Decision.COMMIT, cands[0])

@@ -33,6 +33,7 @@ from planner.search.base import (
     Sampler,
     SearchState,
     ranked,
+    unconfident,
 )
 
 OBSERVATION_OPEN = "\n<information>"
@@ -114,6 +115,8 @@ def distinct_actions(cands: list[Candidate], b: int) -> list[Candidate]:
 async def lookahead(state: SearchState, prompt: Context) -> PlanResult:
     cfg = state.config
     roots = await state.propose_turns(prompt, cfg.width)
+    if unconfident(roots):  # nothing to rank imagined futures by: more rounds or levels would not change it
+        return state.result(Decision.NO_CONFIDENCE, ranked(roots)[0])
     for _ in range(cfg.root_rounds - 1):
         if not roots or ranked(roots)[0].score >= cfg.commit_threshold:
             break

@@ -14,6 +14,7 @@ from protocol.plan import (
     PlanResponse,
     PlanUsage,
     ProblemModel,
+    ProblemSummary,
     PromptTokensDetails,
     TreeNode,
 )
@@ -48,6 +49,17 @@ def _tree(result: PlanResult) -> list[TreeNode]:
     return [node(c) for c in result.candidates if c.parent is None]
 
 
+def problem_summary(result: PlanResult) -> list[ProblemSummary]:
+    """One entry per problem kind over the candidates judged: its first detail and how many had it."""
+    first: dict[str, str] = {}
+    count: dict[str, int] = {}
+    for c in result.candidates:
+        for kind in dict.fromkeys(p.kind for p in c.turn.problems):
+            count[kind] = count.get(kind, 0) + 1
+            first.setdefault(kind, next(p.detail for p in c.turn.problems if p.kind == kind))
+    return [ProblemSummary(kind=k, detail=first[k], candidates=n) for k, n in count.items()]
+
+
 def plan_response(req: PlanInput, config: PlanConfig, result: PlanResult, tokens: TokenUsage, model: str,
                   tools: Tools | None = None) -> PlanResponse:
     """The response: the decision, the chosen action (with ``tools``, also as an OpenAI tool call), its
@@ -61,6 +73,7 @@ def plan_response(req: PlanInput, config: PlanConfig, result: PlanResult, tokens
     return PlanResponse(
         plan_id=f"plan-{uuid.uuid4().hex}", created=now(), model=model,
         algorithm=config.algorithm, domain=config.domain, decision=result.decision.value,
+        problems=problem_summary(result),
         action=_action(chosen), text=chosen.text if chosen else None,
         rollout=chosen.turn.imaginary if chosen else None,
         confidence=ConfidenceModel(raw=chosen.raw_confidence if chosen else None,

@@ -146,3 +146,30 @@ async def test_tokens_that_do_not_decode_to_the_text_are_not_used() -> None:
     prompt = sampler.start("Q:")
     wrong = Sample("xab", 3, "stop", (ord("Y"), ord("Y"), ord("Y")))
     assert sampler.extend(prompt, wrong).ids == (*prompt.ids, ord("x"), MERGED)
+
+
+async def test_a_continuation_carries_on_from_every_token_and_starts_with_what_they_showed_past_the_stop() -> None:
+    """A span cut at ``</confidence>`` inside a ``><`` token is continued from that token, as the model
+    wrote it (re-encoding its text as ``>`` puts the model where it never was: SmolLM2 then ends its turn),
+    and the continuation's text starts with the ``<`` the span's text never showed."""
+    engine = MergingEngine(span_script)
+    sampler = EngineSampler(engine)
+    prompt = sampler.start("Q:")
+    over = ord("<") + 0x10000  # one token for "><"
+    plain = engine.decode
+    engine.decode = lambda ids: plain([i for i in ids if i != over]) + "><" * ids.count(over)  # type: ignore[method-assign]
+    text = "xy</confidence>"
+    ids = (*(ord(c) for c in "xy</confidence"), over)
+    context, carried = sampler.carry(prompt, Sample(text, len(ids), "stop", ids))
+    assert context.ids == (*prompt.ids, *ids) and carried == "<"
+
+
+async def test_carry_leaves_out_the_end_of_sequence_and_falls_back_where_the_tokens_do_not_show_the_text() -> None:
+    engine = EosEngine(span_script)
+    sampler = EngineSampler(engine)
+    prompt, span = await first_span(sampler)
+    assert span.token_ids[-1] == EOS
+    context, carried = sampler.carry(prompt, span)
+    assert context.ids == (*prompt.ids, *span.token_ids[:-1]) and carried == ""
+    wrong = Sample("xab", 3, "stop", (ord("Y"), ord("Y"), ord("Y")))
+    assert sampler.carry(prompt, wrong) == (sampler.extend(prompt, wrong), "")

@@ -134,6 +134,25 @@ async def test_unparsable_output_is_a_candidate_with_problems() -> None:
     assert all(c.raw_confidence is None for c in r.candidates)
 
 
+@pytest.mark.parametrize("algorithm", ["greedy", "best_of_n", "branch_commit", "lookahead"])
+async def test_a_round_without_any_confidence_ends_the_plan_at_once(algorithm: str) -> None:
+    """A model that does not write the format: one round, decision no_confidence, its best candidate as it
+    wrote it (never continued, never widened, never deepened) — not a deadline."""
+    s = ScriptedSampler(lambda p, call, i: "The capital of France is Paris. " * 40)
+    r = await plan(s, "P", cfg(algorithm, width=4, root_rounds=3,
+                               budget=Budget(max_tokens=10_000, max_candidates=32, max_depth=3)))
+    assert r.decision is Decision.NO_CONFIDENCE
+    assert len(s.calls) == 1
+    assert r.chosen is not None and r.chosen.text.startswith("The capital")
+    assert "missing_confidence" in r.chosen.turn.problem_kinds
+
+
+async def test_one_confident_candidate_in_the_round_keeps_the_plan_going() -> None:
+    s = ScriptedSampler(lambda p, call, i: turn(95, "op") if i == 2 else "no format here")
+    r = await plan(s, "P", cfg("branch_commit", width=4, commit_threshold=0.9, margin=0.0))
+    assert r.decision is Decision.COMMIT and r.chosen is not None and r.chosen.raw_confidence == 0.95
+
+
 def two_futures(roots: list[tuple[int, str]], future_op0: int, future_op1: int) -> ScriptedSampler:
     """Root turns (confidence, action); the model imagines "after opK" and then one future per action."""
 
