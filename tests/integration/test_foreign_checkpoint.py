@@ -1,108 +1,162 @@
-"""A checkpoint that is not ours — a random-weight Qwen2 model with a locally trained tokenizer and the
-Qwen2.5-style tool template (reference/random_checkpoint.py) — served by ``foresight serve --model DIR``:
-chat, tools, streamed tool calls, json_schema, /v1/responses and /v1/plan. Random weights: the assertions are
-on protocol and parsing; a required tool call is made well-formed by constrained decoding."""
+"""A real pretrained LLM through the server, unchanged: SmolLM2-135M-Instruct (``foresight models add
+smollm2-135m-instruct``; scripts/test.sh adds it) — a byte-level BPE of 49,152 tokens, a ChatML template
+written by someone else that does not render tools, real weights, a context of 8,192.
+
+The session's server on it (``smol``, tests/integration/conftest.py) runs in float32."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
 import pytest
 
-from reference.random_checkpoint import build
-from tests.integration.server_process import ServerProcess, start_server
+from tests.integration.server_process import ServerProcess
 
 pytestmark = pytest.mark.integration
-OPS = ["+1", "*2"]
-APPLY = {"type": "function", "function": {"name": "apply", "description": "Apply one operation.", "parameters": {
-    "type": "object", "properties": {"op": {"type": "string", "enum": OPS}}, "required": ["op"]}}}
-USER = [{"role": "user", "content": "x=3 target=12 steps=4"}]
+NAME = "smollm2-135m-instruct"
+WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather of a city.",
+           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+HERMES = [  # a few-shot Hermes-style call: the model copies the format
+    {"role": "system", "content": 'Call tools by writing <tool_call>{"name": NAME, "arguments": {...}}</tool_call>.'},
+    {"role": "user", "content": "Weather in Rome?"},
+    {"role": "assistant", "content": '<tool_call>{"name": "get_weather", "arguments": {"city": "Rome"}}</tool_call>'},
+    {"role": "user", "content": "Weather in Paris?"},
+]
+FORESIGHT = [  # a few-shot foresight prompt: the format is there for the model to follow
+    {"role": "system", "content": "You are an agent. Before each action, imagine what will happen in "
+                                  "<imaginary>...</imaginary>, then state how likely your plan succeeds in "
+                                  "<confidence>NN%</confidence>, then give one action in <answer>...</answer>."},
+    {"role": "user", "content": "What is 2+2?"},
+    {"role": "assistant", "content": "<imaginary>I answer 4 and the user confirms it is right.</imaginary>"
+                                     "<confidence>95%</confidence><answer>4</answer>"},
+    {"role": "user", "content": "What is the capital of Italy?"},
+    {"role": "assistant", "content": "<imaginary>I answer Rome and it is correct.</imaginary>"
+                                     "<confidence>90%</confidence><answer>Rome</answer>"},
+    {"role": "user", "content": "What is the capital of France?"},
+]
+PARIS = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
 
 
 @pytest.fixture(scope="module")
-def qwen(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    model = build(tmp_path_factory.mktemp("ckpt") / "qwen-tiny")
-    srv = start_server(model, tmp_path_factory.mktemp("qwen-server"))
-    yield srv
-    srv.stop()
+def client(smol: ServerProcess) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{smol.url}/v1", api_key="unused", max_retries=0)
 
 
-@pytest.fixture(scope="module")
-def client(qwen: ServerProcess) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{qwen.url}/v1", api_key="unused", max_retries=0)
-
-
-def test_it_is_served_under_its_own_name_and_chats(client: openai.OpenAI) -> None:
-    assert [m.id for m in client.models.list().data] == ["qwen-tiny"]
-    r = client.chat.completions.create(model="qwen-tiny", messages=USER, max_tokens=16, temperature=0)  # type: ignore[arg-type]
-    assert isinstance(r.choices[0].message.content, str) and r.usage is not None and r.usage.completion_tokens > 0
-
-
-def test_its_template_renders_the_tools_and_the_tool_response(qwen: ServerProcess) -> None:
-    def prompt_tokens(body: dict) -> int:  # type: ignore[type-arg]
-        r = httpx.post(f"{qwen.url}/v1/chat/completions", json={"max_tokens": 1, **body}, timeout=60)
-        assert r.status_code == 200, r.text
-        return int(r.json()["usage"]["prompt_tokens"])
-
-    bare, with_tools = prompt_tokens({"messages": USER}), prompt_tokens({"messages": USER, "tools": [APPLY]})
-    call = {"id": "call_1", "type": "function", "function": {"name": "apply", "arguments": '{"op": "*2"}'}}
-    trip = [*USER, {"role": "assistant", "content": None, "tool_calls": [call]},
-            {"role": "tool", "tool_call_id": "call_1", "content": "x=6 target=12 steps=3"}]
-    assert with_tools > bare + 20  # Qwen's template writes a tools block (ours does not)
-    assert prompt_tokens({"messages": trip, "tools": [APPLY]}) > with_tools + 10  # the call and <tool_response>
-
-
-def test_a_required_call_is_well_formed_streamed_or_not(client: openai.OpenAI) -> None:
-    kw = {"model": "qwen-tiny", "messages": USER, "tools": [APPLY], "tool_choice": "required", "max_tokens": 128,
-          "temperature": 0}
-    r = client.chat.completions.create(**kw)  # type: ignore[call-overload]
-    choice = r.choices[0]
-    assert choice.finish_reason == "tool_calls", choice
-    [call] = choice.message.tool_calls or []
-    assert call.function.name == "apply" and json.loads(call.function.arguments)["op"] in OPS
-    assert "foresight" in (choice.model_extra or {})  # random weights write no foresight: reported as problems
-    name, args = "", ""
-    for chunk in client.chat.completions.create(**kw, stream=True):  # type: ignore[call-overload]
-        for d in chunk.choices[0].delta.tool_calls or [] if chunk.choices else []:
-            name += (d.function.name or "") if d.function else ""
-            args += (d.function.arguments or "") if d.function else ""
-    assert (name, json.loads(args)) == ("apply", json.loads(call.function.arguments))
-
-
-def test_json_schema(client: openai.OpenAI) -> None:
-    schema = {"type": "object", "properties": {"op": {"type": "string", "enum": OPS}}, "required": ["op"],
-              "additionalProperties": False}
-    r = client.chat.completions.create(model="qwen-tiny", messages=USER, max_tokens=40, temperature=0,  # type: ignore[arg-type]
-                                       response_format={"type": "json_schema",
-                                                        "json_schema": {"name": "move", "schema": schema}})
-    assert json.loads(r.choices[0].message.content or "")["op"] in OPS
-
-
-def test_responses(client: openai.OpenAI) -> None:
-    tool = {"type": "function", **APPLY["function"]}
-    r = client.responses.create(model="qwen-tiny", input="x=3 target=12 steps=4", tools=[tool],  # type: ignore[list-item]
-                                tool_choice="required", max_output_tokens=128, temperature=0)
-    [call] = [o for o in r.output if o.type == "function_call"]
-    assert call.name == "apply" and json.loads(call.arguments)["op"] in OPS
-
-
-def test_plan(qwen: ServerProcess) -> None:
-    r = httpx.post(f"{qwen.url}/v1/plan", timeout=120, json={
-        "messages": USER, "tools": [APPLY], "algorithm": "best_of_n", "width": 2, "temperature": 1.0, "seed": 1,
-        "budget": {"max_tokens": 256}})
+def post(srv: ServerProcess, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    r = httpx.post(f"{srv.url}/v1/{path}", json=body, timeout=120)
     assert r.status_code == 200, r.text
-    body = r.json()
-    assert body["decision"] in ("commit", "budget_exhausted") and body["usage"]["candidates"] >= 1
-    assert body["message"]["role"] == "assistant" and body["foresight"] is not None  # parsed, whatever it wrote
+    return dict(r.json())
 
 
-def test_served_by_the_same_command_a_user_runs(tmp_path: Path) -> None:
-    """``build`` is what a user's checkpoint looks like on disk: config, weights, tokenizer, template."""
-    out = build(tmp_path / "again")
-    assert {"config.json", "model.safetensors", "tokenizer.json", "chat_template.jinja"} <= {
-        p.name for p in out.iterdir()}
-    assert json.loads((out / "config.json").read_text())["architectures"] == ["Qwen2ForCausalLM"]
+def stream_text(srv: ServerProcess, path: str, body: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    chunks = []
+    with httpx.stream("POST", f"{srv.url}/v1/{path}", json={**body, "stream": True}, timeout=120) as r:
+        assert r.status_code == 200
+        chunks = [json.loads(line[6:]) for line in r.iter_lines() if line.startswith("data: {")]
+    text = "".join((c["choices"][0].get("delta", {}).get("content") or c["choices"][0].get("text") or "")
+                   for c in chunks if c.get("choices"))
+    return text, chunks
+
+
+def test_it_is_listed_under_its_name_with_its_real_context(client: openai.OpenAI) -> None:
+    [m] = client.models.list().data
+    assert m.id == NAME and (m.model_extra or {})["max_model_len"] == 8192
+
+
+def test_chat_streamed_or_not_gives_its_greedy_answer(smol: ServerProcess, client: openai.OpenAI) -> None:
+    r = client.chat.completions.create(model=NAME, messages=PARIS, max_tokens=24, temperature=0)  # type: ignore[arg-type]
+    assert r.choices[0].message.content == "The capital of France is Paris." and r.choices[0].finish_reason == "stop"
+    text, _ = stream_text(smol, "chat/completions", {"messages": PARIS, "max_tokens": 24, "temperature": 0})
+    assert text == r.choices[0].message.content
+
+
+def test_completions_with_logprobs_and_the_responses_api(client: openai.OpenAI) -> None:
+    r = client.completions.create(model=NAME, prompt="The capital of France is", max_tokens=8, temperature=0,
+                                  logprobs=3)
+    lp = r.choices[0].logprobs
+    assert r.usage is not None and lp is not None and lp.tokens is not None and lp.top_logprobs is not None
+    assert len(lp.tokens) == r.usage.completion_tokens == len(lp.top_logprobs)
+    assert "".join(lp.tokens) == r.choices[0].text
+    assert all(len(top) == 3 for top in lp.top_logprobs)
+    resp = client.responses.create(model=NAME, input=PARIS[0]["content"], max_output_tokens=24, temperature=0)
+    assert resp.output_text == "The capital of France is Paris."
+
+
+def test_its_template_ignores_tools_so_the_servers_tools_block_applies(smol: ServerProcess) -> None:
+    bare = post(smol, "chat/completions", {"messages": PARIS, "max_tokens": 1})["usage"]["prompt_tokens"]
+    tools = post(smol, "chat/completions", {"messages": PARIS, "max_tokens": 1, "tools": [WEATHER]})
+    assert tools["usage"]["prompt_tokens"] > bare + 30  # the tools block, with the schema, in the system turn
+
+
+def test_a_hermes_call_it_writes_comes_back_as_tool_calls_streamed_or_not(smol: ServerProcess) -> None:
+    body = {"messages": HERMES, "tools": [WEATHER], "temperature": 0, "max_tokens": 60}
+    choice = post(smol, "chat/completions", body)["choices"][0]
+    assert choice["finish_reason"] == "tool_calls" and not choice["message"]["content"]
+    [call] = choice["message"]["tool_calls"]
+    assert call["function"]["name"] == "get_weather" and json.loads(call["function"]["arguments"]) == {"city": "Paris"}
+    _, chunks = stream_text(smol, "chat/completions", body)
+    deltas = [d for c in chunks if c.get("choices") for d in c["choices"][0]["delta"].get("tool_calls") or []]
+    name = "".join(d["function"].get("name") or "" for d in deltas)
+    args = "".join(d["function"].get("arguments") or "" for d in deltas)
+    assert (name, json.loads(args)) == ("get_weather", {"city": "Paris"})
+    assert not any("<tool_call>" in (c["choices"][0]["delta"].get("content") or "") for c in chunks if c.get("choices"))
+
+
+def test_a_required_call_and_a_json_schema_on_a_49k_vocabulary(client: openai.OpenAI) -> None:
+    r = client.chat.completions.create(model=NAME, messages=[{"role": "user", "content": "Weather in Paris?"}],  # type: ignore[call-overload]
+                                       tools=[WEATHER], tool_choice="required", max_tokens=96, temperature=0)
+    [call] = r.choices[0].message.tool_calls or []
+    assert r.choices[0].finish_reason == "tool_calls" and isinstance(json.loads(call.function.arguments)["city"], str)
+    schema = {"type": "object", "properties": {"capital": {"type": "string", "maxLength": 20},
+                                               "population_millions": {"type": "integer"}},
+              "required": ["capital", "population_millions"], "additionalProperties": False}
+    out = client.chat.completions.create(model=NAME, messages=PARIS, max_tokens=60, temperature=0,  # type: ignore[arg-type]
+                                         response_format={"type": "json_schema",
+                                                          "json_schema": {"name": "city", "schema": schema}})
+    value = json.loads(out.choices[0].message.content or "")
+    assert set(value) == {"capital", "population_millions"} and isinstance(value["population_millions"], int)
+
+
+@pytest.mark.parametrize(("stop", "ends_inside_a_token"), [("</confidence>", True), ("</tool_call>", False)])
+def test_a_stop_string_that_straddles_bpe_tokens_is_cut_where_the_text_says(
+        smol: ServerProcess, smollm2: Path, stop: str, ends_inside_a_token: bool) -> None:
+    """Both tags are several tokens; the model writes ``</confidence>`` ending inside a ``><`` token."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(smollm2)
+    messages = FORESIGHT if stop == "</confidence>" else HERMES
+    prompt = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    free = post(smol, "completions", {"prompt": prompt, "max_tokens": 60, "temperature": 0})["choices"][0]["text"]
+    assert stop in free, free
+    ids = tok(free).input_ids
+    assert len(tok(stop, add_special_tokens=False).input_ids) > 1
+    assert (not any(tok.decode(ids[:k]).endswith(stop) for k in range(len(ids) + 1))) == ends_inside_a_token
+    want = free[: free.index(stop)]
+    cut = post(smol, "completions", {"prompt": prompt, "max_tokens": 60, "temperature": 0, "stop": [stop]})
+    assert cut["choices"][0]["text"] == want and cut["choices"][0]["finish_reason"] == "stop"
+    streamed, _ = stream_text(smol, "completions", {"prompt": prompt, "max_tokens": 60, "temperature": 0,
+                                                    "stop": [stop]})
+    assert streamed == want
+
+
+def test_a_plan_on_a_model_that_writes_no_foresight_ends_after_one_round(smol: ServerProcess) -> None:
+    essay = [{"role": "user", "content": "Write a long essay on the history of France."}]
+    body = post(smol, "plan", {"messages": essay, "algorithm": "branch_commit", "width": 4, "seed": 1,
+                               "budget": {"max_tokens": 4096, "deadline_s": 120}})
+    assert body["decision"] == "no_confidence" and body["usage"]["engine_calls"] == 1
+    assert body["usage"]["candidates"] == 4 and body["text"]
+    kinds = {p["kind"]: p["candidates"] for p in body["problems"]}
+    assert kinds["missing_confidence"] == 4
+
+
+def test_a_plan_works_where_a_few_shot_prompt_gives_the_format(smol: ServerProcess) -> None:
+    body = post(smol, "plan", {"messages": FORESIGHT, "algorithm": "branch_commit", "width": 4, "seed": 1,
+                               "temperature": 0.7, "budget": {"max_tokens": 1024}})
+    assert body["decision"] in ("commit", "budget_exhausted")
+    assert all(c["raw_confidence"] is not None for c in body["candidates"])
+    assert body["action"] is not None and body["action"]["kind"] == "answer"  # continued from the span's tokens
+    assert body["text"].count("</confidence><answer>") == 1 and body["problems"] == []
