@@ -45,11 +45,12 @@ def _body(variant: str, model: str, obs: str, tokens: int) -> tuple[str, dict[st
     return "/v1/chat/completions", body
 
 
-def _usage(variant: str, answer: dict[str, Any]) -> tuple[int, int]:
+def _usage(variant: str, answer: dict[str, Any]) -> tuple[int, int, int]:
+    """Prompt, completion and cached prompt tokens of one answer."""
     u = answer["usage"]
     if variant == "responses":
-        return int(u["input_tokens"]), int(u["output_tokens"])
-    return int(u["prompt_tokens"]), int(u["completion_tokens"])
+        return int(u["input_tokens"]), int(u["output_tokens"]), int(u["input_tokens_details"]["cached_tokens"])
+    return int(u["prompt_tokens"]), int(u["completion_tokens"]), int(u["prompt_tokens_details"]["cached_tokens"])
 
 
 async def _load(url: str, variant: str, model: str, observations: list[str], concurrency: int,
@@ -57,10 +58,10 @@ async def _load(url: str, variant: str, model: str, observations: list[str], con
     queue = list(enumerate(observations))
     latencies: list[float] = []
     prompts: dict[int, int] = {}
-    completion = 0
+    completion = cached = 0
 
     async def worker(client: httpx.AsyncClient) -> None:
-        nonlocal completion
+        nonlocal completion, cached
         while queue:
             i, obs = queue.pop()
             path, body = _body(variant, model, obs, tokens)
@@ -68,16 +69,18 @@ async def _load(url: str, variant: str, model: str, observations: list[str], con
             r = await client.post(path, json=body)
             latencies.append(time.perf_counter() - t0)
             r.raise_for_status()
-            prompt, out = _usage(variant, r.json())
+            prompt, out, hit = _usage(variant, r.json())
             prompts[i] = prompt
             completion += out
+            cached += hit
 
     async with httpx.AsyncClient(base_url=url, timeout=300) as client:
         t0 = time.perf_counter()
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
         wall = time.perf_counter() - t0
     return {"requests": len(observations), "wall_s": wall, "latencies": latencies,
-            "prompt_tokens": [prompts[i] for i in sorted(prompts)], "completion_tokens": completion}
+            "prompt_tokens": [prompts[i] for i in sorted(prompts)], "completion_tokens": completion,
+            "cached_tokens": cached}
 
 
 def tools_block_cost() -> dict[str, int]:
@@ -111,7 +114,9 @@ def run(url: str, model: str, num_prompts: int, concurrency: int, tokens: int) -
         out[v] = {"requests_per_s": sum(r["requests"] for r in rs) / sum(r["wall_s"] for r in rs),
                   "p50_ms": 1000 * statistics.median(lat), "p99_ms": 1000 * lat[int(0.99 * (len(lat) - 1))],
                   "completion_tokens": sum(r["completion_tokens"] for r in rs),
-                  "prompt_tokens": rs[0]["prompt_tokens"]}
+                  "prompt_tokens": rs[0]["prompt_tokens"],
+                  "cached_share": sum(r["cached_tokens"] for r in rs)
+                  / max(1, sum(sum(r["prompt_tokens"]) for r in rs))}
     out["same_prompts"] = out["chat"]["prompt_tokens"] == out["tools"]["prompt_tokens"] == \
         out["responses"]["prompt_tokens"]
     out["tools_block"] = tools_block_cost()
@@ -119,12 +124,15 @@ def run(url: str, model: str, num_prompts: int, concurrency: int, tokens: int) -
 
 
 def report(v: dict[str, Any]) -> None:
-    print(f"\n{'variant (our server)':<22}{'requests/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'out tokens':>12}{'ratio':>8}")
+    print(f"\n{'variant (our server)':<22}{'requests/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'out tokens':>12}"
+          f"{'prompt':>8}{'cached':>8}{'ratio':>8}")
     base = v["chat"]["requests_per_s"]
     for name in ("chat", "tools", "responses"):
         r = v[name]
+        mean_prompt = statistics.mean(r["prompt_tokens"])
         print(f"{name:<22}{r['requests_per_s']:>12.2f}{r['p50_ms']:>10.1f}{r['p99_ms']:>10.1f}"
-              f"{r['completion_tokens']:>12}{r['requests_per_s'] / base:>8.3f}")
+              f"{r['completion_tokens']:>12}{mean_prompt:>8.0f}{r['cached_share']:>8.2f}"
+              f"{r['requests_per_s'] / base:>8.3f}")
     print(f"same prompt token counts in all three variants: {v['same_prompts']}")
     for name in ("tools", "responses"):
         ratio = v[name]["requests_per_s"] / base

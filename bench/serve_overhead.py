@@ -15,6 +15,12 @@ responses >= 0.97x chat. It also reports what a tools block costs in prompt toke
 renders one (the Qwen2.5-style template of docs/templates/).
 
     .venv/bin/python bench/serve_overhead.py [--rounds 3] [--num-prompts 200] [--concurrency 8] [--no-variants]
+
+A real pretrained model (``foresight models add smollm2-135m-instruct``), at the settings of its figures in
+docs/benchmarks.md:
+
+    .venv/bin/python bench/serve_overhead.py --model models/smollm2-135m-instruct --dtype bfloat16 \
+        --max-model-len 2048 --block-size 32 --input-len 128 --output-len 64 --num-prompts 96 --rounds 3
 """
 
 from __future__ import annotations
@@ -89,7 +95,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def run_load(port: int, model: Path, name: str, num_prompts: int, concurrency: int, output_len: int,
-             backend: str = "openai", endpoint: str = "/v1/completions",
+             input_len: int = 24, backend: str = "openai", endpoint: str = "/v1/completions",
              headers: list[str] | None = None) -> dict[str, Any]:
     from vllm.benchmarks.serve import add_cli_args
     from vllm.benchmarks.serve import main as bench_main
@@ -100,7 +106,7 @@ def run_load(port: int, model: Path, name: str, num_prompts: int, concurrency: i
     args = parser.parse_args([
         "--backend", backend, "--base-url", f"http://127.0.0.1:{port}", "--endpoint", endpoint,
         "--model", name, "--tokenizer", str(model), "--dataset-name", "random",
-        "--random-input-len", "24", "--random-output-len", str(output_len), "--num-prompts", str(num_prompts),
+        "--random-input-len", str(input_len), "--random-output-len", str(output_len), "--num-prompts", str(num_prompts),
         "--max-concurrency", str(concurrency), "--ignore-eos", "--percentile-metrics", "e2el,ttft",
         "--metric-percentiles", "50,99", "--seed", "0", "--disable-tqdm", *(headers or []),
     ])
@@ -111,7 +117,12 @@ def start_both(a: argparse.Namespace, model: Path) -> tuple[dict[str, subprocess
     """Our server and vLLM's own, up side by side (an idle engine waits), with the same engine settings."""
     # the same dtype on both sides: ours resolves `auto` itself (float32 for this checkpoint on CPUs
     # without native bfloat16), vLLM's own server would pick bfloat16
-    common = ["--max-num-seqs", "64", "--seed", "0", "--enforce-eager", "--max-model-len", "256", "--dtype", a.dtype]
+    common = ["--max-num-seqs", "64", "--seed", "0", "--enforce-eager", "--max-model-len", str(a.max_model_len),
+              "--dtype", a.dtype]
+    ours = {"FORESIGHT_DTYPE": a.dtype, "FORESIGHT_MAX_MODEL_LEN": str(a.max_model_len)}
+    if a.block_size:
+        common += ["--block-size", str(a.block_size)]
+        ours["FORESIGHT_BLOCK_SIZE"] = str(a.block_size)
     commands = {
         "foresight": ([sys.executable, "-m", "foresight", "serve", "--model", str(model)], "/ready", []),
         "vllm": ([sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model)], "/health",
@@ -124,7 +135,7 @@ def start_both(a: argparse.Namespace, model: Path) -> tuple[dict[str, subprocess
             ports[label] = free_port()
             print(f"[{label}] starting on port {ports[label]}", file=sys.stderr)
             procs[label] = start([*cmd, "--port", str(ports[label]), *extra], ports[label], ready,
-                                 Path(a.log_dir) / f"bench-{label}-{ports[label]}.log", {"FORESIGHT_DTYPE": a.dtype})
+                                 Path(a.log_dir) / f"bench-{label}-{ports[label]}.log", ours)
     except BaseException:
         for proc in procs.values():
             stop(proc)
@@ -140,7 +151,8 @@ def one_round(ports: dict[str, int], model: Path, a: argparse.Namespace, first: 
     runs: dict[str, list[dict[str, Any]]] = {first: [], second: []}
     with contextlib.redirect_stdout(sys.stderr):  # vLLM's benchmark prints its own report
         for label in (first, second, second, first):
-            runs[label].append(run_load(ports[label], model, model.name, a.num_prompts, a.concurrency, a.output_len))
+            runs[label].append(run_load(ports[label], model, model.name, a.num_prompts, a.concurrency, a.output_len,
+                                        a.input_len))
     out: dict[str, dict[str, Any]] = {}
     for label, (r1, r2) in runs.items():
         out[label] = {k: (float(r1[k]) + float(r2[k])) / 2 for k in ("p50_e2el_ms", "p99_e2el_ms", "p50_ttft_ms")}
@@ -151,8 +163,9 @@ def one_round(ports: dict[str, int], model: Path, a: argparse.Namespace, first: 
 
 def report(rounds: list[dict[str, dict[str, Any]]], a: argparse.Namespace) -> tuple[float, list[float], float]:
     """The medians side by side, and the per-round throughput ratios with their spread."""
-    print(f"{a.rounds} rounds (A B B A) of {a.num_prompts} requests (concurrency {a.concurrency}, "
-          f"{a.output_len} tokens each), medians:")
+    print(f"{Path(a.model).name}, {a.dtype}: {a.rounds} rounds (A B B A) of {a.num_prompts} requests (concurrency "
+          f"{a.concurrency}, {a.input_len} prompt / {a.output_len} output tokens, context {a.max_model_len}, "
+          f"KV block {a.block_size or 'default'}), medians:")
     rows = [("requests/s", "request_throughput"), ("p50 e2e latency ms", "p50_e2el_ms"),
             ("p99 e2e latency ms", "p99_e2el_ms"), ("p50 TTFT ms", "p50_ttft_ms")]
     print(f"{'metric':<22}{'foresight':>12}{'vllm serve':>12}{'ratio':>9}")
@@ -175,6 +188,9 @@ def main() -> int:
     ap.add_argument("--num-prompts", type=int, default=200)
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--output-len", type=int, default=32)
+    ap.add_argument("--input-len", type=int, default=24, help="random prompt tokens per request (default 24)")
+    ap.add_argument("--max-model-len", type=int, default=256, help="context length on both servers (default 256)")
+    ap.add_argument("--block-size", type=int, help="KV block size on both servers (default: vLLM's)")
     ap.add_argument("--log-dir", default="/tmp")
     ap.add_argument("--dtype", default="float32", help="dtype for both servers (default float32)")
     ap.add_argument("--rounds", type=int, default=3, help="rounds of A B B A; their median and spread")

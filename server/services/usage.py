@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter
 
-from protocol.openai import Usage
-from protocol.responses import ResponseUsage
+from protocol.openai import PromptTokensDetails, Usage
+from protocol.responses import InputTokensDetails, ResponseUsage
 from server.metrics import Metrics
 from server.store import Store, StoreUnavailable
 
@@ -47,11 +47,13 @@ class TokenUsage:
 
     def openai(self) -> Usage:
         return Usage(prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens,
-                     total_tokens=self.total)
+                     total_tokens=self.total,
+                     prompt_tokens_details=PromptTokensDetails(cached_tokens=self.cached_tokens))
 
     def responses(self) -> ResponseUsage:
         return ResponseUsage(input_tokens=self.prompt_tokens, output_tokens=self.completion_tokens,
-                             total_tokens=self.total)
+                             total_tokens=self.total,
+                             input_tokens_details=InputTokensDetails(cached_tokens=self.cached_tokens))
 
 
 def _tally() -> dict[str, float]:
