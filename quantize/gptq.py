@@ -25,16 +25,32 @@ def _stage(n: int, text: str) -> None:
     print(f"[{n}/{STAGES}] {text}", file=sys.stderr, flush=True)
 
 
-def _read_traces(path: str) -> list[tuple[str, str]]:
+def _read_traces(path: str) -> list[dict[str, Any]]:
     with open(path, encoding="utf-8") as fh:
-        return [(r["prompt"], r["completion"]) for r in map(json.loads, fh) if r]
+        return [r for r in map(json.loads, fh) if r]
 
 
-def _encode(tok: Any, prompt: str, completion: str, max_len: int) -> tuple[list[int], int]:
+def _render(tok: Any, trace: dict[str, Any]) -> tuple[str, str, bool]:
+    """(prompt, completion, whether the completion still needs its end of sequence). A ``messages`` trace is
+    rendered by the model's chat template (the completion then ends with the template's own end of turn)."""
+    msgs = trace.get("messages")
+    if not msgs or not getattr(tok, "chat_template", None):
+        if msgs:
+            return "\n".join(m["content"] for m in msgs[:-1]) + "\n", msgs[-1]["content"], True
+        return trace["prompt"], trace["completion"], True
+    prompt = tok.apply_chat_template(msgs[:-1], add_generation_prompt=True, tokenize=False)
+    full = tok.apply_chat_template(msgs, tokenize=False)
+    if not full.startswith(prompt):
+        return prompt, msgs[-1]["content"], True
+    return prompt, full[len(prompt):], False
+
+
+def _encode(tok: Any, trace: dict[str, Any], max_len: int) -> tuple[list[int], int]:
     """Token ids of prompt + completion (+ EOS) and where the completion starts."""
+    prompt, completion, eos = _render(tok, trace)
     head = list(tok(prompt)["input_ids"]) if prompt else [tok.bos_token_id] if tok.bos_token_id is not None else []
     body = list(tok(completion, add_special_tokens=False)["input_ids"])
-    if tok.eos_token_id is not None:
+    if eos and tok.eos_token_id is not None:
         body.append(tok.eos_token_id)
     return (head + body)[:max_len], min(len(head), max_len)
 
@@ -55,7 +71,7 @@ def quantize(job: dict[str, Any]) -> dict[str, Any]:
     model = AutoModelForCausalLM.from_pretrained(plan["model"], dtype=dtype)
     tok = AutoTokenizer.from_pretrained(plan["model"])
     traces = _read_traces(job["calibration"])
-    ids = [_encode(tok, p, c, plan["max_seq_length"])[0] for p, c in traces]
+    ids = [_encode(tok, t, plan["max_seq_length"])[0] for t in traces]
     ds = Dataset.from_dict({"input_ids": ids, "attention_mask": [[1] * len(x) for x in ids]})
 
     _stage(2, f"GPTQ {plan['scheme']} group {plan['group_size']} on {len(ids)} calibration traces "
@@ -74,17 +90,20 @@ def quantize(job: dict[str, Any]) -> dict[str, Any]:
     del model
 
     _stage(4, "reloading both checkpoints for the logit KL on held-out traces")
-    from quantize.divergence import logit_divergence
+    from quantize.divergence import combine, logit_divergence
 
     original = AutoModelForCausalLM.from_pretrained(plan["model"], dtype=torch.float32).eval()
     # float32 compute on both sides: the KL measures the weights' change, not 16-bit activations
     quantized = AutoModelForCausalLM.from_pretrained(str(out), dtype=torch.float32).eval()
-    heldout = _read_traces(job["heldout"])
-    held = [_encode(tok, p, c, plan["max_seq_length"]) for p, c in heldout]
-    div = logit_divergence(original, quantized, held)
+    sets = []
+    for named in job["heldout"]:
+        held = [_encode(tok, t, plan["max_seq_length"]) for t in _read_traces(named["path"])]
+        sets.append({"name": named["name"], "traces": len(held), **logit_divergence(original, quantized, held)})
+    div = combine(sets)
 
     _stage(5, "greedy generation from the reloaded quantized checkpoint")
-    prompt = heldout[0][0] or tok.bos_token or ""
+    first = _read_traces(job["heldout"][0]["path"])[0]
+    prompt = _render(tok, first)[0] or tok.bos_token or ""
     enc = tok(prompt, return_tensors="pt")
     with torch.no_grad():
         gen = quantized.generate(**enc, max_new_tokens=48, do_sample=False)
@@ -99,8 +118,9 @@ def quantize(job: dict[str, Any]) -> dict[str, Any]:
         "quant_method": cfg.get("quantization_config", {}).get("quant_method"),
         "calibration_traces": len(ids),
         "calibration_tokens": sum(map(len, ids)),
-        "heldout_traces": len(held),
+        "heldout_traces": sum(s["traces"] for s in sets),
         **div,
+        "heldout_sets": sets,
         "sample_prompt": prompt,
         "sample": sample,
         "gptq_seconds": round(gptq_s, 2),

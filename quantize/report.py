@@ -115,6 +115,7 @@ class QuantReport:
             f"({int(w.get('kl_tokens', 0))} completion tokens): mean {w.get('kl_mean', float('nan')):.5f} nats, "
             f"max {w.get('kl_max', float('nan')):.4f}; top-1 agreement {w.get('top1_agreement', float('nan')):.3f}.",
         ]
+        lines += self._heldout_table()
         if self.quality_original and self.quality_quantized:
             o, q = asdict(self.quality_original), asdict(self.quality_quantized)
             lines += [
@@ -132,6 +133,19 @@ class QuantReport:
             lines += ["", "Foresight quality: not evaluated (--eval-episodes 0)."]
         lines += [f"- {n}" for n in self.notes]
         return "\n".join(lines) + "\n"
+
+    def _heldout_table(self) -> list[str]:
+        """Per named held-out set: KL, top-1 agreement and both models' perplexity on its completion tokens."""
+        sets = [s for s in self.worker.get("heldout_sets") or [] if "perplexity_original" in s]
+        if not sets:
+            return []
+        rows = ["", "| held-out set | traces | tokens | KL mean (nats) | top-1 agreement | perplexity original | "
+                "perplexity quantized |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for s in sets:
+            rows.append(f"| {s['name']} | {s['traces']} | {int(s['kl_tokens'])} | {s['kl_mean']:.5f} | "
+                        f"{s['top1_agreement']:.3f} | {s['perplexity_original']:.3f} | "
+                        f"{s['perplexity_quantized']:.3f} |")
+        return rows
 
     def write(self, out_dir: str | Path) -> tuple[Path, Path]:
         d = Path(out_dir)

@@ -55,20 +55,25 @@ def check_output(out: Path, force: bool) -> None:
         raise OutputExists(f"{out} exists and is not empty: choose another --out or pass --force to replace it")
 
 
-def run_worker(plan: QuantPlan, calibration: list[Trace], heldout: list[Trace], python: str,
-               force: bool) -> dict[str, Any]:
-    """Quantize into a staging directory, then move it to ``plan.out``; the worker's result."""
+def run_worker(plan: QuantPlan, calibration: list[Trace], heldout: list[Trace] | dict[str, list[Trace]],
+               python: str, force: bool) -> dict[str, Any]:
+    """Quantize into a staging directory, then move it to ``plan.out``; the worker's result. ``heldout``: one
+    set, or several by name (each measured on its own, then together)."""
+    sets = heldout if isinstance(heldout, dict) else {"heldout": heldout}
     out = Path(plan.out).resolve()
     check_output(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
         with tempfile.TemporaryDirectory(prefix="foresight-quantize-") as tmp:
-            cal, held, result = Path(tmp) / "calibration.jsonl", Path(tmp) / "heldout.jsonl", Path(tmp) / "result.json"
+            cal, result = Path(tmp) / "calibration.jsonl", Path(tmp) / "result.json"
             write_traces(calibration, cal)
-            write_traces(heldout, held)
+            held = []
+            for i, (name, traces) in enumerate(sets.items()):
+                write_traces(traces, Path(tmp) / f"heldout-{i}.jsonl")
+                held.append({"name": name, "path": str(Path(tmp) / f"heldout-{i}.jsonl")})
             job = {"plan": {**asdict(plan), "out": str(staging), "recipe": plan.recipe()},
-                   "calibration": str(cal), "heldout": str(held), "result": str(result)}
+                   "calibration": str(cal), "heldout": held, "result": str(result)}
             (Path(tmp) / "job.json").write_text(json.dumps(job))
             # the worker sees this package alone: not the serving environment's site-packages, whose
             # transformers and compressed-tensors would shadow the quantization environment's own

