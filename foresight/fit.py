@@ -19,7 +19,8 @@ def add_fit(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         epilog="GPUs: " + ", ".join(g.name for g in CATALOG.values()) +
                ". example: foresight fit --model ./ckpt --gpu L40S --context 8192 --concurrency 32",
     )
-    p.add_argument("--model", required=True, help="checkpoint directory (its config.json is read)")
+    p.add_argument("--model", required=True, help="checkpoint directory (its config.json is read), or the name "
+                                                  "of a model added with `foresight models add`")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--gpu", help="GPU name from the catalog")
     where.add_argument("--vram", type=float, help="GPU memory in GiB (instead of --gpu)")
@@ -33,9 +34,12 @@ def add_fit(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _fit(args: argparse.Namespace) -> int:
+    from catalog.errors import CatalogError
+    from foresight.models import checkpoint
     from quantize.fit import as_json, read_architecture, table
 
     try:
+        args.model = checkpoint(args.model)
         if args.gpu:
             gpu = find_gpu(args.gpu)
             vram, label = gpu.memory_bytes, gpu.name
@@ -54,6 +58,6 @@ def _fit(args: argparse.Namespace) -> int:
             return 0
         print(table(args.model, arch, fits, req, label))
         return 0
-    except (QuantizeError, ValueError) as exc:
+    except (QuantizeError, CatalogError, ValueError) as exc:
         print(f"foresight fit: {exc}", file=sys.stderr)
         return 1

@@ -31,6 +31,17 @@ def add_models(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     rm.set_defaults(func=_remove)
 
 
+def checkpoint(model: str) -> str:
+    """``--model`` as a path: an existing path as it is, an added catalog name as its directory. A catalog
+    name not added yet raises the catalog's error, which says the command that adds it."""
+    from catalog.known import resolve
+
+    if Path(model).expanduser().exists():
+        return model
+    added = resolve(model)
+    return str(added) if added is not None else model
+
+
 def _run(what: str, fn, *args) -> int:  # type: ignore[no-untyped-def]
     from catalog.errors import CatalogError
 

@@ -27,7 +27,8 @@ def add_quantize(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         epilog="example: foresight quantize --model models/foresight-numberreach --out runs/numberreach-w4a16 "
                "--group-size 64",
     )
-    p.add_argument("--model", required=True, help="checkpoint directory (Hugging Face format, a *ForCausalLM)")
+    p.add_argument("--model", required=True, help="checkpoint directory (Hugging Face format, a *ForCausalLM), or "
+                                                  "the name of a model added with `foresight models add`")
     p.add_argument("--out", required=True, help="output directory for the quantized checkpoint")
     p.add_argument("--scheme", default="W4A16", choices=tuple(SCHEMES), help="weight-only scheme (default W4A16)")
     p.add_argument("--group-size", type=int, default=128, choices=GROUP_SIZES, help="weights per scale (128)")
@@ -62,11 +63,17 @@ def _quantize(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:
+    from catalog.errors import CatalogError
+    from foresight.models import checkpoint
     from quantize import runner
     from quantize.plan import make_plan
     from quantize.traces import named_heldout, read_traces, reference_traces
 
     try:
+        try:
+            args.model = checkpoint(args.model)
+        except CatalogError as exc:
+            raise QuantizeError(str(exc)) from None
         for name in ("calibration_count", "eval_states", "best_of"):
             if getattr(args, name) < 1:
                 raise QuantizeError(f"--{name.replace('_', '-')} must be at least 1")

