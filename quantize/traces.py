@@ -125,7 +125,7 @@ def write_traces(traces: Iterable[Trace], path: str | Path) -> None:
 def named_heldout(spec: str) -> tuple[str, list[Trace]]:
     """``NAME=FILE`` (or ``FILE``: named by its stem) → the named held-out set, any text."""
     name, sep, path = spec.partition("=")
-    if not sep:
+    if not sep or "/" in name or Path(spec).is_file():  # a path that holds '=' is a path
         name, path = Path(spec).stem, spec
     if not name.strip():
         raise BadTraces(f"--heldout {spec!r}: the name before '=' is empty")

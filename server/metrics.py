@@ -51,7 +51,7 @@ class Metrics:
                                       ["kind"], registry=r)
         for kind in PROBLEM_KINDS:  # zero series, so dashboards and alerts see the family from the start
             self.parse_problems.labels(kind)
-        for decision in ("commit", "budget_exhausted"):
+        for decision in ("commit", "budget_exhausted", "no_confidence"):
             self.plan_decisions.labels(decision)
         # cost (DESIGN §6; server/tco.py)
         self.gpu_power = Gauge("foresight_gpu_power_watts", "GPU power draw (NVML).", ["gpu"], registry=r)

@@ -392,8 +392,10 @@ class SearchState:
 
 
 def unconfident(cands: Sequence[Candidate]) -> bool:
-    """True for a round of candidates none of which stated a confidence (an empty round is not one)."""
-    return bool(cands) and all(c.raw_confidence is None for c in cands)
+    """True for candidates none of which stated a confidence or began a world-model span: a model that does
+    not write the format (no candidates is not that). A span the budget cut inside its ``<imaginary>`` began
+    one: a foresight model on a tight budget is not taken for a model without foresight."""
+    return bool(cands) and all(c.raw_confidence is None and c.turn.imaginary is None for c in cands)
 
 
 def ranked(cands: Sequence[Candidate]) -> list[Candidate]:

@@ -9,9 +9,9 @@
    budget lasts.
 5. At the budget's end, continue the best span found and say so
    (``budget_exhausted``).
-6. A round in which no span states a confidence ends the plan (``no_confidence``): the model does not
-   write the format, and every wider round would run each span to its token limit. Its best span is
-   returned as it is, not continued.
+6. A first round in which no span states a confidence or begins an ``<imaginary>`` ends the plan
+   (``no_confidence``): the model does not write the format, and every wider round would run each span
+   to its token limit. Its best span is returned as it is, not continued.
 
 Only the committed candidate pays for its policy span, which is where the token
 saving over best_of_n comes from.
@@ -57,8 +57,8 @@ async def branch_commit(state: SearchState, prompt: Context) -> PlanResult:
         new = await state.propose_spans(prompt, width)
         width *= cfg.width_growth
         spans.extend(new)
-        if unconfident(new):
-            return state.result(Decision.NO_CONFIDENCE, ranked(new)[0])
+        if unconfident(spans):  # every span so far: a confident earlier round is never thrown away
+            return state.result(Decision.NO_CONFIDENCE, ranked(spans)[0])
         order = ranked(spans)
         if order and confident(order[0], order[1] if len(order) > 1 else None, cfg.commit_threshold, cfg.margin):
             chosen = await state.complete(order[0])

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter
 
-from protocol.openai import PromptTokensDetails, Usage
+from protocol.openai import CachedTokensDetails, Usage
 from protocol.responses import InputTokensDetails, ResponseUsage
 from server.metrics import Metrics
 from server.store import Store, StoreUnavailable
@@ -48,7 +48,7 @@ class TokenUsage:
     def openai(self) -> Usage:
         return Usage(prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens,
                      total_tokens=self.total,
-                     prompt_tokens_details=PromptTokensDetails(cached_tokens=self.cached_tokens))
+                     prompt_tokens_details=CachedTokensDetails(cached_tokens=self.cached_tokens))
 
     def responses(self) -> ResponseUsage:
         return ResponseUsage(input_tokens=self.prompt_tokens, output_tokens=self.completion_tokens,

