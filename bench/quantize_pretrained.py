@@ -40,9 +40,9 @@ REPO = Path(__file__).resolve().parents[1]
 FIGURE_PAGES = {"own-checkpoint.md", "benchmarks.md", "quantization.md"}
 
 
-def doc_paragraphs(seed: int, count: int) -> tuple[list[Trace], list[str]]:
+def doc_paragraphs(seed: int, count: int, skip: int = 0) -> tuple[list[Trace], list[str]]:
     """Prose paragraphs (≥ 200 characters, no code, tables or headings) of docs/*.md, ``count`` of them after
-    a seeded shuffle; and the files they came from."""
+    a seeded shuffle and the first ``skip``; and the files they came from."""
     found: list[tuple[str, str]] = []
     for path in sorted((REPO / "docs").glob("*.md")):
         if path.name in FIGURE_PAGES:  # pages that hold this bench's own figures would move the set
@@ -53,7 +53,7 @@ def doc_paragraphs(seed: int, count: int) -> tuple[list[Trace], list[str]]:
             if len(para) >= 200 and not para.startswith(("#", "|", "-", "*", "<", ">")):
                 found.append((path.name, para))
     random.Random(seed).shuffle(found)
-    chosen = found[:count]
+    chosen = found[skip:skip + count]
     return [Trace("", para) for _, para in chosen], sorted({name for name, _ in chosen})
 
 
@@ -97,6 +97,8 @@ def main() -> int:
     ap.add_argument("--group-size", type=int, default=64, choices=(64, 128), help="weights per scale (64: 576 "
                     "and 1536 are multiples of 64; 576 is not of 128)")
     ap.add_argument("--calibration-count", type=int, default=256)
+    ap.add_argument("--calibration-docs", type=int, default=0, help="docs paragraphs added to the calibration, "
+                    "as chat turns (disjoint from the held-out ones; default 0: NumberReach turns only)")
     ap.add_argument("--docs", type=int, default=48, help="held-out docs paragraphs")
     ap.add_argument("--turns", type=int, default=64, help="held-out NumberReach turns")
     ap.add_argument("--seed", type=int, default=0)
@@ -107,6 +109,10 @@ def main() -> int:
     out = Path(a.out)
     calibration = as_chat(reference_traces(a.calibration_count, a.seed, heldout=False))
     docs, files = doc_paragraphs(a.seed, a.docs)
+    if a.calibration_docs:
+        extra, _ = doc_paragraphs(a.seed, a.calibration_docs, skip=a.docs)
+        calibration += [Trace("", t.completion, ({"role": "user", "content": "Explain this part of the docs."},
+                                                 {"role": "assistant", "content": t.completion})) for t in extra]
     heldout = {"docs": docs, "numberreach": as_chat(reference_traces(a.turns, a.seed + 1, heldout=True))}
     plan = make_plan(str(model), str(out), "W4A16", a.group_size, dtype="bfloat16", seed=a.seed)
     started = time.monotonic()
@@ -114,7 +120,8 @@ def main() -> int:
     report = runner.build_report(plan, worker)
     report.notes.append(f"held-out docs paragraphs from {', '.join(files)} (seed {a.seed}); NumberReach turns "
                         f"in ChatML (seed {a.seed + 1}); calibration: {a.calibration_count} NumberReach "
-                        f"training-side turns in ChatML (seed {a.seed})")
+                        f"training-side turns in ChatML (seed {a.seed}) and {a.calibration_docs} other docs "
+                        "paragraphs as chat turns")
     _, md = report.write(out)
     seconds = time.monotonic() - started
     served = served_answer(out, SMOLLM2.check_question)
