@@ -94,7 +94,7 @@ def served_answer(model: Path, question: str) -> dict[str, Any]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(REPO / "runs" / "smollm2-w4a16"))
-    ap.add_argument("--group-size", type=int, default=64, choices=(64, 128), help="weights per scale (64: 576 "
+    ap.add_argument("--group-size", type=int, default=64, choices=(32, 64, 128), help="weights per scale (64: 576 "
                     "and 1536 are multiples of 64; 576 is not of 128)")
     ap.add_argument("--calibration-count", type=int, default=256)
     ap.add_argument("--calibration-docs", type=int, default=0, help="docs paragraphs added to the calibration, "

@@ -27,7 +27,7 @@ def add_fit(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--gpus", type=int, default=1, help="GPUs per replica, tensor parallel (default 1)")
     p.add_argument("--context", type=int, default=8192, help="tokens per sequence (default 8192)")
     p.add_argument("--concurrency", type=int, default=16, help="concurrent sequences wanted (default 16)")
-    p.add_argument("--group-size", type=int, default=128, choices=(64, 128), help="W4A16/W8A16 group size")
+    p.add_argument("--group-size", type=int, default=128, choices=(32, 64, 128), help="W4A16/W8A16 group size")
     p.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vLLM's share of GPU memory (0.9)")
     p.add_argument("--json", action="store_true", help="print one JSON object per scheme, as a list")
     p.set_defaults(func=_fit)

@@ -18,7 +18,7 @@ from quantize.fit import read_config_json
 from quantize.vram import Architecture
 
 SCHEMES = {"W4A16": 4, "W8A16": 8}
-GROUP_SIZES = (64, 128)
+GROUP_SIZES = (32, 64, 128)
 CAST_DTYPES = ("bfloat16", "float16")
 
 
@@ -116,7 +116,8 @@ def make_plan(model: str, out: str, scheme: str, group_size: int, *, skip_indivi
             raise IndivisibleLayers(f"no linear layer's input width is a multiple of group size {group_size}: "
                                     f"{listed}")
         if not skip_indivisible:
-            other = [g for g in GROUP_SIZES if g != group_size and not indivisible(arch, g)]
+            # the largest group that divides them: the fewest scales
+            other = sorted((g for g in GROUP_SIZES if g != group_size and not indivisible(arch, g)), reverse=True)
             hint = f"use --group-size {other[0]}" if other else "no supported group size divides them"
             raise IndivisibleLayers(
                 f"input width of {listed} is not a multiple of group size {group_size} (compressed-tensors and "

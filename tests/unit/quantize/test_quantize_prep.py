@@ -106,6 +106,8 @@ def test_reference_model_widths_need_group_64_or_skipping() -> None:
         make_plan(str(REFERENCE), "/tmp/x", "W4A16", 128)
     plan = make_plan(str(REFERENCE), "/tmp/x", "W4A16", 128, skip_indivisible=True)
     assert "re:.*q_proj$" in plan.ignore and "down_proj" not in plan.left_16bit
+    fine = make_plan(str(REFERENCE), "/tmp/x", "W4A16", 32)  # the hint names 64: the largest that divides
+    assert fine.group_size == 32 and not fine.left_16bit
 
 
 def test_no_divisible_layer_at_all_is_an_error(tmp_path: Path) -> None:
