@@ -18,11 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import re
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -57,36 +54,32 @@ def doc_paragraphs(seed: int, count: int, skip: int = 0) -> tuple[list[Trace], l
     return [Trace("", para) for _, para in chosen], sorted({name for name, _ in chosen})
 
 
+def _serve_overhead() -> Any:
+    """bench/serve_overhead.py as a module: its start() and stop() of a server."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("serve_overhead", REPO / "bench" / "serve_overhead.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def served_answer(model: Path, question: str) -> dict[str, Any]:
     """Start ``foresight serve`` on ``model``, ask ``question`` greedily, stop it."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    env = {**os.environ, "FORESIGHT_AUTH_ENABLED": "false", "VLLM_CPU_KVCACHE_SPACE": "1",
-           "FORESIGHT_STORE_PATH": str(model / "bench-store.db"), "FORESIGHT_LOG_LEVEL": "warning"}
-    log = model.parent / f"{model.name}-serve.log"
-    with log.open("wb") as out:
-        cmd = [sys.executable, "-m", "foresight", "serve", "--model", str(model), "--port", str(port)]
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    so = _serve_overhead()
+    port = so.free_port()
+    cmd = [sys.executable, "-m", "foresight", "serve", "--model", str(model), "--port", str(port)]
+    proc = so.start(cmd, port, "/ready", model.parent / f"{model.name}-serve.log",
+                    {"FORESIGHT_STORE_PATH": str(model / "bench-store.db")})
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise SystemExit(f"the server on {model} exited during start-up; see {log}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
         info = httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=10).json()["data"][0]
         r = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=120, json={
             "messages": [{"role": "user", "content": question}], "max_tokens": 24, "temperature": 0}).json()
         return {"answer": r["choices"][0]["message"]["content"], "dtype": info.get("dtype"),
                 "quantization": info.get("quantization")}
     finally:
-        proc.terminate()
-        proc.wait(60)
+        so.stop(proc)
         for extra in model.glob("bench-store.db*"):
             extra.unlink()
 

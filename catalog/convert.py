@@ -8,7 +8,6 @@ is the GGUF's and a float32 server can be compared token for token with transfor
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -65,6 +64,3 @@ def check(model: KnownModel, checkpoint: Path) -> str:
                           f"expected {model.check_answer!r}")
     return answer
 
-
-def read_config(checkpoint: Path) -> dict[str, Any]:
-    return dict(json.loads((checkpoint / "config.json").read_text()))

@@ -123,19 +123,25 @@ async def test_a_rendered_prompt_is_sent_as_it_is_and_never_encoded() -> None:
     assert engine.requests[-1].prompt_token_ids == [*ids, *batch.samples[0].token_ids]
 
 
-async def test_tokens_written_past_the_stop_string_are_given_up_and_the_rest_of_the_text_encoded() -> None:
-    """vLLM cuts the text at the stop string, not the tokens: a last token "><" after "</confidence" leaves a
-    "<" the text never showed; the continuation must start where the text ends."""
+def past_the_stop() -> tuple[EngineSampler, TokenPrompt, Sample]:
+    """A span stopped at ``</confidence>`` whose last token is ``><``: its text ends before that token does."""
     engine = MergingEngine(span_script)
     sampler = EngineSampler(engine)
-    prompt = sampler.start("Q:")
     over = ord("<") + 0x10000  # one token for "><"
     plain = engine.decode
     engine.decode = lambda ids: plain([i for i in ids if i != over]) + "><" * ids.count(over)  # type: ignore[method-assign]
     text = "xy</confidence>"
     ids = (*(ord(c) for c in "xy</confidence"), over)  # the engine's tokens: the text plus a "<"
     assert engine.decode(list(ids)) == text + "<"
-    extended = sampler.extend(prompt, Sample(text, len(ids), "stop", ids))
+    return sampler, sampler.start("Q:"), Sample(text, len(ids), "stop", ids)
+
+
+async def test_tokens_written_past_the_stop_string_are_given_up_and_the_rest_of_the_text_encoded() -> None:
+    """vLLM cuts the text at the stop string, not the tokens: a last token "><" after "</confidence" leaves a
+    "<" the text never showed; the continuation must start where the text ends."""
+    sampler, prompt, span = past_the_stop()
+    ids, text, engine = span.token_ids, span.text, sampler.engine
+    extended = sampler.extend(prompt, span)
     assert extended.ids == (*prompt.ids, *ids[:-1], ord(">"))
     assert engine.decode(list(extended.ids)).endswith(text)
 
@@ -152,16 +158,9 @@ async def test_a_continuation_carries_on_from_every_token_and_starts_with_what_t
     """A span cut at ``</confidence>`` inside a ``><`` token is continued from that token, as the model
     wrote it (re-encoding its text as ``>`` puts the model where it never was: SmolLM2 then ends its turn),
     and the continuation's text starts with the ``<`` the span's text never showed."""
-    engine = MergingEngine(span_script)
-    sampler = EngineSampler(engine)
-    prompt = sampler.start("Q:")
-    over = ord("<") + 0x10000  # one token for "><"
-    plain = engine.decode
-    engine.decode = lambda ids: plain([i for i in ids if i != over]) + "><" * ids.count(over)  # type: ignore[method-assign]
-    text = "xy</confidence>"
-    ids = (*(ord(c) for c in "xy</confidence"), over)
-    context, carried = sampler.carry(prompt, Sample(text, len(ids), "stop", ids))
-    assert context.ids == (*prompt.ids, *ids) and carried == "<"
+    sampler, prompt, span = past_the_stop()
+    context, carried = sampler.carry(prompt, span)
+    assert context.ids == (*prompt.ids, *span.token_ids) and carried == "<"
 
 
 async def test_carry_leaves_out_the_end_of_sequence_and_falls_back_where_the_tokens_do_not_show_the_text() -> None:
