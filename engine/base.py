@@ -41,6 +41,7 @@ class GenerationRequest:
     ignore_eos: bool = False
     min_tokens: int = 0
     structured: StructuredOutput | None = None
+    adapter: str | None = None  # a loaded LoRA adapter's name (None: the base alone)
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,17 @@ class Engine(Protocol):
     async def check_health(self) -> None: ...
 
     def num_unfinished(self) -> int: ...
+
+    def adapters(self) -> dict[str, str]:
+        """The LoRA adapters loaded beside the base: name → path."""
+        ...
+
+    async def load_adapter(self, name: str, path: str) -> None:
+        """Load a LoRA adapter under ``name`` (:class:`engine.errors.EngineRequestError` if the engine cannot
+        take it: LoRA not enabled, a rank above the engine's, files vLLM refuses)."""
+        ...
+
+    async def unload_adapter(self, name: str) -> None: ...
 
 
 class EngineLifecycle:

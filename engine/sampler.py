@@ -76,12 +76,14 @@ class EngineSampler:
     ``run``: how a request runs (default: straight on the engine, see :func:`collect`).
     ``constrain_action``: for the calls that end a turn in its action (those that stop at the action tags),
     the decoding constraint (a required tool call: :meth:`server.services.tools.Tools.required_call`).
+    ``adapter``: the LoRA adapter every request runs on (None: the base).
     """
 
     engine: Engine
     add_special_tokens: bool = True
     run: Run | None = None
     constrain_action: Constraint | None = None
+    adapter: str | None = None
 
     @staticmethod
     def prompt(ids: Sequence[int]) -> TokenPrompt:
@@ -152,7 +154,8 @@ class EngineSampler:
         constrain = self.constrain_action if ends_in_action else None
         request = GenerationRequest(ids, n=n, max_tokens=max_tokens, temperature=temperature, top_p=top_p,
                                     seed=seed, stop=tuple(stop), include_stop_str_in_output=True,
-                                    structured=constrain(max_tokens) if constrain is not None else None)
+                                    structured=constrain(max_tokens) if constrain is not None else None,
+                                    adapter=self.adapter)
         request_id = f"plan-{uuid.uuid4().hex}"
         if self.run is not None:
             return await self.run(request, request_id)

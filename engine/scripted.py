@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from engine.base import EngineLifecycle, GenerationChunk, GenerationRequest, ModelInfo, SequenceDelta, TokenLogprob
-from engine.errors import EngineDeadError
+from engine.errors import EngineDeadError, EngineRequestError
 
 Script = Callable[[str, int, GenerationRequest], str]
 
@@ -45,6 +45,7 @@ class ScriptedEngine(EngineLifecycle):
         self.requests: list[GenerationRequest] = []
         self.dead = False
         self.started = False
+        self.loaded: dict[str, str] = {}  # adapters: name -> path (the script sees request.adapter)
 
     @property
     def info(self) -> ModelInfo:
@@ -95,6 +96,8 @@ class ScriptedEngine(EngineLifecycle):
     async def generate(self, request: GenerationRequest, request_id: str) -> AsyncIterator[GenerationChunk]:
         if self.dead:
             raise EngineDeadError("scripted engine is dead")
+        if request.adapter is not None and request.adapter not in self.loaded:
+            raise EngineRequestError(f"no adapter named {request.adapter!r} is loaded")
         self.requests.append(request)
         self.running.add(request_id)
         prompt = self.decode(request.prompt_token_ids)
@@ -141,6 +144,18 @@ class ScriptedEngine(EngineLifecycle):
 
     def check_request(self, request: GenerationRequest) -> None:
         """Every request is runnable here (no grammar backend)."""
+
+    def adapters(self) -> dict[str, str]:
+        return dict(self.loaded)
+
+    async def load_adapter(self, name: str, path: str) -> None:
+        if name in self.loaded:
+            raise EngineRequestError(f"an adapter named {name!r} is loaded already")
+        self.loaded[name] = path
+
+    async def unload_adapter(self, name: str) -> None:
+        if self.loaded.pop(name, None) is None:
+            raise EngineRequestError(f"no adapter named {name!r} is loaded")
 
     async def abort(self, request_id: str) -> None:
         self.aborted.append(request_id)

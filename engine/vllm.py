@@ -17,6 +17,7 @@ from typing import Any
 
 from vllm import AsyncEngineArgs, SamplingParams
 from vllm.config import StructuredOutputsConfig
+from vllm.lora.request import LoRARequest
 from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError as VllmEngineDeadError
@@ -71,6 +72,12 @@ class VllmEngineConfig:
     enforce_eager: bool = True
     seed: int = 0
     log_stats: bool = True
+    # LoRA adapters served beside the base (name, path), loaded at start; enable_lora also lets adapters be
+    # loaded later (load_adapter). max_loras adapters can share a batch; a rank above max_lora_rank is refused
+    adapters: tuple[tuple[str, str], ...] = ()
+    enable_lora: bool = False
+    max_loras: int = 4
+    max_lora_rank: int = 16
 
 
 def resolve_dtype(dtype: str, model: str, on_cpu: bool, reference_wna16: bool, native_bf16: bool = True) -> str:
@@ -111,6 +118,15 @@ def _kv_cache_tokens(llm: AsyncLLM) -> int | None:
     return int(blocks) * int(size) if blocks and size else None
 
 
+def _adapter_rank(path: str) -> int:
+    try:
+        cfg = json.loads((Path(path) / "adapter_config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise EngineRequestError(f"{path} is not a LoRA adapter: {exc}") from exc
+    rank = cfg.get("r") if isinstance(cfg, dict) else None
+    return int(rank) if isinstance(rank, int) else 0
+
+
 def _structured(s: StructuredOutput | None) -> StructuredOutputsParams | None:
     if s is None:
         return None
@@ -135,6 +151,8 @@ class VllmEngine(EngineLifecycle):
         self._llm: AsyncLLM | None = None
         self._tokenizer: Any = None
         self._info: ModelInfo | None = None
+        self._loras: dict[str, LoRARequest] = {}
+        self._lora_ids = 0
 
     @property
     def info(self) -> ModelInfo:
@@ -174,6 +192,7 @@ class VllmEngine(EngineLifecycle):
             # xgrammar without free whitespace: with vLLM's default a tiny model ran a json_schema
             # answer's whitespace to max_tokens (DESIGN §5.1)
             structured_outputs_config=StructuredOutputsConfig(backend="xgrammar", disable_any_whitespace=True),
+            **self._lora_args(),
         )
         self._llm = await asyncio.to_thread(AsyncLLM.from_engine_args, args)
         self._tokenizer = self._llm.get_tokenizer()
@@ -188,6 +207,43 @@ class VllmEngine(EngineLifecycle):
             device=device,
             kv_cache_tokens=_kv_cache_tokens(self._llm),
         )
+        for name, path in cfg.adapters:
+            await self.load_adapter(name, path)
+
+    def _lora_args(self) -> dict[str, Any]:
+        cfg = self._config
+        if not (cfg.enable_lora or cfg.adapters):
+            return {}
+        return {"enable_lora": True, "max_loras": cfg.max_loras, "max_lora_rank": cfg.max_lora_rank,
+                "max_cpu_loras": max(cfg.max_loras, len(cfg.adapters) + 2)}
+
+    def adapters(self) -> dict[str, str]:
+        return {name: req.lora_path for name, req in self._loras.items()}
+
+    async def load_adapter(self, name: str, path: str) -> None:
+        llm = self._require()
+        if not self._lora_args():
+            raise EngineRequestError("this engine was started without LoRA (enable_lora): it cannot load adapters")
+        if name in self._loras:
+            raise EngineRequestError(f"an adapter named {name!r} is loaded already")
+        rank = _adapter_rank(path)
+        if rank > self._config.max_lora_rank:
+            raise EngineRequestError(f"adapter {name!r} has rank {rank}, above the engine's max_lora_rank "
+                                     f"{self._config.max_lora_rank}")
+        self._lora_ids += 1
+        request = LoRARequest(lora_name=name, lora_int_id=self._lora_ids, lora_path=str(Path(path).resolve()))
+        try:
+            await llm.add_lora(request)
+        except Exception as exc:  # vLLM's own check of the files (shapes, target modules)
+            raise EngineRequestError(f"vLLM cannot load adapter {name!r} from {path}: {exc}") from exc
+        self._loras[name] = request
+
+    async def unload_adapter(self, name: str) -> None:
+        request = self._loras.pop(name, None)
+        if request is None:
+            raise EngineRequestError(f"no adapter named {name!r} is loaded")
+        if self._llm is not None:
+            await self._llm.remove_lora(request.lora_int_id)
 
     async def close(self) -> None:
         if self._llm is not None:
@@ -244,8 +300,13 @@ class VllmEngine(EngineLifecycle):
             (prompt,) = llm.renderer.render_cmpl([{"prompt_token_ids": list(request.prompt_token_ids)}])
         except _REQUEST_ERRORS as exc:
             raise EngineRequestError(str(exc)) from exc
+        lora = None
+        if request.adapter is not None:
+            lora = self._loras.get(request.adapter)
+            if lora is None:
+                raise EngineRequestError(f"no adapter named {request.adapter!r} is loaded")
         try:
-            async for out in llm.generate(prompt, params, request_id):
+            async for out in llm.generate(prompt, params, request_id, lora_request=lora):
                 yield GenerationChunk(
                     prompt_tokens=len(out.prompt_token_ids or request.prompt_token_ids),
                     deltas=[self._delta(o) for o in out.outputs],

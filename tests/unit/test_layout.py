@@ -26,7 +26,7 @@ ALLOWED: dict[str, set[str]] = {
     "protocol": {"planner"},
     # its wire models are protocol/'s, copied into its wheel as foresight_client._wire (scripts/build-client.sh)
     "foresight_client": {"protocol", "planner"},
-    "reference": {"engine", "planner"},
+    "reference": {"engine", "planner", "catalog"},
     "quantize": {"engine", "planner", "reference"},
     "bench": {"engine", "planner", "reference", "quantize", "foresight_client", "catalog"},
     "catalog": set(),
