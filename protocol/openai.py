@@ -311,9 +311,11 @@ class ModelCard(BaseModel):
     created: int
     owned_by: str = "foresight-serve"
     root: str
+    parent: str | None = Field(default=None, description="For a LoRA adapter: the base it runs on (as vLLM says).")
     max_model_len: int
     quantization: str | None = None
     dtype: str | None = None
+    default: bool = Field(default=False, description="Whether a request without `model` runs on this one.")
 
 
 class ModelList(BaseModel):

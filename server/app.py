@@ -23,7 +23,7 @@ from server.errors import install_error_handlers
 from server.guards import authenticate
 from server.inspect.routes import router as inspector
 from server.metrics import MetricsMiddleware
-from server.routes import health, keys, openai, outcomes, plan, plans, responses, tco, usage
+from server.routes import adapters, health, keys, openai, outcomes, plan, plans, responses, tco, usage
 
 log = logging.getLogger("foresight.app")
 
@@ -56,7 +56,7 @@ def create_app(settings: Settings, engine: Engine | None = None, *,
     app.include_router(health.router)
     app.include_router(inspector)  # its own login: a session cookie, not a bearer key
     for router in (openai.router, responses.router, plan.router, plans.router, outcomes.router, keys.router,
-                   usage.router, tco.router):
+                   usage.router, tco.router, adapters.router):
         app.include_router(router, dependencies=keyed)
     # added innermost first: CORS → request id → access log → metrics → body limit → the app (admission is a
     # dependency of the generation routes, after authentication: server.guards.admitted)

@@ -31,6 +31,16 @@ class Settings(BaseSettings):
     model: str = Field(default=str(DEFAULT_MODEL), description=(
         "Path of a Hugging Face checkpoint directory, or the name of a model added with `foresight models add`."))
     served_model_name: str | None = Field(default=None, description="Name clients use; default: the directory name.")
+    adapters: dict[str, str] = Field(default_factory=dict, description=(
+        "LoRA adapters served beside the base, name → adapter directory (`foresight serve --adapter NAME=PATH`); "
+        "each must have been trained on this base (its foresight_adapter.json names the base's sha256)."))
+    default_model: str | None = Field(default=None, description=(
+        "What a request without `model` runs on: the base's served name or an adapter's name; default: the base."))
+    enable_lora: bool = Field(default=False, description=(
+        "Start the engine with LoRA even without adapters, so that an admin can load some at run time "
+        "(POST /v1/adapters); on whenever `adapters` names any."))
+    max_lora_rank: int = Field(default=16, ge=1, le=512, description="Highest LoRA rank the engine accepts.")
+    max_loras: int = Field(default=4, ge=1, description="Adapters that may share one engine batch.")
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
         default="auto",
         description="Weights and activations dtype (auto, on CPU: float16 for a quantized checkpoint, float32 "
@@ -147,6 +157,25 @@ class Settings(BaseSettings):
             raise ValueError("calibration_min_isotonic must be at least calibration_min_platt")
         return self
 
+    @model_validator(mode="after")
+    def _adapter_names(self) -> Settings:
+        for name in self.adapters:
+            if not name or name != name.strip() or "/" in name:
+                raise ValueError(f"adapter name {name!r}: a non-empty name without slashes or surrounding spaces")
+            if name == self.model_name:
+                raise ValueError(f"adapter name {name!r} is the base's own served name")
+        if self.adapters:
+            self.adapters = {name: _adapter_path(name, path, self.model) for name, path in self.adapters.items()}
+        if self.default_model is not None and self.default_model not in (self.model_name, *self.adapters):
+            raise ValueError(f"default_model {self.default_model!r} is neither the base ({self.model_name!r}) "
+                             f"nor one of the adapters ({', '.join(self.adapters) or 'none'})")
+        return self
+
+    @property
+    def lora(self) -> bool:
+        """Whether the engine starts with LoRA."""
+        return self.enable_lora or bool(self.adapters)
+
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, v: str | None) -> str | None:
@@ -167,6 +196,21 @@ class Settings(BaseSettings):
     @property
     def model_name(self) -> str:
         return self.served_model_name or Path(self.model).name
+
+
+def _adapter_path(name: str, path: str, base: str) -> str:
+    """An adapter's directory, checked to be a LoRA adapter trained on ``base`` (resolved to an absolute path)."""
+    from catalog.adapters import check_adapter
+    from catalog.errors import CatalogError
+
+    p = Path(path).expanduser()
+    if not p.is_dir():
+        raise ValueError(f"adapter {name!r}: no directory at {path!r}")
+    try:
+        check_adapter(p, base)
+    except CatalogError as exc:
+        raise ValueError(f"adapter {name!r}: {exc}") from None
+    return str(p.resolve())
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

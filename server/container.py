@@ -27,8 +27,10 @@ from server.lifecycle import Lifecycle, Phase
 from server.metrics import Metrics
 from server.power import detect_power
 from server.ratelimit import RateLimiter, open_storage
+from server.services.adapters import AdapterService
 from server.services.audit import AuditService, Retention
 from server.services.calibration import CalibrationService
+from server.services.calibrations import Calibrations
 from server.services.generation import GenerationService
 from server.services.keys import KeyService
 from server.services.monitor import Monitor
@@ -59,6 +61,8 @@ def build_engine(settings: Settings) -> Engine:
         cpu_kvcache_space_gib=settings.cpu_kvcache_space_gib,
         kv_cache_blocks=settings.kv_cache_blocks, block_size=settings.block_size, max_num_seqs=settings.max_num_seqs,
         enforce_eager=settings.enforce_eager, seed=settings.seed, log_stats=settings.metrics_enabled,
+        adapters=tuple(settings.adapters.items()), enable_lora=settings.lora, max_loras=settings.max_loras,
+        max_lora_rank=settings.max_lora_rank,
     )
 
 
@@ -81,7 +85,7 @@ class Services:
     metrics: Metrics
     store: Store
     generation: GenerationService
-    calibration: CalibrationService
+    calibration: Calibrations
     planning: PlanningService
     monitor: Monitor
     keyring: KeyRing
@@ -93,6 +97,7 @@ class Services:
     recorder: PlanRecorder
     limiter: RateLimiter
     admission: Admission
+    adapters: AdapterService
     request_exit: Callable[[int], None] = lambda _code: None
     loader: asyncio.Task[None] | None = field(default=None, init=False)  # the engine's load and warm-up
     store_loader: asyncio.Task[None] | None = field(default=None, init=False)
@@ -172,7 +177,7 @@ class Services:
             log.error("%s; plans are served but not remembered until it is back (tried on each use)", exc)
             return
         log.info("outcome store: %s", self.store.describe())
-        await self.calibration.start()
+        await self.calibration.start(list(self.settings.adapters))
         if self.settings.auth_enabled and self.store.is_open:
             with contextlib.suppress(Exception):
                 active = [k for k in await self.store.list_keys() if k.revoked_at is None]
@@ -216,11 +221,10 @@ def build_services(settings: Settings, engine: Engine | None = None,
     the_engine = engine if engine is not None else build_engine(settings)
     metrics = Metrics()
     store = Store(settings.store_url)
-    calibration = CalibrationService(
-        store, settings.model_name, metrics,
-        policy=CalibrationPolicy(settings.calibration_min_platt, settings.calibration_min_isotonic),
-        refit_interval_s=settings.calibration_refit_interval_s,
-    )
+    policy = CalibrationPolicy(settings.calibration_min_platt, settings.calibration_min_isotonic)
+    calibration = Calibrations(lambda model: CalibrationService(
+        store, model, metrics, policy=policy, refit_interval_s=settings.calibration_refit_interval_s,
+    ), settings.model_name)
     admission = Admission(settings.max_num_seqs, settings.max_queue)
     try:
         power = detect_power(settings.power_source)
@@ -237,7 +241,7 @@ def build_services(settings: Settings, engine: Engine | None = None,
     services = Services(
         settings=settings, engine=the_engine, lifecycle=lifecycle, metrics=metrics, store=store,
         generation=generation, calibration=calibration,
-        planning=PlanningService(generation, calibrator=calibration),
+        planning=PlanningService(generation, calibrations=calibration),
         recorder=PlanRecorder(store, settings.model_name, metrics, usage, settings.max_plan_record_bytes),
         monitor=monitor, keyring=keyring, keys=KeyService(store, secret, keyring.forget_all),
         retention=Retention(store, settings.plan_retention_days), audit=AuditService(store),
@@ -245,5 +249,6 @@ def build_services(settings: Settings, engine: Engine | None = None,
         limiter=RateLimiter(open_storage(settings.redis_url),
                             on_error=lambda op: metrics.rate_limit_errors.labels(op).inc()),
         admission=admission, request_exit=request_exit or (lambda _code: None),
+        adapters=AdapterService(generation.models, calibration, store, settings),
     )
     return services

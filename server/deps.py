@@ -19,13 +19,15 @@ from server.container import Services
 from server.errors import EngineUnavailable, NotReady
 from server.lifecycle import Lifecycle, Phase
 from server.metrics import Metrics
+from server.services.adapters import AdapterService
 from server.services.audit import AuditService
-from server.services.calibration import CalibrationService
+from server.services.calibrations import Calibrations
 from server.services.generation import GenerationService
 from server.services.keys import KeyService
 from server.services.monitor import Monitor
 from server.services.planning import PlanningService
 from server.services.recorder import PlanRecorder
+from server.services.served_models import ServedModels
 from server.services.usage import TokenUsage, UsageLedger
 
 
@@ -72,12 +74,20 @@ async def get_planning(services: ServicesDep, _ready: EngineDep) -> PlanningServ
     return services.planning
 
 
-async def get_calibration(services: ServicesDep) -> CalibrationService:
+async def get_calibration(services: ServicesDep) -> Calibrations:
     return services.calibration
 
 
 async def get_monitor(services: ServicesDep) -> Monitor:
     return services.monitor
+
+
+async def get_models(services: ServicesDep) -> ServedModels:
+    return services.generation.models
+
+
+async def get_adapters(services: ServicesDep) -> AdapterService:
+    return services.adapters
 
 
 async def get_keys(services: ServicesDep) -> KeyService:
@@ -124,10 +134,12 @@ LifecycleDep = Annotated[Lifecycle, Depends(get_lifecycle)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 GenerationDep = Annotated[GenerationService, Depends(get_generation)]
 PlanningDep = Annotated[PlanningService, Depends(get_planning)]
-CalibrationDep = Annotated[CalibrationService, Depends(get_calibration)]
+CalibrationDep = Annotated[Calibrations, Depends(get_calibration)]
 MonitorDep = Annotated[Monitor, Depends(get_monitor)]
 RecorderDep = Annotated[PlanRecorder, Depends(get_recorder)]
 TokensDep = Annotated[TokenUsage, Depends(request_tokens)]
 KeysDep = Annotated[KeyService, Depends(get_keys)]
+AdaptersDep = Annotated[AdapterService, Depends(get_adapters)]
+ModelsDep = Annotated[ServedModels, Depends(get_models)]
 AuditDep = Annotated[AuditService, Depends(get_audit)]
 LedgerDep = Annotated[UsageLedger, Depends(get_usage)]

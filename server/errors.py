@@ -4,7 +4,7 @@ ServerError
  ├── SettingsError         a setting is invalid; start-up stops
  └── ApiError              a request fails with a 4xx/5xx and an OpenAI-style body
       ├── BadRequest           400: the request is malformed or out of range
-      ├── ModelNotFound        400: the request names a model that is not served
+      ├── ModelNotFound        404: the request names a model (base or adapter) that is not served
       ├── NotFound             404: the request names a resource (a plan) that does not exist
       ├── Conflict             409: the resource already exists (an outcome)
       ├── StoreDown            503: the outcome store is unreachable
@@ -39,6 +39,7 @@ from planner.errors import InvalidPlanRequest
 from server.services.errors import (
     AlreadyExists,
     DeadlineExceeded,
+    InUse,
     InvalidRequest,
     NotAllowed,
     ServiceError,
@@ -83,9 +84,11 @@ class BadRequest(ApiError):
     error_type = "invalid_request_error"
 
 
-class ModelNotFound(BadRequest):
-    """400: the request names a model that is not served."""
+class ModelNotFound(ApiError):
+    """404: the request names a model (base or adapter) that is not served, as OpenAI answers."""
 
+    status_code = 404
+    error_type = "invalid_request_error"
     code = "model_not_found"
 
 
@@ -179,6 +182,7 @@ LOWER_ERRORS: dict[type[Exception], Callable[[Any], ApiError]] = {
     UnknownModel: lambda e: ModelNotFound(e.message, param=e.param, code=e.code),
     UnknownResource: lambda e: NotFound(e.message, param=e.param, code=e.code),
     AlreadyExists: lambda e: Conflict(e.message, param=e.param, code=e.code),
+    InUse: lambda e: Conflict(e.message, param=e.param, code=e.code),
     NotAllowed: lambda e: Forbidden(e.message, param=e.param, code=e.code),
     DeadlineExceeded: lambda e: RequestTimeout(e.message, param=e.param, code=e.code),
 }

@@ -87,7 +87,7 @@ async def plan_page(plan_id: str, request: Request, services: ServicesDep) -> Re
     except UnknownResource:
         return _page("missing.html", status=404, plan_id=plan_id)
     try:
-        [summary] = await services.calibration.summaries(plan.domain, principal.may_use)
+        [summary] = await services.calibration.summaries(plan.domain, principal.may_use, model=plan.model)
         diagram = reliability(summary)
     except UnknownResource:
         diagram = None

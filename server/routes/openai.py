@@ -18,7 +18,7 @@ from protocol.openai import (
 )
 from server.admission import chat_sequences, completion_sequences
 from server.cancellation import with_cancellation
-from server.deps import EngineDep, GenerationDep, TokensDep
+from server.deps import GenerationDep, ModelsDep, TokensDep
 from server.guards import admission
 from server.services.response_bodies import PLAIN_CHAT, chat_response, completion_response
 from server.services.tools import Tools
@@ -39,7 +39,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, gen: G
     tools = Tools.of(body)
     greq = gen.prepare_chat(body, tools)
     rid = new_id("chatcmpl")
-    model = gen.engine.info.name
+    model = gen.served_model(body.model)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return StreamingResponse(stream_chat(gen, greq, rid, model, include_usage, usage, tools),
@@ -55,7 +55,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, gen: G
 async def completions(body: CompletionRequest, request: Request, gen: GenerationDep, usage: TokensDep) -> Response:
     greqs = gen.prepare_completion(body)
     rid = new_id("cmpl")
-    model = gen.engine.info.name
+    model = gen.served_model(body.model)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return StreamingResponse(stream_completion(gen, greqs, rid, model, include_usage, usage),
@@ -66,7 +66,11 @@ async def completions(body: CompletionRequest, request: Request, gen: Generation
 
 
 @router.get("/models", response_model=ModelList, responses=ERRORS)
-async def models(engine: EngineDep) -> ModelList:
-    info = engine.info
-    return ModelList(data=[ModelCard(id=info.name, created=now(), root=info.path, max_model_len=info.max_model_len,
-                                     quantization=info.quantization, dtype=info.dtype)])
+async def models(served: ModelsDep) -> ModelList:
+    info, default = served.engine.info, served.resolve(None)
+    base = ModelCard(id=info.name, created=now(), root=info.path, max_model_len=info.max_model_len,
+                     quantization=info.quantization, dtype=info.dtype, default=default == info.name)
+    adapters = [ModelCard(id=name, created=now(), root=path, parent=info.name, max_model_len=info.max_model_len,
+                          quantization=info.quantization, dtype=info.dtype, default=default == name)
+                for name, path in sorted(served.adapters().items())]
+    return ModelList(data=[base, *adapters])

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from protocol.openai import ErrorResponse
 from protocol.outcomes import CalibrationResponse, DomainCalibrationModel, OutcomeRequest, OutcomeResponse
-from server.deps import CalibrationDep, LedgerDep
+from server.deps import CalibrationDep, LedgerDep, ModelsDep
 from server.guards import PrincipalDep
 
 router = APIRouter(prefix="/v1")
@@ -29,11 +29,14 @@ async def create_outcome(body: OutcomeRequest, calibration: CalibrationDep, prin
 
 
 @router.get("/calibration", response_model=CalibrationResponse, responses={**_ERRORS, 404: {"model": ErrorResponse}})
-async def get_calibration(calibration: CalibrationDep, principal: PrincipalDep,
+async def get_calibration(calibration: CalibrationDep, principal: PrincipalDep, models: ModelsDep,
                           domain: str | None = Query(default=None, min_length=1, max_length=128,
-                                                     description="One domain; default: every domain")
+                                                     description="One domain; default: every domain"),
+                          model: str | None = Query(default=None, min_length=1, max_length=256,
+                                                    description="The base or an adapter; default: default_model")
                           ) -> CalibrationResponse:
-    summaries = await calibration.summaries(domain, principal.may_use)
-    return CalibrationResponse(model=calibration.model,
+    served = models.resolve(model)
+    summaries = await calibration.summaries(domain, principal.may_use, model=served)
+    return CalibrationResponse(model=served,
                                domains=[DomainCalibrationModel.model_validate(dataclasses.asdict(s))
                                         for s in summaries])

@@ -161,9 +161,11 @@ class CalibrationService:
     # -- plans and outcomes ------------------------------------------------------------------
     async def record_outcome(self, plan_id: str, success: bool, *, observation: str | None = None,
                              metadata: Mapping[str, Any] | None = None, replace: bool = False,
-                             owner: str | None = None) -> StoredOutcome:
+                             owner: str | None = None,
+                             route: Callable[[str], CalibrationService] | None = None) -> StoredOutcome:
         """Commit an outcome, count it, and schedule its domain's refit. ``owner``: only that key's plans are
-        found (another's answers 404, as an unknown plan)."""
+        found (another's answers 404, as an unknown plan). ``route``: the calibration of the model that made
+        the plan (:class:`server.services.calibrations.Calibrations`); default this one."""
         try:
             store = await self._ready_store()
             stored = await store.record_outcome(plan_id, success, observation=observation, metadata=metadata,
@@ -175,7 +177,8 @@ class CalibrationService:
         self.metrics.outcomes.labels(domain, "success" if success else "failure").inc()
         if stored.fidelity is not None:
             self.metrics.fidelity.labels(domain).observe(stored.fidelity)
-        self.schedule_refit(domain)
+        target = route(stored.plan.model) if route is not None else self
+        target.schedule_refit(domain)
         return stored
 
     async def summaries(self, domain: str | None = None,

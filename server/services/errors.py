@@ -5,6 +5,7 @@ ServiceError
  │    └── UnknownModel   the request names a model that is not served
  ├── UnknownResource     the request names a plan or a key that does not exist (or that the caller may not see)
  ├── AlreadyExists       the resource exists already (a key's name)
+ ├── InUse               the resource is in use and cannot be removed (the default model's adapter)
  ├── NotAllowed          the caller's role or domains do not allow this
  └── DeadlineExceeded    the work ran past its deadline; its generation was aborted
 
@@ -44,6 +45,10 @@ class UnknownResource(ServiceError):
 
 class AlreadyExists(ServiceError):
     """The resource exists already."""
+
+
+class InUse(ServiceError):
+    """The resource is in use and cannot be removed."""
 
 
 class NotAllowed(ServiceError):

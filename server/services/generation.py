@@ -18,7 +18,8 @@ from engine.errors import EngineDeadError, EngineRequestError
 from protocol.openai import ChatCompletionRequest, CompletionRequest, _Sampling
 from server.config import Settings
 from server.metrics import Metrics
-from server.services.errors import DeadlineExceeded, InvalidRequest, UnknownModel
+from server.services.errors import DeadlineExceeded, InvalidRequest
+from server.services.served_models import ServedModels
 from server.services.structured import SCHEMA_PARAM, structured_output
 from server.services.tools import Tools, check_messages
 from server.services.usage import TokenUsage
@@ -57,16 +58,21 @@ class GenerationService:
                  on_engine_dead: Callable[[str], None] | None = None) -> None:
         self.engine = engine
         self.settings = settings
+        self.models = ServedModels(engine, settings)
         self.metrics = metrics
         self.on_engine_dead = on_engine_dead or (lambda _msg: None)
 
     # ------------------------------------------------------------------ validation
 
+    def served_model(self, name: str | None) -> str:
+        """The served name a request runs on (:meth:`ServedModels.resolve`)."""
+        return self.models.resolve(name)
+
+    def adapter(self, served: str) -> str | None:
+        return self.models.adapter(served)
+
     def check_model(self, name: str | None) -> None:
-        info = self.engine.info
-        if name is not None and name not in (info.name, info.path, self.settings.model):
-            raise UnknownModel(f"model {name!r} is not served here; this server serves {info.name!r}",
-                                param="model")
+        self.served_model(name)
 
     def check_prompt_length(self, n_tokens: int, param: str) -> None:
         cap = self.settings.max_prompt_tokens
@@ -80,7 +86,7 @@ class GenerationService:
 
     def _sampling(self, req: _Sampling, prompt_ids: list[int], max_tokens: int | None,
                   default_max: int | None, logprobs: int | None) -> GenerationRequest:
-        self.check_model(req.model)
+        served = self.served_model(req.model)
         if req.unknown_fields:
             log.debug("ignoring unknown request fields: %s", ", ".join(req.unknown_fields))
         if req.n > self.settings.max_n:
@@ -112,6 +118,7 @@ class GenerationService:
             logprobs=logprobs,
             ignore_eos=req.ignore_eos,
             min_tokens=min(req.min_tokens, wanted),
+            adapter=self.adapter(served),
         )
 
     def prepare_chat(self, req: ChatCompletionRequest, tools: Tools | None = None) -> GenerationRequest:

@@ -27,6 +27,7 @@ from protocol.plan import (
 )
 from server.auth import ANONYMOUS, Principal
 from server.config import Settings
+from server.services.calibrations import Calibrations
 from server.services.errors import DeadlineExceeded, InvalidRequest, NotAllowed
 from server.services.generation import GenerationService
 from server.services.plan_response import plan_response
@@ -100,9 +101,14 @@ class PlanningService:
     once, searches within the deadline, and answers. What a finished plan leaves behind (metrics, audit
     record, ledger entry) is :class:`server.services.recorder.PlanRecorder`'s."""
 
-    def __init__(self, generation: GenerationService, calibrator: Calibrator | None = None) -> None:
+    def __init__(self, generation: GenerationService, calibrator: Calibrator | None = None,
+                 calibrations: Calibrations | None = None) -> None:
         self.generation = generation
         self.calibrator = calibrator or IdentityCalibrator()
+        self.calibrations = calibrations  # per served model (base, adapters); else ``calibrator`` for all
+
+    def calibrator_of(self, served: str) -> Calibrator:
+        return self.calibrations.of(served) if self.calibrations is not None else self.calibrator
 
     async def run(self, req: PlanInput, usage: TokenUsage | None = None,
                   principal: Principal = ANONYMOUS) -> Planned:
@@ -111,12 +117,13 @@ class PlanningService:
         usage = usage if usage is not None else TokenUsage()
         req, config, tools = self.check(req, principal)
         gen = self.generation
+        served = gen.served_model(req.model)
         sampler = EngineSampler(gen.engine, add_special_tokens=req.messages is None, run=metered(gen, usage),
-                                constrain_action=self.action_constraint(tools))
+                                constrain_action=self.action_constraint(tools), adapter=gen.adapter(served))
         prompt = self.render(req, tools, sampler)
         gen.check_prompt_length(len(prompt.ids), "messages" if req.messages is not None else "prompt")
-        result = await self.search(sampler, prompt, config)
-        response = plan_response(req, config, result, usage, gen.engine.info.name, tools)
+        result = await self.search(sampler, prompt, config, self.calibrator_of(served))
+        response = plan_response(req, config, result, usage, served, tools)
         return Planned(req, response, result)
 
     def check(self, req: PlanInput, principal: Principal) -> tuple[PlanInput, PlanConfig, Tools | None]:
@@ -138,12 +145,13 @@ class PlanningService:
             raise InvalidRequest(str(exc), param="tools") from exc
         return tools.required_call
 
-    async def search(self, sampler: EngineSampler, prompt: TokenPrompt, config: PlanConfig) -> PlanResult:
+    async def search(self, sampler: EngineSampler, prompt: TokenPrompt, config: PlanConfig,
+                     calibrator: Calibrator | None = None) -> PlanResult:
         """The planner's search, within the plan's deadline (and a grace for its last engine call)."""
         timeout = asyncio.timeout(config.budget.deadline_s + PLAN_GRACE_S)  # not wait_for: it can swallow a cancel
         try:
             async with timeout:
-                return await plan(sampler, prompt, config, self.calibrator)
+                return await plan(sampler, prompt, config, calibrator or self.calibrator)
         except TimeoutError as exc:
             if not timeout.expired():
                 raise

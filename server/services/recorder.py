@@ -67,7 +67,7 @@ class PlanRecorder:
                                          self.max_record_bytes, {c.id: c.turn.imaginary for c in result.candidates})
         try:
             await self.store.record_plan(PlanRecord(
-                plan_id=response.plan_id, model=self.model, domain=response.domain, algorithm=response.algorithm,
+                plan_id=response.plan_id, model=response.model, domain=response.domain, algorithm=response.algorithm,
                 decision=response.decision, raw_confidence=response.confidence.raw,
                 calibrated_confidence=response.confidence.calibrated, rollout=response.rollout,
                 owner=principal.name, record=record, truncated=truncated,

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from server.store.audit import AuditQueries
 from server.store.errors import KeyExists, OutcomeExists, PlanNotFound, StoreUnavailable
 from server.store.maps import MapQueries
+from server.store.model_events import ModelEventQueries
 from server.store.schema import api_keys, key_events, outcomes, plans
 from server.store.usage import UsageQueries
 
@@ -88,7 +89,7 @@ class OutcomeRow:
     fidelity: float | None
 
 
-class Store(AuditQueries, UsageQueries, MapQueries):
+class Store(AuditQueries, UsageQueries, MapQueries, ModelEventQueries):
     """Plans, outcomes and calibration maps. Every method raises :class:`StoreUnavailable` on database errors.
 
     Its owner opens it (``open``: connect and migrate) and closes it; a store whose open failed

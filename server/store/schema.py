@@ -139,3 +139,14 @@ key_usage = Table(
     Column("outcomes", Integer, nullable=False, server_default="0"),
     Column("cost", Float, nullable=False, server_default="0"),  # in the TCO model's currency
 )
+
+model_events = Table(
+    "model_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("actor", String(128), nullable=True),  # the admin key, or None for the command line
+    Column("action", String(32), nullable=False),  # adapter_loaded, adapter_unloaded
+    Column("model", String(256), nullable=False),
+    Column("detail", JSON, nullable=True),
+)

@@ -30,7 +30,7 @@ def test_no_service_imports_an_http_error_class() -> None:
 
 @pytest.mark.parametrize(("error", "status", "code"), [
     (domain.InvalidRequest("bad n", param="n", code="too_big"), 400, "too_big"),
-    (domain.UnknownModel("no such model", param="model"), 400, "model_not_found"),
+    (domain.UnknownModel("no such model", param="model"), 404, "model_not_found"),
     (domain.UnknownResource("no such plan", param="plan_id", code="plan_not_found"), 404, "plan_not_found"),
     (domain.AlreadyExists("taken", param="name", code="key_exists"), 409, "key_exists"),
     (domain.NotAllowed("not yours", param="domain", code="domain_not_allowed"), 403, "domain_not_allowed"),

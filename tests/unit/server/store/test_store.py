@@ -33,7 +33,7 @@ async def _reset(url: str) -> None:
     engine = create_async_engine(url)
     async with engine.begin() as conn:
         for table in ("outcomes", "calibration_maps", "plans", "api_keys", "key_events", "key_usage", "refit_leases",
-                      "alembic_version"):
+                      "model_events", "alembic_version"):
             await conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
     await engine.dispose()
 
