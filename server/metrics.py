@@ -71,20 +71,21 @@ class Metrics:
         # calibration (DESIGN §4): confidence="raw" is the model's own, "calibrated" what the planner used
         self.confidence_ece = Gauge(
             "foresight_confidence_ece", "Expected calibration error (15 equal-width bins) over reported outcomes.",
-            ["domain", "confidence"], registry=r,
+            ["model", "domain", "confidence"], registry=r,
         )
         self.confidence_brier = Gauge(
             "foresight_confidence_brier", "Brier score of confidence against reported outcomes.",
-            ["domain", "confidence"], registry=r,
+            ["model", "domain", "confidence"], registry=r,
         )
-        self.outcomes = Counter("foresight_outcomes", "Outcomes reported by apps.", ["domain", "result"], registry=r)
+        self.outcomes = Counter("foresight_outcomes", "Outcomes reported by apps.", ["model", "domain", "result"],
+                                registry=r)
         self.calibration_outcomes = Gauge(
             "foresight_calibration_outcomes", "Outcomes the domain's current calibration map was fitted on.",
-            ["domain"], registry=r,
+            ["model", "domain"], registry=r,
         )
         self.fidelity = Histogram(
             "foresight_world_model_fidelity", "Similarity of the imagined rollout and the reported observation.",
-            ["domain"], buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0), registry=r,
+            ["model", "domain"], buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0), registry=r,
         )
         self._shared_state_metrics(r)
 

@@ -48,14 +48,16 @@ PANELS: list[tuple[str, str, str, list[tuple[str, str]]]] = [
     ("Planner", "Parse problems per second", "short", [
         ("{{kind}}", f"sum by (kind) (rate(foresight_parse_problems_total{I}[5m]))")]),
     ("Calibration", "Calibration error (ECE), raw vs calibrated", "short", [
-        ("{{domain}} {{confidence}}", f"max by (domain, confidence) (foresight_confidence_ece{I})")]),
+        ("{{model}} {{domain}} {{confidence}}", f"max by (model, domain, confidence) (foresight_confidence_ece{I})")]),
     ("Calibration", "Brier score, raw vs calibrated", "short", [
-        ("{{domain}} {{confidence}}", f"max by (domain, confidence) (foresight_confidence_brier{I})")]),
+        ("{{model}} {{domain}} {{confidence}}",
+         f"max by (model, domain, confidence) (foresight_confidence_brier{I})")]),
     ("Calibration", "World-model fidelity (mean of reported observations)", "short", [
-        ("{{domain}}", f"sum by (domain) (rate(foresight_world_model_fidelity_sum{I}[5m])) / "
-                       f"sum by (domain) (rate(foresight_world_model_fidelity_count{I}[5m]))")]),
+        ("{{model}} {{domain}}", f"sum by (model, domain) (rate(foresight_world_model_fidelity_sum{I}[5m])) / "
+                                 f"sum by (model, domain) (rate(foresight_world_model_fidelity_count{I}[5m]))")]),
     ("Calibration", "Outcomes reported", "short", [
-        ("{{domain}} {{result}}", f"sum by (domain, result) (increase(foresight_outcomes_total{I}[1h]))")]),
+        ("{{model}} {{domain}} {{result}}",
+         f"sum by (model, domain, result) (increase(foresight_outcomes_total{I}[1h]))")]),
     ("Energy and cost", "Cost per 1k tokens ($)", "currencyUSD", [
         ("$/1k tokens", f"max(foresight_cost_per_1k_tokens_usd{I})")]),
     ("Energy and cost", "Cost per decision ($)", "currencyUSD", [

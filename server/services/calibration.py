@@ -174,9 +174,10 @@ class CalibrationService:
             self.metrics.store_errors.labels("record_outcome").inc()
             raise
         domain = stored.plan.domain
-        self.metrics.outcomes.labels(domain, "success" if success else "failure").inc()
+        model = stored.plan.model
+        self.metrics.outcomes.labels(model, domain, "success" if success else "failure").inc()
         if stored.fidelity is not None:
-            self.metrics.fidelity.labels(domain).observe(stored.fidelity)
+            self.metrics.fidelity.labels(model, domain).observe(stored.fidelity)
         target = route(stored.plan.model) if route is not None else self
         target.schedule_refit(domain)
         return stored
@@ -267,7 +268,7 @@ class CalibrationService:
         if newer:
             self._adopt(await store.load_maps(self.model, newer))
             for domain in newer:
-                self.metrics.calibration_outcomes.labels(domain).set(self._state(domain).fitted_on)
+                self.metrics.calibration_outcomes.labels(self.model, domain).set(self._state(domain).fitted_on)
             log.info("calibration maps refitted elsewhere now used here: %s", ", ".join(sorted(newer)))
         return newer
 
@@ -303,6 +304,6 @@ class CalibrationService:
     def _publish(self, s: DomainSummary) -> None:
         for label, stats in (("raw", s.raw), ("calibrated", s.calibrated)):
             if stats.ece is not None and stats.brier is not None:
-                self.metrics.confidence_ece.labels(s.domain, label).set(stats.ece)
-                self.metrics.confidence_brier.labels(s.domain, label).set(stats.brier)
-        self.metrics.calibration_outcomes.labels(s.domain).set(int(s.map.get("outcomes", 0)))
+                self.metrics.confidence_ece.labels(self.model, s.domain, label).set(stats.ece)
+                self.metrics.confidence_brier.labels(self.model, s.domain, label).set(stats.brier)
+        self.metrics.calibration_outcomes.labels(self.model, s.domain).set(int(s.map.get("outcomes", 0)))

@@ -155,7 +155,7 @@ def _expected_annotations(alert: str, labels: dict[str, str]) -> dict[str, str]:
     for key, text in rule["annotations"].items():
         for name, value in labels.items():
             text = text.replace("{{ $labels." + name + " }}", value)
-        out[key] = text
+        out[key] = re.sub(r"\{\{ \$labels\.\w+ \}\}", "", text)  # a label the series lacks renders empty
     return out
 
 
@@ -168,6 +168,7 @@ def test_drift_alerts_fire_on_drift_only(tmp_path: Path) -> None:
     labels = {"instance": "a:8000", "domain": "search"}
     sel = '{instance="a:8000",domain="search"}'
     dip = '{instance="a:8000",domain="dip"}'
+    by_model = {"instance": "a:8000", "model": "format-only", "domain": "nr"}
     tests = {
         "rule_files": [str(ALERTS)],
         "evaluation_interval": "1m",
@@ -199,6 +200,18 @@ def test_drift_alerts_fire_on_drift_only(tmp_path: Path) -> None:
                   "exp_alerts": [{"exp_labels": {**labels, "severity": "warning"},
                                   "exp_annotations": _expected_annotations("ForesightWorldModelFidelityDropped",
                                                                            labels)}]}]},
+            # two adapters of one base in one domain: only the format-only one's raw ECE is past 0.15
+            {"interval": "1m",
+             "input_series": [
+                 {"series": 'foresight_confidence_ece{instance="a:8000",model="format-only",domain="nr",'
+                            'confidence="raw"}', "values": "0.31x60"},
+                 {"series": 'foresight_confidence_ece{instance="a:8000",model="foresight",domain="nr",'
+                            'confidence="raw"}', "values": "0.04x60"}],
+             "alert_rule_test": [
+                 {"eval_time": "50m", "alertname": "ForesightRawConfidenceDrift",
+                  "exp_alerts": [{"exp_labels": {**by_model, "severity": "warning"},
+                                  "exp_annotations": _expected_annotations("ForesightRawConfidenceDrift",
+                                                                           by_model)}]}]},
         ],
     }
     path = tmp_path / "drift.test.yml"

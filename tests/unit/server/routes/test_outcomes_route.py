@@ -78,9 +78,9 @@ async def test_calibration_learns_the_overconfidence_and_survives_restart(tmp_pa
         assert d["outcomes"] == 60 and d["map"]["kind"] == "platt" and d["map"]["outcomes"] == 60
         assert d["raw"]["ece"] > 0.4 and len(d["raw"]["bins"]) == 15
         metrics = (await client.get("/metrics")).text
-        assert 'foresight_confidence_ece{confidence="raw",domain="shop"}' in metrics
-        assert 'foresight_outcomes_total{domain="shop",result="failure"}' in metrics
-        assert 'foresight_calibration_outcomes{domain="shop"} 60.0' in metrics
+        assert 'foresight_confidence_ece{confidence="raw",domain="shop",model="scripted"}' in metrics
+        assert 'foresight_outcomes_total{domain="shop",model="scripted",result="failure"}' in metrics
+        assert 'foresight_calibration_outcomes{domain="shop",model="scripted"} 60.0' in metrics
         # the other domain is untouched by this one's map
         [other] = await plan_ids(client, 1, domain="elsewhere")
         assert other["confidence"]["calibrated"] == 0.9
