@@ -53,8 +53,9 @@ def outcome_call(plan_id: str, success: bool, observation: str | None, metadata:
     return Call("POST", "/v1/outcomes", body.model_dump(mode="json", exclude_none=True))
 
 
-def calibration_call(domain: str | None) -> Call:
-    return Call("GET", "/v1/calibration", params={"domain": domain} if domain else None)
+def calibration_call(domain: str | None, model: str | None = None) -> Call:
+    params = {k: v for k, v in {"domain": domain, "model": model}.items() if v}
+    return Call("GET", "/v1/calibration", params=params or None)
 
 
 def headers(api_key: str | None) -> dict[str, str]:

@@ -45,9 +45,10 @@ class AsyncForesight:
         """``POST /v1/outcomes``: what really happened after acting on ``plan_id``."""
         return await self._send(rq.outcome_call(plan_id, success, observation, metadata, replace), OutcomeResponse)
 
-    async def calibration(self, domain: str | None = None) -> CalibrationResponse:
-        """``GET /v1/calibration``: every domain's (or one domain's) calibration."""
-        return await self._send(rq.calibration_call(domain), CalibrationResponse)
+    async def calibration(self, domain: str | None = None, model: str | None = None) -> CalibrationResponse:
+        """``GET /v1/calibration``: every domain's (or one domain's) calibration, of ``model`` (the base or an
+        adapter; default the server's default model)."""
+        return await self._send(rq.calibration_call(domain, model), CalibrationResponse)
 
     async def close(self) -> None:
         if self._owned:
