@@ -66,7 +66,8 @@ class Prometheus:
     def alerts(self) -> list[str]:
         body = httpx.get(f"{self.url}/api/v1/alerts", timeout=30).json()
         return sorted(f"{a['labels']['alertname']} {a['state']} domain={a['labels'].get('domain', '-')} "
-                      f"value={float(a.get('value', 'nan')):.3f}" for a in body["data"]["alerts"])
+                      + (f"model={a['labels']['model']} " if "model" in a["labels"] else "")
+                      + f"value={float(a.get('value', 'nan')):.3f}" for a in body["data"]["alerts"])
 
     def query(self, expr: str) -> list[dict]:
         body = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=30).json()

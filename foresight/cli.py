@@ -36,15 +36,29 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--served-model-name", help="the model name clients use (default: the directory name)")
     p.add_argument("--database-url", help="outcome store, e.g. postgresql://user:pass@host/db "
                                           "(default: SQLite at var/foresight.db)")
+    p.add_argument("--adapter", action="append", type=_adapter, default=None, metavar="NAME=PATH",
+                   help="serve a LoRA adapter trained on this base under NAME (repeatable; the setting `adapters`)")
+    p.add_argument("--default-model", help="what requests without `model` run on: the base's name or an adapter's")
     p.set_defaults(func=_serve)
+
+
+def _adapter(text: str) -> tuple[str, str]:
+    name, sep, path = text.partition("=")
+    if not sep or not name.strip() or not path.strip():
+        raise argparse.ArgumentTypeError(f"want NAME=PATH, not {text!r}")
+    return name.strip(), path.strip()
 
 
 def _serve(args: argparse.Namespace) -> int:
     from foresight.runner import serve
     from server.config import load_settings
 
+    adapters = dict(args.adapter) if args.adapter else None
+    if args.adapter and len(adapters or {}) != len(args.adapter):
+        raise SystemExit("foresight: --adapter names one adapter twice")
     settings = load_settings(args.config, model=args.model, host=args.host, port=args.port,
-                             served_model_name=args.served_model_name, database_url=args.database_url)
+                             served_model_name=args.served_model_name, database_url=args.database_url,
+                             adapters=adapters, default_model=args.default_model)
     return serve(settings)
 
 

@@ -55,6 +55,13 @@ def add_reference(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
                         "before; docs/reference-model.md); every plan still trains the rollouts and the confidence")
     t.add_argument("--device", default="cpu",
                    help="torch device to train on (default cpu, as the shipped checkpoint was; e.g. cuda)")
+    t.add_argument("--base", default=None, metavar="MODEL",
+                   help="train a LoRA adapter on this pretrained base instead of a model from scratch: an added "
+                        "model's name (foresight models add) or a checkpoint directory (docs/reference-model.md)")
+    t.add_argument("--stages", type=_stages, default=None, metavar="S[,S…]",
+                   help="with --base: the stages to run, in order, from wm (world-model mid-training), fe "
+                        "(format-eliciting SFT), rl (FC-RL from outcomes); default wm,fe,rl")
+    t.add_argument("--rank", type=int, default=16, help="with --base: the LoRA rank (default 16)")
     t.set_defaults(func=_train)
 
     e = rsub.add_parser("eval", help="evaluate a checkpoint against the simulator through vLLM",
@@ -65,6 +72,8 @@ def add_reference(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
                    help="the world to evaluate in: numberreach (default) or search (docs/search-world.md)")
     e.add_argument("--model", default=None,
                    help="checkpoint directory (default: the world's shipped model, models/foresight-<world>)")
+    e.add_argument("--adapter", default=None, metavar="PATH",
+                   help="evaluate this LoRA adapter on its base (the base it names, or --model)")
     e.add_argument("--drifted", action="store_true",
                    help="search only: evaluate in the knowledge base after it changed (facts updated, entities "
                         "renamed, passages removed: reference.search.kb.drift), not the one trained on")
@@ -79,6 +88,8 @@ def add_reference(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
                    help="also play these planner configurations on the same episodes, through the planner "
                         f"itself ({', '.join(_planner_names())}; lookahead takes ~5 min for 150 episodes "
                         "here with the shipped model)")
+    e.add_argument("--policies", nargs="+", default=None, metavar="POLICY", choices=_policy_names(),
+                   help=f"the episode policies to play (default all: {', '.join(_policy_names())})")
     e.add_argument("--seed", type=int, default=0, help="evaluation seed")
     e.add_argument("--dtype", default="float32", help="engine dtype (default float32)")
     e.add_argument("--json", action="store_true", help="print the results as one JSON object on stdout")
@@ -91,11 +102,20 @@ def add_reference(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     ref.set_defaults(func=_help)
 
 
-def _stage_steps(text: str) -> tuple[int, int, int]:
+def _stage_steps(text: str) -> tuple[int, ...]:
     parts = text.split(",")
-    if len(parts) != 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        raise argparse.ArgumentTypeError(f"want three positive step counts like 400,4000,600, not {text!r}")
-    return int(parts[0]), int(parts[1]), int(parts[2])
+    if not 1 <= len(parts) <= 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"want a positive step count per stage like 400,4000,600, not {text!r}")
+    return tuple(int(p) for p in parts)
+
+
+def _stages(text: str) -> tuple[str, ...]:
+    from reference.lora import STAGES
+
+    parts = tuple(p.strip() for p in text.split(","))
+    if not parts or any(p not in STAGES for p in parts):
+        raise argparse.ArgumentTypeError(f"stages are some of {','.join(STAGES)}, not {text!r}")
+    return parts
 
 
 def _temperature(text: str) -> float:
@@ -103,6 +123,12 @@ def _temperature(text: str) -> float:
     if not 0.0 < value <= 2.0:
         raise argparse.ArgumentTypeError(f"must be in (0, 2]: {value} (best-of-N needs distinct samples)")
     return value
+
+
+def _policy_names() -> list[str]:
+    from reference.evaluate import POLICIES
+
+    return list(POLICIES)
 
 
 def _planner_names() -> list[str]:
@@ -170,6 +196,9 @@ def print_table(result: Any, out: Any = None) -> None:
         ("Brier gap", f"{t.brier_gap:+.4f}"),
         ("confidence ECE", f"{t.confidence_ece:.4f}"),
     ]
+    if hasattr(t, "outcome_brier"):
+        rows += [("Brier against outcomes", f"{t.outcome_brier:.4f}"),
+                 ("ECE against exact chances", f"{t.exact_ece:.4f}")]
     where = "held-out" if result.split == "heldout" else "training-pair"
     world = getattr(result, "world", "numberreach")
     print(f"model {result.model}  world {world}  seed {result.seed}  {where} states {t.states}", file=out)
@@ -199,12 +228,22 @@ def _eval(args: argparse.Namespace) -> int:
     if args.planners and args.world != "numberreach":
         raise SystemExit("foresight: --planners plays NumberReach's planner configurations; "
                          "for the search world use bench/planners.py --world search")
-    model = _check_model_dir(args.model or str(default_model(args.world)))
+    options: dict[str, Any] = dict(episodes=args.episodes, states=args.states, seed=args.seed, best_of_n=args.best_of,
+                                   temperature=args.temperature, heldout=args.split == "heldout",
+                                   planners=tuple(args.planners))
+    if args.policies is not None:
+        options["policies"] = tuple(args.policies)
     with json_stdout(args.json) as out:
-        result = asyncio.run(_run_eval(model, args.dtype, args.world, args.drifted, episodes=args.episodes,
-                                       states=args.states,
-                                       seed=args.seed, best_of_n=args.best_of, temperature=args.temperature,
-                                       heldout=args.split == "heldout", planners=tuple(args.planners)))
+        if args.adapter is not None:
+            from foresight.reference_adapter import base_of, run_adapter_eval
+
+            if args.world != "numberreach":
+                raise SystemExit("foresight: --adapter evaluates NumberReach adapters only so far")
+            adapter = Path(args.adapter)
+            result = asyncio.run(run_adapter_eval(adapter, base_of(adapter, args.model), **options))
+        else:
+            model = _check_model_dir(args.model or str(default_model(args.world)))
+            result = asyncio.run(_run_eval(model, args.dtype, args.world, args.drifted, **options))
         if args.json:
             print(json.dumps(result.to_dict()), file=out)
     if not args.json:
@@ -236,6 +275,14 @@ def acceptance_failures(result: Any) -> list[str]:
 def _train(args: argparse.Namespace) -> int:
     from reference.train import TrainConfig, train
 
+    if args.base is not None:
+        from foresight import reference_adapter
+
+        return reference_adapter.train(args)
+    if args.stages is not None:
+        raise SystemExit("foresight: --stages applies to --base (a LoRA adapter on a pretrained base)")
+    if args.steps is not None and len(args.steps) != 3:
+        raise SystemExit("foresight: a model from scratch takes three step counts, S1,S2,S3")
     out = Path(args.out or ("runs/reference" if args.world == "numberreach" else f"runs/{args.world}"))
     if out.exists() and any(out.iterdir()):
         if not args.force:

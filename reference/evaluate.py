@@ -34,7 +34,7 @@ from reference import data
 from reference import numberreach as env
 from reference.numberreach import OPS, State
 
-TURN_MAX_TOKENS = 96
+TURN_MAX_TOKENS = 128  # the reference model's turns take ~50 tokens; SmolLM2's take 71-105
 
 
 @dataclass
@@ -45,10 +45,12 @@ class TurnMetrics:
     format_validity: float = 0.0
     next_state_accuracy: float = 0.0
     rollout_accuracy: float = 0.0
-    confidence_brier: float = 0.0
+    confidence_brier: float = 0.0  # against the exact chance of the plan written (in expectation)
     exact_brier: float = 0.0
     brier_gap: float = 0.0
-    confidence_ece: float = 0.0
+    confidence_ece: float = 0.0  # against outcomes: each plan executed once in the environment
+    outcome_brier: float = 0.0  # against the same outcomes
+    exact_ece: float = 0.0  # against the exact chances (bin means of confidence against of chance)
 
 
 @dataclass
@@ -65,6 +67,9 @@ class EvalResult:
     success: dict[str, float] = field(default_factory=dict)
     # generated tokens per decision of each planner configuration played (``--planners``)
     planner_tokens: dict[str, float] = field(default_factory=dict)
+    # low-noise success estimates (mean, standard error) of the planners played: the exact one-step
+    # planner's value plus the mean one-step advantage of the actions taken (reference.planning.paired_estimate)
+    paired: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,10 +79,16 @@ def _progress(total: int, desc: str, show: bool) -> tqdm:
     return tqdm(total=total, desc=desc, file=sys.stderr, disable=not show, leave=False)
 
 
+def chat_prompt(engine: Engine, text: str) -> list[int]:
+    """An observation as the user's message, rendered by the model's chat template (the shipped models'
+    templates give exactly the encoded observation; a pretrained base's, its own turn markers)."""
+    return engine.render_chat([{"role": "user", "content": text.strip()}])
+
+
 async def sample_turns(engine: Engine, state: State, n: int, temperature: float,
                        seed: int | None = None) -> list[str]:
     """``n`` generated turns for one state (one engine call)."""
-    ids = engine.encode(data.prompt_for(state))
+    ids = chat_prompt(engine, data.prompt_for(state))
     req = GenerationRequest(ids, n=n, max_tokens=TURN_MAX_TOKENS, temperature=temperature,
                             stop=ACTION_STOPS, include_stop_str_in_output=True, seed=seed)
     texts = [""] * n
@@ -148,6 +159,7 @@ async def evaluate_turns(engine: Engine, count: int, seed: int, show: bool = Tru
 
     outcome_rng = random.Random(seed + 1)
     outcomes = [outcome_rng.random() < s["p"] for s in scores]
+    confidences = [s["c"] for s in scores]
     return TurnMetrics(
         states=len(scores),
         format_validity=mean("valid"),
@@ -156,7 +168,9 @@ async def evaluate_turns(engine: Engine, count: int, seed: int, show: bool = Tru
         confidence_brier=mean("brier"),
         exact_brier=mean("exact_brier"),
         brier_gap=mean("brier") - mean("exact_brier"),
-        confidence_ece=expected_calibration_error([s["c"] for s in scores], outcomes),
+        confidence_ece=expected_calibration_error(confidences, outcomes),
+        outcome_brier=sum((c - y) ** 2 for c, y in zip(confidences, outcomes, strict=True)) / n,
+        exact_ece=expected_calibration_error(confidences, [s["p"] for s in scores]),
     )
 
 
@@ -237,7 +251,7 @@ async def _play_planners(engine: Engine, names: tuple[str, ...], starts: list[St
                          result: EvalResult, show: bool) -> None:
     """The planner's algorithms (:data:`reference.planning.PLANNERS`) on the same episodes."""
     from engine.sampler import EngineSampler
-    from reference.planning import PLANNERS, run_planner
+    from reference.planning import PLANNERS, paired_estimate, run_planner
 
     unknown = sorted(set(names) - set(PLANNERS))
     if unknown:
@@ -246,6 +260,9 @@ async def _play_planners(engine: Engine, names: tuple[str, ...], starts: list[St
     for name in names:
         if show:
             print(f"planner {name} on {len(starts)} episodes…", file=sys.stderr)
-        rate, tokens = await run_planner(sampler, PLANNERS[name], starts, seed)
+        gains: list[float] = []
+        rate, tokens = await run_planner(sampler, PLANNERS[name], starts, seed, gains=gains,
+                                         start=lambda text: sampler.prompt(chat_prompt(engine, text)))
         result.success[f"planner_{name}"] = rate
         result.planner_tokens[name] = tokens
+        result.paired[f"planner_{name}"] = paired_estimate(starts, gains)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 
 from planner.search import Algorithm, Budget, LookaheadContext, PlanConfig, plan
-from planner.search.base import Calibrator, Candidate, Sampler
+from planner.search.base import Calibrator, Candidate, Context, Sampler
 from reference import data
 from reference import numberreach as env
 
@@ -55,9 +56,13 @@ def mean_se(xs: list[float]) -> tuple[float, float]:
 
 async def run_planner(sampler: Sampler, config: PlanConfig, starts: list[env.State], seed: int,
                       concurrency: int = 16, calibrator: Calibrator | None = None,
-                      stall_prob: float = env.STALL_PROB, gains: list[float] | None = None) -> tuple[float, float]:
+                      stall_prob: float = env.STALL_PROB, gains: list[float] | None = None,
+                      start: Callable[[str], Context] | None = None) -> tuple[float, float]:
     """Success rate and generated tokens per decision; ``gains`` (if given) receives, per episode, the
-    sum of the exact one-step planner's advantages of the actions taken (see :func:`paired_estimate`)."""
+    sum of the exact one-step planner's advantages of the actions taken (see :func:`paired_estimate`);
+    ``start`` makes an observation the sampler's prompt (default ``sampler.start``: the text as it is;
+    a chat model's caller renders it with the chat template)."""
+    begin = start or sampler.start
     if gains is not None and stall_prob != env.STALL_PROB:
         raise ValueError("one-step advantages are exact only in the world the model learnt")
     sem = asyncio.Semaphore(concurrency)
@@ -70,7 +75,7 @@ async def run_planner(sampler: Sampler, config: PlanConfig, starts: list[env.Sta
             while not state.done:
                 async with sem:
                     cfg = PlanConfig(**{**config.__dict__, "seed": rng.randrange(2**31)})
-                    result = await plan(sampler, sampler.start(data.prompt_for(state)), cfg, calibrator)
+                    result = await plan(sampler, begin(data.prompt_for(state)), cfg, calibrator)
                 tokens.append(result.usage.completion_tokens)
                 op = chosen_op(result.chosen)
                 gain += one_step_advantage(state, op)

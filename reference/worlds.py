@@ -8,11 +8,13 @@ carry no policy loss. Pure Python.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 WORLDS = ("numberreach", "search")
+_OP_RE = re.compile(r"[+*\-]\d(?= )")  # an operation in a NumberReach rollout ("*3 27")
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,9 @@ class WorldSpec:
     # where the completion's judgement begins (it carries the confidence weight up to </confidence>): the
     # search model's analysis holds the checks its confidence follows from, so they weigh as much
     judgement_tag: str = "<confidence>"
+    # the characters of a completion that state the plan's choice (as policy_tokens, for any tokenizer:
+    # the LoRA recipe on a pretrained base masks by character offsets)
+    policy_chars: Callable[[Any], list[tuple[int, int]]] = lambda _ex: []
 
 
 def _numberreach() -> WorldSpec:
@@ -44,8 +49,13 @@ def _numberreach() -> WorldSpec:
         ops = {tok.token_to_id(op) for op in OP_TOKENS}
         return [i for i, (s, _e) in enumerate(enc.offsets) if s < end and enc.ids[i] in ops]
 
+    def policy_chars(ex: Any) -> list[tuple[int, int]]:
+        end = ex.completion.find("</imaginary>")
+        return [(m.start(), m.end()) for m in _OP_RE.finditer(ex.completion, 0, max(end, 0))]
+
     return WorldSpec("numberreach", data.stage_examples, (*FORMAT_TAGS, *TOOL_CALL_TOKENS, *OP_TOKENS, *NUMBER_TOKENS),
-                     tuple((n,) for n in NUMBER_TOKENS), CHAT_TEMPLATE, lambda ex: bool(ex.shortest_hit), policy_tokens)
+                     tuple((n,) for n in NUMBER_TOKENS), CHAT_TEMPLATE, lambda ex: bool(ex.shortest_hit), policy_tokens,
+                     policy_chars=policy_chars)
 
 
 def _search() -> WorldSpec:
@@ -64,7 +74,7 @@ def _search() -> WorldSpec:
 
     return WorldSpec("search", examples, WHOLE_TOKENS, IDENTITY_GROUPS, CHAT_TEMPLATE,
                      lambda ex: bool(ex.optimal), policy_tokens, policy_weight=4.0,
-                     judgement_tag="<analysis>")
+                     judgement_tag="<analysis>", policy_chars=lambda ex: [ex.policy_span])
 
 
 def world_spec(name: str) -> WorldSpec:
