@@ -60,7 +60,7 @@ async def run_adapter_eval(adapter: Path, base: Path, **kwargs: Any) -> Any:
 
 def train(args: argparse.Namespace) -> int:
     from foresight.reference import print_table
-    from reference.lora import AdapterConfig, RecipeError, train_adapter
+    from reference import lora
 
     base = base_dir(args.base)
     stages = args.stages or ("wm", "fe", "rl")
@@ -70,11 +70,12 @@ def train(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/{base.name}-{args.world}-{'-'.join(stages)}")
     if args.force and out.exists():
         shutil.rmtree(out)
-    cfg = AdapterConfig(base=str(base), world=args.world, stages=stages, steps=steps, rank=args.rank,
-                        seed=args.seed, policy_plans=args.policy_plans)
+    cfg = lora.AdapterConfig(base=str(base), world=args.world, stages=stages, steps=steps, rank=args.rank,
+                             seed=args.seed, policy_plans=args.policy_plans)
     try:
-        train_adapter(cfg, out)
-    except RecipeError as exc:
+        lora.check_config(cfg)  # before anything is loaded or trained
+        lora.train_adapter(cfg, out)
+    except lora.RecipeError as exc:
         raise SystemExit(f"foresight: {exc}") from None
     print(f"saved adapter {out} (stages {','.join(stages)}, steps {','.join(map(str, steps))})", file=sys.stderr)
     if args.skip_check or args.world != "numberreach":

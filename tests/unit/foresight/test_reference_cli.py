@@ -64,12 +64,46 @@ def test_steps_default_to_the_shipped_recipe_and_reject_bad_values(capsys: pytes
     shipped = json.loads((REPO / "models" / "foresight-numberreach" / "training.json").read_text())
     assert list(TrainConfig().stage_steps) == shipped["config"]["stage_steps"]  # what None trains
     assert parser.parse_args(["reference", "train", "--steps", "400,2000,600"]).steps == (400, 2000, 600)
-    for bad in ("400,4000", "400,0,600", "a,b,c", "400,-1,600"):
+    for bad in ("400,0,600", "a,b,c", "400,-1,600", "1,2,3,4"):
         with pytest.raises(SystemExit) as exc:
             parser.parse_args(["reference", "train", "--steps", bad])
         assert exc.value.code == 2
         err = capsys.readouterr().err
-        assert "--steps" in err and "three positive step counts" in err
+        assert "--steps" in err and "positive step count per stage" in err
+    args = parser.parse_args(["reference", "train", "--steps", "400,4000"])
+    with pytest.raises(SystemExit, match="three step counts"):  # a model from scratch has three stages
+        args.func(args)
+
+
+def test_train_base_runs_the_stages_asked_into_one_adapter(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import reference.lora
+
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "config.json").write_text("{}")
+    seen = []
+    monkeypatch.setattr(reference.lora, "train_adapter", lambda cfg, out: seen.append((cfg, out)))
+    parser = build_parser()
+    args = parser.parse_args(["reference", "train", "--base", str(base), "--stages", "wm,fe", "--steps", "5,7",
+                              "--out", str(tmp_path / "a"), "--skip-check", "--rank", "8"])
+    assert args.func(args) == 0
+    cfg, out = seen[0]
+    assert (cfg.stages, cfg.steps, cfg.rank, cfg.base, out) == (("wm", "fe"), (5, 7), 8, str(base), tmp_path / "a")
+    args = parser.parse_args(["reference", "train", "--base", str(base), "--stages", "fe", "--skip-check"])
+    args.func(args)
+    assert seen[-1][0].steps == (100,)  # the default budget of each stage asked
+    for argv, why in ((["--stages", "fe,wm"], "in the order"), (["--stages", "wm,fe", "--steps", "5"], "2 stages"),
+                      (["--stages", "fe,fe"], "each once")):
+        args = parser.parse_args(["reference", "train", "--base", str(base), "--skip-check", *argv])
+        with pytest.raises(SystemExit, match=why):
+            args.func(args)
+    with pytest.raises(SystemExit) as exc:
+        parser.parse_args(["reference", "train", "--base", str(base), "--stages", "wm,sft"])
+    assert exc.value.code == 2 and "stages are some of wm,fe,rl" in capsys.readouterr().err
+    args = parser.parse_args(["reference", "train", "--base", str(tmp_path / "nothing"), "--skip-check"])
+    with pytest.raises(SystemExit, match="not a checkpoint directory"):
+        args.func(args)
 
 
 def test_train_passes_steps_to_the_recipe(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
