@@ -12,9 +12,18 @@ from reference.fc_rl import reward, rloo, score
 
 def test_reward_pays_success_and_a_confidence_that_was_right() -> None:
     assert reward(True, 1.0, True) == 1.0
-    assert reward(True, 0.5, True) == pytest.approx(0.75)
+    assert reward(True, 0.5, True, weight=1.0) == pytest.approx(0.75)  # RLCR's own weight
+    assert reward(True, 0.5, True) == pytest.approx(0.875)
     assert reward(False, 0.0, True) == 0.0
-    assert reward(False, 0.9, True) == pytest.approx(-0.81)
+    assert reward(False, 0.9, True) == pytest.approx(-0.405)
+    # saying 0% everywhere still leaves success worth more than failure (with RLCR's weight, it would not)
+    assert reward(True, 0.0, True) > reward(False, 0.0, True)
+    assert reward(True, 0.0, True, weight=1.0) == reward(False, 0.0, True, weight=1.0)
+    # a proper scoring rule: for a plan with chance p the expected reward is highest at confidence p
+    p = 0.3
+    best = max((i / 100 for i in range(101)),
+               key=lambda c: p * reward(True, c, True) + (1 - p) * reward(False, c, True))
+    assert best == pytest.approx(p)
     # a turn without a usable plan, or without a confidence, is the worst outcome of all
     assert reward(True, None, True) == reward(False, 0.5, False) == -1.0
 
