@@ -53,7 +53,7 @@ def test_fc_rl_plays_through_the_engine_and_learns_from_outcomes(smollm2: Path, 
                         rl_states=2, rl_group=4, rl_max_tokens=48)
     out = train_adapter(cfg, tmp_path / "rl")
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
-    [rl] = [r for r in log if r.get("stage") == "rl"]
+    [rl] = [r for r in log if r.get("stage") == "rl" and "step" in r]
     assert -1.0 <= rl["reward"] <= 1.0 and 0.0 <= rl["valid"] <= 1.0
     assert read_meta(out)["stages"] == ["fe", "rl"]
     assert read_meta(out)["stage_runs"][-1]["samples"] == 8
