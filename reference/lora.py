@@ -266,9 +266,19 @@ def train_adapter(cfg: AdapterConfig, out: Path) -> Path:
             log({"event": "stage_done", **done[-1]})
     final = out / "stages" / cfg.stages[-1]
     for f in final.iterdir():
-        if f.is_file():
+        if f.is_file() and f.name != "README.md":  # peft's model-card stub
             shutil.copy2(f, out / f.name)
+    _ship_bf16(out / "adapter_model.safetensors")
     return out
+
+
+def _ship_bf16(weights: Path) -> None:
+    """The adapter's weights in bfloat16: half the size, and what vLLM computes the base in anyway (the
+    stages' own copies stay float32, to resume training from)."""
+    from safetensors.torch import load_file, save_file
+
+    tensors = {k: v.to(torch.bfloat16) for k, v in load_file(str(weights)).items()}
+    save_file(tensors, str(weights), metadata={"format": "pt"})
 
 
 def with_stages(cfg: AdapterConfig, stages: tuple[str, ...], steps: tuple[int, ...]) -> AdapterConfig:
