@@ -48,4 +48,4 @@ def test_a_turns_reward_comes_from_executing_its_plan_not_from_the_exact_chance(
     wrong = turn.replace("*2 20, *2 40", "*2 20, *3 40")  # an imagined 20 × 3 = 40: the plan does not reach 40
     assert not any(score(state, wrong, random.Random(i))[1] for i in range(50))
     r, ok, conf, valid = score(state, "no turn at all", random.Random(0))
-    assert (r, ok, valid) == (-1.0, False, False)
+    assert (r, ok, conf, valid) == (-1.0, False, None, False)
