@@ -33,7 +33,7 @@ from reference import numberreach as env
 from reference.evaluate import plan_of
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "bench"))
+sys.path[:0] = [str(REPO), str(REPO / "bench")]  # run as a script: the bench helpers and tests' launchers
 from drift_prometheus import Prometheus  # noqa: E402
 from serve_overhead import free_port, start, stop  # noqa: E402
 
