@@ -26,7 +26,8 @@ class PlanInput(ToolFields):
     tools the chosen action may call (as on ``/v1/chat/completions``)."""
 
     model_config = ConfigDict(extra="allow")
-    model: str | None = Field(default=None, description="The served model's name (another is a 400).")
+    model: str | None = Field(default=None, description=(
+        "The base's served name or a loaded adapter's (default: the server's default_model; another is a 404)."))
     messages: list[ChatMessage] | None = Field(default=None, min_length=1, description=(
         "Chat messages to plan from, rendered by the model's chat template (give this or `prompt`)."))
     prompt: str | None = Field(default=None, min_length=1, description=(

@@ -24,6 +24,7 @@ class Calibrations:
         self.base = base
         self._services: dict[str, CalibrationService] = {}
         self._started = False
+        self._starting: set[asyncio.Task[None]] = set()
 
     @property
     def model(self) -> str:
@@ -34,8 +35,9 @@ class Calibrations:
         service = self._services.get(model)
         if service is None:
             service = self._services[model] = self._factory(model)
-            if self._started:
-                asyncio.get_running_loop().create_task(service.start(), name=f"calibration-start-{model}")
+            if self._started:  # kept: a task nobody holds may be collected before it ends
+                self._starting.add(task := asyncio.create_task(service.start(), name=f"calibration-start-{model}"))
+                task.add_done_callback(self._starting.discard)
         return service
 
     def models(self) -> list[str]:

@@ -64,15 +64,8 @@ class GenerationService:
 
     # ------------------------------------------------------------------ validation
 
-    def served_model(self, name: str | None) -> str:
-        """The served name a request runs on (:meth:`ServedModels.resolve`)."""
-        return self.models.resolve(name)
-
-    def adapter(self, served: str) -> str | None:
-        return self.models.adapter(served)
-
     def check_model(self, name: str | None) -> None:
-        self.served_model(name)
+        self.models.resolve(name)
 
     def check_prompt_length(self, n_tokens: int, param: str) -> None:
         cap = self.settings.max_prompt_tokens
@@ -86,7 +79,7 @@ class GenerationService:
 
     def _sampling(self, req: _Sampling, prompt_ids: list[int], max_tokens: int | None,
                   default_max: int | None, logprobs: int | None) -> GenerationRequest:
-        served = self.served_model(req.model)
+        served = self.models.resolve(req.model)
         if req.unknown_fields:
             log.debug("ignoring unknown request fields: %s", ", ".join(req.unknown_fields))
         if req.n > self.settings.max_n:
@@ -118,7 +111,7 @@ class GenerationService:
             logprobs=logprobs,
             ignore_eos=req.ignore_eos,
             min_tokens=min(req.min_tokens, wanted),
-            adapter=self.adapter(served),
+            adapter=self.models.adapter(served),
         )
 
     def prepare_chat(self, req: ChatCompletionRequest, tools: Tools | None = None) -> GenerationRequest:

@@ -117,9 +117,9 @@ class PlanningService:
         usage = usage if usage is not None else TokenUsage()
         req, config, tools = self.check(req, principal)
         gen = self.generation
-        served = gen.served_model(req.model)
+        served = gen.models.resolve(req.model)
         sampler = EngineSampler(gen.engine, add_special_tokens=req.messages is None, run=metered(gen, usage),
-                                constrain_action=self.action_constraint(tools), adapter=gen.adapter(served))
+                                constrain_action=self.action_constraint(tools), adapter=gen.models.adapter(served))
         prompt = self.render(req, tools, sampler)
         gen.check_prompt_length(len(prompt.ids), "messages" if req.messages is not None else "prompt")
         result = await self.search(sampler, prompt, config, self.calibrator_of(served))
