@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from planner.calibration_math import expected_calibration_error
 from reference import data
@@ -78,4 +79,6 @@ def test_calibration_lowers_ece_on_held_out_plans(server: ServerProcess, tmp_pat
     assert "calibrated" in report.stdout and png.stat().st_size > 5000
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     metrics = httpx.get(f"{server.url}/metrics", timeout=30).text
-    assert f'foresight_confidence_brier{{confidence="calibrated",domain="{DOMAIN}"}}' in metrics
+    brier = [s for family in text_string_to_metric_families(metrics) if family.name == "foresight_confidence_brier"
+             for s in family.samples if s.labels.get("domain") == DOMAIN and s.labels["confidence"] == "calibrated"]
+    assert [s.labels["model"] for s in brier] == [later[0][0]["model"]], brier  # per (model, domain)

@@ -89,8 +89,8 @@ def test_the_server_warmed_up_before_it_was_ready(server: ServerProcess) -> None
     assert log.index("warm-up took") < log.index("ready: serving")
 
 
-def test_errors_are_400_openai_style(client: openai.OpenAI, server: ServerProcess) -> None:
-    with pytest.raises(openai.BadRequestError):
+def test_errors_are_4xx_openai_style(client: openai.OpenAI, server: ServerProcess) -> None:
+    with pytest.raises(openai.NotFoundError, match="no-such-model"):  # as vllm serve: an unknown model is a 404
         client.completions.create(model="no-such-model", prompt=PROMPT, max_tokens=5)
     with pytest.raises(openai.BadRequestError):
         client.completions.create(model=model_id(client), prompt="x " * 400, max_tokens=5)
