@@ -8,6 +8,7 @@ import asyncio
 import json
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,9 @@ def base_dir(name: str) -> Path:
     return path
 
 
-async def run_adapter_eval(adapter: Path, base: Path, **kwargs: Any) -> Any:
-    """The reference evaluation of ``adapter`` served by vLLM on ``base`` (bfloat16, as it was trained)."""
+async def run_adapter_eval(adapter: Path, base: Path, merged: bool = False, **kwargs: Any) -> Any:
+    """The reference evaluation of ``adapter`` served by vLLM on ``base`` (bfloat16, as it was trained);
+    ``merged``: on the base with the adapter folded into its weights (no LoRA at run time)."""
     from catalog.adapters import check_adapter
     from catalog.errors import CatalogError
     from engine import open_engine
@@ -53,6 +55,13 @@ async def run_adapter_eval(adapter: Path, base: Path, **kwargs: Any) -> Any:
     except CatalogError as exc:
         raise SystemExit(f"foresight: {exc}") from None
     name = adapter.resolve().name
+    if merged:
+        from reference.lora import merge_adapter
+
+        with tempfile.TemporaryDirectory(prefix="foresight-merged-") as tmp:
+            folded = merge_adapter(adapter, base, Path(tmp) / name)
+            async with open_engine(folded, dtype="bfloat16", log_stats=False, max_model_len=2048) as engine:
+                return await evaluate(engine, **kwargs)
     async with open_engine(base, dtype="bfloat16", log_stats=False, adapters=((name, str(adapter)),),
                            max_lora_rank=max(16, info.rank), max_model_len=2048) as engine:
         return await evaluate(on_adapter(engine, name), **kwargs)

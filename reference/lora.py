@@ -283,3 +283,19 @@ def _ship_bf16(weights: Path) -> None:
 
 def with_stages(cfg: AdapterConfig, stages: tuple[str, ...], steps: tuple[int, ...]) -> AdapterConfig:
     return replace(cfg, stages=stages, steps=steps)
+
+
+def merge_adapter(adapter: Path, base: Path, out: Path) -> Path:
+    """``base`` with ``adapter`` folded into its weights (bfloat16), saved as a plain checkpoint in ``out``: the
+    same function without LoRA's per-request cost, for evaluations and benchmarks (never shipped: a base is)."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.bfloat16)
+    merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    out.mkdir(parents=True, exist_ok=True)
+    merged.save_pretrained(out)
+    for f in base.iterdir():  # tokenizer, chat template, generation config
+        if f.is_file() and f.suffix != ".safetensors" and f.name not in ("config.json", "source.json"):
+            shutil.copy2(f, out / f.name)
+    return out
