@@ -1,4 +1,4 @@
-"""``GET /v1/usage``: requests, tokens, plans, outcomes and cost per key and day."""
+"""``GET /v1/usage``: requests, tokens, plans, outcomes and cost per key, day and model."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ from pydantic import BaseModel, Field
 class UsageEntry(BaseModel):
     key: str = Field(description="The key's name (`anonymous`: calls made with auth off).")
     day: str = Field(description="YYYY-MM-DD, UTC.")
+    model: str | None = Field(description=(
+        "The served model (the base or an adapter) the requests ran on; null: requests that named none "
+        "(listings, admin calls) and usage counted before usage was kept per model."))
     requests: int
     prompt_tokens: int
     completion_tokens: int

@@ -20,7 +20,7 @@ from server.admission import BodyLimitMiddleware
 from server.config import Settings
 from server.container import EXIT_ENGINE_DEAD, EXIT_LOAD_FAILED, Services, build_services
 from server.errors import install_error_handlers
-from server.guards import authenticate
+from server.guards import account
 from server.inspect.routes import router as inspector
 from server.metrics import MetricsMiddleware
 from server.routes import adapters, health, keys, openai, outcomes, plan, plans, responses, tco, usage
@@ -52,7 +52,7 @@ def create_app(settings: Settings, engine: Engine | None = None, *,
     )
     app.state.services = services
     install_error_handlers(app)
-    keyed = [Depends(authenticate)]
+    keyed = [Depends(account)]
     app.include_router(health.router)
     app.include_router(inspector)  # its own login: a session cookie, not a bearer key
     for router in (openai.router, responses.router, plan.router, plans.router, outcomes.router, keys.router,

@@ -112,7 +112,8 @@ def charge(services: Services, principal: Principal | None, state: dict[str, Any
     state["usage"] = {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens}
     if principal is not None:
         services.limiter.charge_tokens(principal, usage.total)
-    services.usage.tokens(principal.name if principal else None, usage.prompt_tokens, usage.completion_tokens)
+    services.usage.tokens(principal.name if principal else None, usage.prompt_tokens, usage.completion_tokens,
+                          usage.model)
     services.metrics.count_tokens("prompt", usage.prompt_tokens)
     services.metrics.count_tokens("completion", usage.completion_tokens)
 
@@ -122,10 +123,11 @@ async def request_tokens(request: Request, services: ServicesDep) -> AsyncIterat
     ``usage`` is rendered from; charged once (:func:`charge`) when the request is over — after the response
     was sent, so a stream's tokens are all in it — however it ended."""
     usage = TokenUsage()
+    state: dict[str, Any] = request.scope.setdefault("state", {})
+    state["tokens"] = usage  # the request is counted under the model it ran on (server.guards.account)
     try:
         yield usage
     finally:
-        state: dict[str, Any] = request.scope.setdefault("state", {})
         charge(services, state.get("principal"), state, usage)
 
 

@@ -1,4 +1,5 @@
-"""Who may call and how much: ``authenticate``, a FastAPI dependency on every ``/v1/*`` router."""
+"""Who may call and how much: ``account`` (``authenticate``, then the request counted), a FastAPI dependency
+on every ``/v1/*`` router."""
 
 from __future__ import annotations
 
@@ -35,11 +36,22 @@ async def authenticate(request: Request, services: ServicesDep) -> Principal:
         raise TooManyRequests(f"rate limit of key {principal.name!r} reached; retry in {wait:.0f} s",
                               retry_after=wait, code="rate_limit_exceeded")
     request.scope.setdefault("state", {})["principal"] = principal
-    services.usage.request(principal.name)
     return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(authenticate)]  # FastAPI runs it once a request
+
+
+async def account(request: Request, services: ServicesDep, principal: PrincipalDep) -> AsyncIterator[None]:
+    """Authenticate, then count the request in the usage ledger once it is over, under the model it ran on
+    (the one its route resolved — ``state["tokens"].model``, :func:`server.deps.request_tokens` — or
+    ``state["model"]``, the model an outcome's plan ran on; none for a request that names no model)."""
+    try:
+        yield
+    finally:
+        state = request.scope.get("state", {})
+        tokens = state.get("tokens")
+        services.usage.request(principal.name, tokens.model if tokens is not None else state.get("model"))
 
 
 async def require_admin(principal: PrincipalDep) -> Principal:

@@ -39,7 +39,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, gen: G
     tools = Tools.of(body)
     greq = gen.prepare_chat(body, tools)
     rid = new_id("chatcmpl")
-    model = gen.models.resolve(body.model)
+    model = usage.model = gen.models.resolve(body.model)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return StreamingResponse(stream_chat(gen, greq, rid, model, include_usage, usage, tools),
@@ -55,7 +55,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, gen: G
 async def completions(body: CompletionRequest, request: Request, gen: GenerationDep, usage: TokensDep) -> Response:
     greqs = gen.prepare_completion(body)
     rid = new_id("cmpl")
-    model = gen.models.resolve(body.model)
+    model = usage.model = gen.models.resolve(body.model)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return StreamingResponse(stream_completion(gen, greqs, rid, model, include_usage, usage),

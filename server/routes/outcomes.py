@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from protocol.openai import ErrorResponse
 from protocol.outcomes import CalibrationResponse, DomainCalibrationModel, OutcomeRequest, OutcomeResponse
@@ -18,12 +18,13 @@ _ERRORS: dict[int | str, dict[str, Any]] = {400: {"model": ErrorResponse}, 503: 
 
 @router.post("/outcomes", response_model=OutcomeResponse,
              responses={**_ERRORS, 404: {"model": ErrorResponse}, 409: {"model": ErrorResponse}})
-async def create_outcome(body: OutcomeRequest, calibration: CalibrationDep, principal: PrincipalDep,
-                         ledger: LedgerDep) -> OutcomeResponse:
+async def create_outcome(body: OutcomeRequest, request: Request, calibration: CalibrationDep,
+                         principal: PrincipalDep, ledger: LedgerDep) -> OutcomeResponse:
     # an unknown plan or another key's (404), an outcome already stored (409), a store that is down (503)
     stored = await calibration.record_outcome(body.plan_id, body.success, observation=body.observation,
                                               metadata=body.metadata, replace=body.replace, owner=principal.owner)
-    ledger.outcome(principal.name)
+    ledger.outcome(principal.name, stored.plan.model)
+    request.scope.setdefault("state", {})["model"] = stored.plan.model  # the request counts under it too
     return OutcomeResponse(plan_id=body.plan_id, domain=stored.plan.domain, success=stored.success,
                            replaced=stored.replaced, fidelity=stored.fidelity)
 

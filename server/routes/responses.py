@@ -37,7 +37,7 @@ async def create_response(body: ResponsesRequest, request: Request, gen: Generat
         exc.param = responses_param(exc.param)
         raise
     rid = f"resp_{uuid.uuid4().hex}"
-    model = gen.models.resolve(body.model)
+    model = usage.model = gen.models.resolve(body.model)
     if body.stream:
         return StreamingResponse(stream_response(gen, greq, body, rid, model, tools, usage),
                                  media_type="text/event-stream", headers=SSE_HEADERS)

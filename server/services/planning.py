@@ -117,7 +117,7 @@ class PlanningService:
         usage = usage if usage is not None else TokenUsage()
         req, config, tools = self.check(req, principal)
         gen = self.generation
-        served = gen.models.resolve(req.model)
+        served = usage.model = gen.models.resolve(req.model)
         sampler = EngineSampler(gen.engine, add_special_tokens=req.messages is None, run=metered(gen, usage),
                                 constrain_action=self.action_constraint(tools), adapter=gen.models.adapter(served))
         prompt = self.render(req, tools, sampler)

@@ -42,7 +42,7 @@ class PlanRecorder:
         """Count, account and keep ``planned``; False when the audit record could not be stored."""
         self.count(planned.result)
         if self.ledger is not None:
-            self.ledger.plan(principal.name)
+            self.ledger.plan(principal.name, planned.response.model)
         return await self.keep(planned, principal)
 
     def count(self, result: PlanResult) -> None:

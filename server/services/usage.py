@@ -1,5 +1,6 @@
-"""Usage and cost per app (per key and day): requests, prompt and generated tokens, plans, outcomes, and the
-replica's cost of ownership attributed by each key's share of its tokens.
+"""Usage and cost per app — per key, day and model (the base or the adapter a request ran on): requests, prompt
+and generated tokens, plans, outcomes, and the replica's cost of ownership attributed by each row's share of the
+tokens.
 
 Counts gather in memory and are added to the store every ``usage_flush_interval_s`` (and at shutdown), so
 they survive restarts and every replica adds to the same rows. At each flush the cost the TCO model accrued
@@ -40,6 +41,7 @@ class TokenUsage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0  # of the prompt tokens, served by the engine's prefix cache
+    model: str | None = None  # the served model the request ran on (the route sets it once it resolved one)
 
     @property
     def total(self) -> int:
@@ -60,15 +62,18 @@ def _tally() -> dict[str, float]:
     return dict.fromkeys((*COUNTS, "cost"), 0.0)
 
 
+Row = tuple[str, str]  # (key name, model); model "" for a request that named none
+
+
 class UsageLedger:
-    """Counts per key since the last flush; ``cost_total()`` is the replica's accrued cost so far."""
+    """Counts per (key, model) since the last flush; ``cost_total()`` is the replica's accrued cost so far."""
 
     def __init__(self, store: Store, metrics: Metrics, cost_total: Callable[[], float],
                  today: Callable[[], str] = lambda: dt.datetime.now(dt.UTC).date().isoformat()) -> None:
         self.store = store
         self._cost_total = cost_total
         self._today = today
-        self._pending: dict[str, dict[str, float]] = defaultdict(_tally)
+        self._pending: dict[Row, dict[str, float]] = defaultdict(_tally)
         self._last_cost = cost_total()
         self._unattributed = 0.0
         r = metrics.registry
@@ -79,28 +84,29 @@ class UsageLedger:
         self._cost = Counter("foresight_key_cost", "Cost of ownership attributed to each API key (TCO currency).",
                              ["key"], registry=r)
 
-    def _add(self, key: str | None, what: str, n: float) -> str:
+    def _add(self, key: str | None, model: str | None, what: str, n: float) -> str:
         name = key or ANONYMOUS_KEY
-        self._pending[name][what] += n
+        self._pending[name, model or ""][what] += n
         return name
 
-    def request(self, key: str | None) -> None:
-        self._requests.labels(self._add(key, "requests", 1)).inc()
+    def request(self, key: str | None, model: str | None = None) -> None:
+        self._requests.labels(self._add(key, model, "requests", 1)).inc()
 
-    def tokens(self, key: str | None, prompt: int, completion: int) -> None:
-        name = self._add(key, "prompt_tokens", prompt)
-        self._add(key, "completion_tokens", completion)
+    def tokens(self, key: str | None, prompt: int, completion: int, model: str | None = None) -> None:
+        name = self._add(key, model, "prompt_tokens", prompt)
+        self._add(key, model, "completion_tokens", completion)
         self._tokens.labels(name, "prompt").inc(prompt)
         self._tokens.labels(name, "completion").inc(completion)
 
-    def plan(self, key: str | None) -> None:
-        self._plans.labels(self._add(key, "plans", 1)).inc()
+    def plan(self, key: str | None, model: str | None = None) -> None:
+        self._plans.labels(self._add(key, model, "plans", 1)).inc()
 
-    def outcome(self, key: str | None) -> None:
-        self._outcomes.labels(self._add(key, "outcomes", 1)).inc()
+    def outcome(self, key: str | None, model: str | None = None) -> None:
+        self._outcomes.labels(self._add(key, model, "outcomes", 1)).inc()
 
     def attribute_cost(self) -> None:
-        """Split the cost accrued since the last call between the keys, by their share of the tokens."""
+        """Split the cost accrued since the last call between the (key, model) rows, by their share of the
+        tokens."""
         now = self._cost_total()
         self._unattributed += max(0.0, now - self._last_cost)
         self._last_cost = now
@@ -111,7 +117,7 @@ class UsageLedger:
         for key, tokens in shares.items():
             cost = self._unattributed * tokens / total
             self._pending[key]["cost"] += cost
-            self._cost.labels(key).inc(cost)
+            self._cost.labels(key[0]).inc(cost)
         self._unattributed = 0.0
 
     async def flush(self) -> None:

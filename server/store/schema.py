@@ -132,6 +132,7 @@ key_usage = Table(
     metadata,
     Column("key_name", String(128), primary_key=True),  # "anonymous" when auth is off
     Column("day", String(10), primary_key=True),  # YYYY-MM-DD, UTC
+    Column("model", String(256), primary_key=True, server_default=""),  # the base or an adapter; "": none
     Column("requests", Integer, nullable=False, server_default="0"),
     Column("prompt_tokens", Integer, nullable=False, server_default="0"),
     Column("completion_tokens", Integer, nullable=False, server_default="0"),

@@ -1,4 +1,4 @@
-"""Usage per key and day: every replica adds its counts to the same rows."""
+"""Usage per key, day and model: every replica adds its counts to the same rows."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ COUNTS = ("requests", "prompt_tokens", "completion_tokens", "plans", "outcomes",
 class UsageRow:
     key_name: str
     day: str
+    model: str  # the base or an adapter; "": none named (listings, admin), or counted before 0008
     requests: int
     prompt_tokens: int
     completion_tokens: int
@@ -31,27 +32,30 @@ class UsageRow:
 class UsageQueries:
     _tx: Callable[..., AbstractAsyncContextManager[AsyncConnection]]
 
-    async def add_usage(self, day: str, rows: Mapping[str, Mapping[str, float]]) -> None:
-        """Add ``rows`` (key name → counts) to ``day``'s totals in one transaction: an upsert that adds, so
-        replicas writing the same row at once both count."""
+    async def add_usage(self, day: str, rows: Mapping[tuple[str, str], Mapping[str, float]]) -> None:
+        """Add ``rows`` ((key name, model) → counts) to ``day``'s totals in one transaction: an upsert that adds,
+        so replicas writing the same row at once both count."""
         async with self._tx(write=True) as conn:
             insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-            for name, counts in rows.items():
-                stmt = insert(key_usage).values(key_name=name, day=day, **{c: counts.get(c, 0) for c in COUNTS})
+            for (name, model), counts in rows.items():
+                stmt = insert(key_usage).values(key_name=name, day=day, model=model,
+                                                **{c: counts.get(c, 0) for c in COUNTS})
                 await conn.execute(stmt.on_conflict_do_update(
-                    index_elements=["key_name", "day"],
+                    index_elements=["key_name", "day", "model"],
                     set_={c: getattr(key_usage.c, c) + getattr(stmt.excluded, c) for c in COUNTS}))
 
     async def usage_rows(self, key_name: str | None = None, since: str | None = None,
-                         until: str | None = None) -> list[UsageRow]:
-        """Rows by day then key; ``since``/``until``: days, inclusive."""
-        q = select(key_usage).order_by(key_usage.c.day, key_usage.c.key_name)
+                         until: str | None = None, model: str | None = None) -> list[UsageRow]:
+        """Rows by day, key, then model; ``since``/``until``: days, inclusive."""
+        q = select(key_usage).order_by(key_usage.c.day, key_usage.c.key_name, key_usage.c.model)
         if key_name is not None:
             q = q.where(key_usage.c.key_name == key_name)
+        if model is not None:
+            q = q.where(key_usage.c.model == model)
         if since is not None:
             q = q.where(key_usage.c.day >= since)
         if until is not None:
             q = q.where(key_usage.c.day <= until)
         async with self._tx(write=False) as conn:
             rows = (await conn.execute(q)).mappings().all()
-        return [UsageRow(r["key_name"], r["day"], *(r[c] for c in COUNTS)) for r in rows]
+        return [UsageRow(r["key_name"], r["day"], r["model"], *(r[c] for c in COUNTS)) for r in rows]

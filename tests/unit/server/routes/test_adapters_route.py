@@ -150,3 +150,34 @@ async def test_calibration_and_the_audit_trail_are_per_model(tmp_path: Path) -> 
         assert d_shop["raw"]["brier"] == pytest.approx(((0.3 - 1) ** 2 + 0.3**2) / 2)
         unknown = await client.get("/v1/calibration", params={"model": "nope"})
         assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "model_not_found"
+
+
+async def test_usage_is_per_key_day_and_model(tmp_path: Path) -> None:
+    engine = ScriptedEngine(by_adapter, name="scripted")
+    a = make_adapter(tmp_path, "shop")
+    engine.loaded = {"shop": str(a)}
+    sent = {"shop": [0, 0, 0], "scripted": [0, 0, 0]}  # requests, tokens, plans
+    async with running_app(engine, adapters={"shop": str(a)}, usage_flush_interval_s=0.05) as client:
+        for model, n in (("shop", 2), ("scripted", 1)):
+            for _ in range(n):
+                chat = (await client.post("/v1/chat/completions", json={
+                    "model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 50})).json()
+                plan = (await client.post("/v1/plan", json={"model": model, "prompt": "obs",
+                                                            "algorithm": "greedy"})).json()
+                await client.post("/v1/outcomes", json={"plan_id": plan["plan_id"], "success": True})
+                sent[model][0] += 3  # the outcome counts under its plan's model
+                sent[model][1] += chat["usage"]["total_tokens"] + plan["usage"]["total_tokens"]
+                sent[model][2] += 1
+        await client.get("/v1/models")  # names no model: counted under none
+        await services_of(client.app).usage.flush()  # type: ignore[attr-defined]
+        report = (await client.get("/v1/usage")).json()
+        shop = (await client.get("/v1/usage", params={"model": "shop"})).json()
+    rows = {e["model"]: e for e in report["data"]}
+    for model, (requests, tokens, plans) in sent.items():
+        row = rows[model]
+        assert (row["requests"], row["prompt_tokens"] + row["completion_tokens"], row["plans"]) == \
+            (requests, tokens, plans), model
+        assert row["key"] == "anonymous" and row["outcomes"] == plans
+    assert rows[None]["requests"] >= 1 and rows[None]["prompt_tokens"] == 0
+    assert [e["model"] for e in shop["data"]] == ["shop"] and shop["data"][0] == rows["shop"]
+    assert report["totals"]["plans"] == 3

@@ -144,3 +144,12 @@ async def test_times_read_back_carry_their_zone(store: Store) -> None:
     assert entry.outcome is not None and entry.outcome.at.utcoffset() == dt.timedelta(0)
     key = await store.get_key("k")
     assert key is not None and key.created_at.utcoffset() == dt.timedelta(0)
+
+
+async def test_usage_rows_are_per_key_day_and_model_and_add_up(store: Store) -> None:
+    await store.add_usage("2026-12-07", {("app", "base"): {"requests": 1, "prompt_tokens": 4},
+                                         ("app", "shop"): {"requests": 2, "cost": 0.5}})
+    await store.add_usage("2026-12-07", {("app", "shop"): {"requests": 3, "cost": 0.25}})  # another replica
+    rows = await store.usage_rows(key_name="app")
+    assert [(r.model, r.requests, r.prompt_tokens, r.cost) for r in rows] == [("base", 1, 4, 0.0),
+                                                                              ("shop", 5, 0, 0.75)]
