@@ -2,7 +2,9 @@
 
 A LoRA adapter directory holds peft's ``adapter_config.json`` and weights, and our :data:`ADAPTER_META`: the
 base it was trained on, by name and by sha256 (the one the base's ``source.json`` records, else its weights'
-own), the world, the stages and their steps. A server refuses an adapter whose base is another. Pure Python.
+own), the world, the stages and their steps. A server refuses an adapter whose base is another. A checkpoint
+``foresight quantize`` made from a base carries :data:`QUANTIZED_FROM`, naming that base's digest: an adapter
+of the base fits it (a quantized base, a bfloat16 adapter). Pure Python.
 """
 
 from __future__ import annotations
@@ -17,18 +19,21 @@ from catalog.errors import AdapterMismatch, NotAnAdapter
 from catalog.known import SOURCE_FILE
 
 ADAPTER_META = "foresight_adapter.json"
+QUANTIZED_FROM = "quantized_from.json"  # {"model": the original's path, "sha256": its base_sha256}
 PEFT_CONFIG = "adapter_config.json"
 
 
 def base_sha256(base: str | Path) -> str:
-    """A base's identity: the sha256 its ``source.json`` recorded (a catalog add), else of its weights."""
+    """A base's identity: the sha256 its ``source.json`` recorded (a catalog add), else the one of the base it
+    was quantized from (:data:`QUANTIZED_FROM`), else of its weights."""
     path = Path(base)
-    try:
-        recorded = json.loads((path / SOURCE_FILE).read_text()).get("sha256")
+    for record in (SOURCE_FILE, QUANTIZED_FROM):
+        try:
+            recorded = json.loads((path / record).read_text()).get("sha256")
+        except (OSError, ValueError, AttributeError):
+            continue
         if isinstance(recorded, str) and recorded:
             return recorded
-    except (OSError, ValueError, AttributeError):
-        pass
     digest = hashlib.sha256()
     for f in sorted(path.glob("*.safetensors")):
         with f.open("rb") as fh:

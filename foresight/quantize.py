@@ -103,6 +103,7 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
                                 "evaluated on this machine: evaluate on a GPU, or pass --eval-episodes 0")
         python = runner.find_python(args.python)
         worker = runner.run_worker(plan, calibration, heldout, python, args.force)
+        runner.record_lineage(plan)
         report = runner.build_report(plan, worker)
         js, md = report.write(plan.out)  # sizes and KL are kept even if the evaluation fails
         if args.eval_episodes:

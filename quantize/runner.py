@@ -126,6 +126,17 @@ def original_eval_dtype(model: str) -> str:
     return dt if dt in ("float32", "float16", "bfloat16") else "float32"
 
 
+def record_lineage(plan: QuantPlan) -> Path:
+    """Write :data:`catalog.adapters.QUANTIZED_FROM` into the output: the original's identity, so its adapters
+    are served on the quantized checkpoint too."""
+    from catalog.adapters import QUANTIZED_FROM, base_sha256
+
+    path = Path(plan.out) / QUANTIZED_FROM
+    path.write_text(json.dumps({"model": str(Path(plan.model).resolve()), "sha256": base_sha256(plan.model),
+                                "scheme": plan.scheme}, indent=2) + "\n")
+    return path
+
+
 def build_report(plan: QuantPlan, worker: dict[str, Any]) -> QuantReport:
     return QuantReport(model=plan.model, out=plan.out, scheme=plan.scheme, group_size=plan.group_size,
                        dtype=plan.dtype, left_16bit=list(plan.left_16bit),

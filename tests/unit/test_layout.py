@@ -4,7 +4,7 @@
     server              → engine, planner, protocol, catalog (a model name finds its checkpoint)
     protocol            → planner (the plan schema; pydantic otherwise)
     client              → protocol (it installs and runs without the server)
-    reference, quantize → engine, planner (quantize → reference: its report plays the reference world)
+    reference, quantize → engine, planner, catalog (quantize → reference: its report plays the reference world)
     bench               → engine, planner, reference, quantize
     engine              → planner, only in engine/sampler.py (the planner's Sampler protocol)
     planner, catalog    → nothing of ours
@@ -27,7 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     # its wire models are protocol/'s, copied into its wheel as foresight_client._wire (scripts/build-client.sh)
     "foresight_client": {"protocol", "planner"},
     "reference": {"engine", "planner", "catalog"},
-    "quantize": {"engine", "planner", "reference"},
+    "quantize": {"engine", "planner", "reference", "catalog"},
     "bench": {"engine", "planner", "reference", "quantize", "foresight_client", "catalog"},
     "catalog": set(),
     "engine": {"planner"},

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from catalog.adapters import ADAPTER_META, base_sha256, check_adapter, read_meta
+from catalog.adapters import ADAPTER_META, QUANTIZED_FROM, base_sha256, check_adapter, read_meta
 from catalog.errors import AdapterMismatch, NotAnAdapter
 
 
@@ -56,3 +56,18 @@ def test_another_bases_adapter_and_non_adapters_are_refused_naming_why(tmp_path:
         check_adapter(_adapter(tmp_path / "z", None, weights=False), base)
     # an adapter that says nothing of its base is served unverified (base_sha256 None)
     assert check_adapter(_adapter(tmp_path / "w", None), base).base_sha256 is None
+
+
+def test_a_base_quantized_from_another_takes_the_originals_adapters_and_no_others(tmp_path: Path) -> None:
+    original = _base(tmp_path / "orig", "abc123")
+    quantized = tmp_path / "w4a16"
+    quantized.mkdir()
+    (quantized / "model.safetensors").write_bytes(b"packed int4")
+    adapter = _adapter(tmp_path / "a", {"base": "orig", "base_sha256": base_sha256(original)})
+    with pytest.raises(AdapterMismatch):  # without the record, the packed weights are another base
+        check_adapter(adapter, quantized)
+    (quantized / QUANTIZED_FROM).write_text(json.dumps({"model": str(original), "sha256": "abc123"}))
+    assert check_adapter(adapter, quantized).base_sha256 == "abc123"
+    other = _adapter(tmp_path / "b", {"base": "x", "base_sha256": "fff"})
+    with pytest.raises(AdapterMismatch):
+        check_adapter(other, quantized)
