@@ -11,7 +11,13 @@ run, side by side, one table and one plot (decisions/s against success).
 The TCO figures are the server's, with a configuration stated for this machine (a 2-core CPU server:
 ``--hardware-price``, ``--power-watts``); the server's defaults describe a GPU.
 
+On a pretrained chat base (``--model models/smollm2-135m-instruct --adapter NAME=PATH``) the observation is
+the user's message (``messages``, the base's chat template, as the adapters were trained), every request names
+the adapter, and the client's best-of-8 is one ``/v1/chat/completions`` call with n=8.
+
     .venv/bin/python bench/decisions.py [--agents 1 8 32] [--episodes 48] [--block-sizes 128 32] [--plot P]
+    .venv/bin/python bench/decisions.py --model models/smollm2-135m-instruct \
+        --adapter foresight=models/smollm2-foresight-numberreach --agents 1 8 --episodes 16
 """
 
 from __future__ import annotations
@@ -44,7 +50,23 @@ from reference.random_checkpoint import WORDS, build  # noqa: E402
 from tests.conftest import REFERENCE_MODEL  # noqa: E402
 from tests.integration.server_process import ServerProcess, launch_server, wait_ready  # noqa: E402
 
-MODEL = "foresight-numberreach"
+
+@dataclass(frozen=True)
+class Target:
+    """What the agents ask: ``model`` (None: the server's default), and whether observations go as a chat's
+    user message (a pretrained chat base) or as the raw prompt (the reference model)."""
+
+    model: str | None = "foresight-numberreach"
+    chat: bool = False
+
+    def observation(self, state: env.State) -> dict[str, Any]:
+        prompt = data.prompt_for(state)
+        body: dict[str, Any] = {"messages": [{"role": "user", "content": prompt.strip()}]} if self.chat else \
+            {"prompt": prompt}
+        return {**body, "model": self.model} if self.model else body
+
+
+REFERENCE = Target()
 # the reference configurations (reference/planning.py) as /v1/plan bodies
 WAYS: dict[str, dict[str, Any] | None] = {
     "plan greedy": {"algorithm": "greedy", "max_tokens_per_turn": 128},
@@ -77,26 +99,29 @@ class Tally:
     plans: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)  # M = 1: prompt, candidates
 
 
-def decide(client: httpx.Client, way: str, state: env.State, seed: int,
-           record: Tally | None = None) -> tuple[str | None, int]:
+def decide(client: httpx.Client, way: str, state: env.State, seed: int, record: Tally | None = None,
+           target: Target = REFERENCE) -> tuple[str | None, int]:
     """One decision: the environment op chosen, and the tokens generated for it; a plan's candidates
     go to ``record`` if given."""
     prompt = data.prompt_for(state)
     body = WAYS[way]
     if body is not None:
-        r = client.post("/v1/plan", json={**body, "prompt": prompt, "seed": seed})
+        r = client.post("/v1/plan", json={**body, **target.observation(state), "seed": seed})
         r.raise_for_status()
         plan = r.json()
         if record is not None:
             record.plans.append((prompt, plan["candidates"]))
         action = (plan.get("action") or {}).get("arguments") if plan.get("action") else None
         return (data.op_of_action(action) if action else None), plan["usage"]["completion_tokens"]
-    r = client.post("/v1/completions", json={"model": MODEL, "prompt": prompt, "n": 8, "max_tokens": 128,
-                                             "temperature": 1.0, "stop": list(ACTION_STOPS), "seed": seed})
+    r = client.post("/v1/chat/completions" if target.chat else "/v1/completions",
+                    json={**target.observation(state), "n": 8, "max_tokens": 128, "temperature": 1.0,
+                          "stop": list(ACTION_STOPS), "seed": seed})
     r.raise_for_status()
     out = r.json()
     best_op, best_conf = None, -1.0
     for choice in out["choices"]:  # the client's own pick: highest stated confidence with a usable action
+        if target.chat:
+            choice = {**choice, "text": choice["message"]["content"] or ""}
         turn = parse_turn(choice["text"] + _stop_of(choice))
         op = data.op_of_action(turn.action.arguments) if turn.action else None
         conf = turn.confidence if turn.confidence is not None else -1.0
@@ -112,7 +137,8 @@ def _stop_of(choice: dict[str, Any]) -> str:
     return opened[0] if choice.get("finish_reason") == "stop" and opened else ""
 
 
-def play(base: str, way: str, starts: list[env.State], agents: int, seed: int) -> Tally:
+def play(base: str, way: str, starts: list[env.State], agents: int, seed: int,
+         target: Target = REFERENCE) -> Tally:
     tally = Tally()
     queue = list(enumerate(starts))
 
@@ -127,7 +153,8 @@ def play(base: str, way: str, starts: list[env.State], agents: int, seed: int) -
                 gain = 0.0
                 while not state.done:
                     t0 = time.perf_counter()
-                    op, tokens = decide(client, way, state, rng.randrange(2**31), tally if agents == 1 else None)
+                    op, tokens = decide(client, way, state, rng.randrange(2**31), tally if agents == 1 else None,
+                                        target)
                     tally.latencies.append(time.perf_counter() - t0)
                     tally.decisions += 1
                     tally.tokens += tokens
@@ -261,7 +288,17 @@ def main() -> int:
     p.add_argument("--long-history", type=int, default=0, metavar="PLANS",
                    help="also: PLANS branch_commit plans on 1,000+-token prompts, the span share the cache served")
     p.add_argument("--only-long-history", action="store_true", help="only the --long-history part")
+    p.add_argument("--model", type=Path, default=REFERENCE_MODEL,
+                   help="the checkpoint served (default: the reference model; a chat base takes --adapter)")
+    p.add_argument("--adapter", metavar="NAME=PATH", help="serve this adapter on --model and ask it by name")
     args = p.parse_args()
+    target, extra, env_model = REFERENCE, [], {}
+    if args.model.resolve() != REFERENCE_MODEL.resolve():  # a pretrained chat base, in bfloat16 as trained
+        name = args.adapter.partition("=")[0] if args.adapter else None
+        target, env_model = Target(name, chat=True), {"FORESIGHT_DTYPE": "bfloat16", "FORESIGHT_MAX_MODEL_LEN": "2048"}
+        extra = ["--adapter", args.adapter] if args.adapter else []
+    elif args.adapter:
+        p.error("--adapter needs --model (the base the adapter was trained on)")
     rng = random.Random(args.seed)
     pool = data.visited_states(rng, heldout=True)
     starts = [next(pool) for _ in range(args.episodes)]
@@ -276,12 +313,12 @@ def main() -> int:
     results: dict[tuple[str, int], Tally] = {}
     for bs in args.block_sizes:
         block = {"FORESIGHT_BLOCK_SIZE": str(bs)} if bs else {}
-        server = wait_ready(launch_server(REFERENCE_MODEL, work, env={**env_vars, **block}))
+        server = wait_ready(launch_server(args.model, work, *extra, env={**env_vars, **block, **env_model}))
         try:
             for m in args.agents:
                 for way in args.ways:
                     before = counters(server)
-                    t = play(server.url, way, starts, m, args.seed)
+                    t = play(server.url, way, starts, m, args.seed, target)
                     after = counters(server)
                     t.cost = after.get("cost", 0.0) - before.get("cost", 0.0)
                     t.cache = {k: after[k] - before.get(k, 0.0) for k in after if k != "cost"}
