@@ -1,8 +1,9 @@
 """FC-RL: foresight-conditioned reinforcement learning from outcomes, the recipe's third stage on an adapter.
 
 Each step plays ``rl_states`` training starts through the real engine (vLLM serving the adapter as it is
-now): ``rl_group`` turns per start. Each turn's plan — the operations its ``<imaginary>`` rollout wrote — is
-then executed in the environment, stalls and retries included, and the episode's outcome is the reward's
+now): ``rl_group`` turns per start. Each turn's plan — NumberReach: the operations its ``<imaginary>`` rollout
+wrote; search: its query, then the answer its imagined chain ends in (:mod:`reference.rl_worlds`) — is then
+carried out in the world, stalls and retrieval misses included, and the episode's outcome is the reward's
 only source:
 
     reward = 1[success] − λ·(confidence − 1[success])²      (RLCR's, λ = 1 there; a turn without a usable plan: −1)
@@ -33,9 +34,8 @@ import torch
 from tqdm import tqdm
 
 from planner.format import ACTION_STOPS, parse_turn
-from reference import data
-from reference import numberreach as env
-from reference.lora import AdapterConfig, RecipeError, batch_tensors, token_logprobs
+from reference.lora import AdapterConfig, batch_tensors, token_logprobs
+from reference.rl_worlds import RLWorld, rl_world
 
 MICRO_BATCH = 16
 
@@ -63,14 +63,12 @@ def reward(success: bool, confidence: float | None, usable: bool, weight: float 
     return s - weight * (confidence - s) ** 2
 
 
-def score(state: env.State, text: str, rng: random.Random) -> tuple[float, bool, float | None, bool]:
-    """(reward, success, confidence, valid) of one turn: its plan executed from ``state``."""
-    from reference.evaluate import plan_of
-
+def score(state: Any, text: str, rng: random.Random,
+          world: RLWorld | None = None) -> tuple[float, bool, float | None, bool]:
+    """(reward, success, confidence, valid) of one turn: its plan carried out from ``state`` in ``world``
+    (default NumberReach)."""
     turn = parse_turn(text)
-    ops = plan_of(turn)
-    usable = bool(ops) and turn.is_valid
-    success = usable and env.simulate_plan(state, ops, rng)
+    usable, success = (world or rl_world("numberreach")).carry_out(state, turn, rng)
     return reward(success, turn.confidence, usable), success, turn.confidence, turn.is_valid
 
 
@@ -83,20 +81,20 @@ def rloo(rewards: list[float]) -> list[float]:
     return [r - (total - r) / (n - 1) for r in rewards]
 
 
-async def play(engine: Any, states: list[env.State], group: int, max_tokens: int, seed: int,
+async def play(engine: Any, world: RLWorld, states: list[Any], group: int, max_tokens: int, seed: int,
                rng: random.Random) -> list[list[Scored]]:
     """``group`` turns for each state, sampled through ``engine`` and scored by their plans' outcomes."""
     from engine.base import GenerationRequest
     from engine.sampler import collect
 
-    async def one(i: int, state: env.State) -> list[Scored]:
-        ids = engine.render_chat([{"role": "user", "content": data.prompt_for(state).strip()}])
+    async def one(i: int, state: Any) -> list[Scored]:
+        ids = engine.render_chat([{"role": "user", "content": world.prompt(state).strip()}])
         req = GenerationRequest(ids, n=group, max_tokens=max_tokens, temperature=1.0, seed=seed + i,
                                 stop=ACTION_STOPS, include_stop_str_in_output=True)
         batch = await collect(engine, req, f"fc-rl-{seed}-{i}")
         out = []
         for sample in batch.samples:
-            r, ok, conf, valid = score(state, sample.text, rng)
+            r, ok, conf, valid = score(state, sample.text, rng, world)
             out.append(Scored(list(ids), list(sample.token_ids), r, ok, conf, valid))
         return out
 
@@ -130,9 +128,6 @@ def policy_step(model: Any, opt: torch.optim.Optimizer, groups: list[list[Scored
 def rl_stage(model: Any, tok: Any, cfg: AdapterConfig, n_steps: int, log: Callable[[dict[str, Any]], None],
              work: Path) -> dict[str, Any]:
     """``n_steps`` FC-RL steps on ``model`` (a peft model in training), episodes through vLLM on its base."""
-    if cfg.world != "numberreach":
-        raise RecipeError("FC-RL plays NumberReach episodes only so far; the search world's outcome "
-                          "function is not written yet")
     return asyncio.run(_rl(model, tok, cfg, n_steps, log, work))
 
 
@@ -143,7 +138,8 @@ async def _rl(model: Any, tok: Any, cfg: AdapterConfig, n_steps: int, log: Calla
 
     work.mkdir(parents=True, exist_ok=True)
     rng = random.Random(cfg.seed + 4242)
-    visited = data.visited_states(rng, heldout=False)  # training pairs, met by a mix of policies
+    world = rl_world(cfg.world)
+    visited = world.visited(rng)  # training-side states, met by a mix of policies
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.rl_lr, weight_decay=0.0)
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
@@ -162,7 +158,8 @@ async def _rl(model: Any, tok: Any, cfg: AdapterConfig, n_steps: int, log: Calla
                 current = name
                 states = [next(visited) for _ in range(cfg.rl_states)]
                 model.eval()
-                groups = await play(on_adapter(engine, name), states, cfg.rl_group, cfg.rl_max_tokens,
+                groups = await play(on_adapter(engine, name), world, states, cfg.rl_group,
+                                    cfg.rl_max_tokens or world.max_tokens,
                                     cfg.seed * 100_000 + step * 100, rng)
                 model.train()
                 loss = policy_step(model, opt, groups, pad)

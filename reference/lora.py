@@ -63,7 +63,7 @@ class AdapterConfig:
     rl_states: int = 4
     rl_group: int = 8
     rl_lr: float = 2e-5  # 1e-4 moved every stated confidence to 0% in two steps
-    rl_max_tokens: int = 128  # SmolLM2 writes a NumberReach turn in 71-105 tokens (its digits are single tokens)
+    rl_max_tokens: int | None = None  # per turn; None: the world's (reference.rl_worlds)
 
 
 def check_config(cfg: AdapterConfig) -> None:

@@ -1,5 +1,6 @@
 """The recipe's stages on the real pretrained base, a few steps each: for both worlds the supervised stages
-(WM-AMT, FE-SFT) give a LoRA adapter that names its base and resumes; FC-RL plays through vLLM."""
+(WM-AMT, FE-SFT) give a LoRA adapter that names its base and resumes; FC-RL plays through vLLM, its plans
+carried out in the world."""
 
 from __future__ import annotations
 
@@ -48,8 +49,9 @@ def test_wm_then_fe_gives_an_adapter_that_names_its_base_and_resumes(smollm2: Pa
                                     batch_size=2, rank=4), out)
 
 
-def test_fc_rl_plays_through_the_engine_and_learns_from_outcomes(smollm2: Path, tmp_path: Path) -> None:
-    cfg = AdapterConfig(base=str(smollm2), stages=("fe", "rl"), steps=(2, 1), batch_size=2, rank=4,
+@pytest.mark.parametrize("world", ["numberreach", "search"])
+def test_fc_rl_plays_through_the_engine_and_learns_from_outcomes(smollm2: Path, tmp_path: Path, world: str) -> None:
+    cfg = AdapterConfig(base=str(smollm2), world=world, stages=("fe", "rl"), steps=(2, 1), batch_size=2, rank=4,
                         rl_states=2, rl_group=4, rl_max_tokens=48)
     out = train_adapter(cfg, tmp_path / "rl")
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]

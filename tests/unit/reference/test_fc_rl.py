@@ -49,3 +49,24 @@ def test_a_turns_reward_comes_from_executing_its_plan_not_from_the_exact_chance(
     assert not any(score(state, wrong, random.Random(i))[1] for i in range(50))
     r, ok, conf, valid = score(state, "no turn at all", random.Random(0))
     assert (r, ok, conf, valid) == (-1.0, False, None, False)
+
+
+def test_a_search_turns_plan_is_searched_until_its_passage_returns_then_answered() -> None:
+    from reference.rl_worlds import rl_world, search_plan_succeeds
+    from reference.search import data as sdata
+    from reference.search import env as senv
+
+    world = rl_world("search")
+    kb = senv.World()
+    state = next(s for s in world.visited(random.Random(0)) if kb.best_query(s.question) and not s.observed)
+    query, answer = kb.best_query(state.question), kb.answer(state.question)
+    assert answer is not None and query is not None
+    good = sdata.make_turn(kb, state, sdata.Plan(query, answer)).completion
+    outcomes = [score(state, good, random.Random(i), world) for i in range(300)]
+    rate = sum(ok for _, ok, _, _ in outcomes) / len(outcomes)
+    # carried out with real retrieval draws: as often as the world lets it, never read from the oracle
+    assert rate == pytest.approx(kb.plan_success(state, query, answer), abs=0.09)
+    assert all(valid for *_, valid in outcomes) and world.prompt(state).startswith("<information>question: ")
+    assert not any(search_plan_succeeds(kb, state, (query, "Nobody"), random.Random(i)) for i in range(30))
+    r, ok, conf, valid = score(state, "<search>no imagination</search>", random.Random(0), world)
+    assert (r, ok, valid) == (-1.0, False, False)
