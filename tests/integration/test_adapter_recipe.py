@@ -59,3 +59,28 @@ def test_fc_rl_plays_through_the_engine_and_learns_from_outcomes(smollm2: Path, 
     assert -1.0 <= rl["reward"] <= 1.0 and 0.0 <= rl["valid"] <= 1.0
     assert read_meta(out)["stages"] == ["fe", "rl"]
     assert read_meta(out)["stage_runs"][-1]["samples"] == 8
+
+
+def test_an_adapter_merged_into_its_base_is_the_same_function(smollm2: Path, tmp_path: Path) -> None:
+    import torch
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from reference.lora import TARGET_MODULES, merge_adapter
+
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(smollm2, dtype=torch.bfloat16)
+    lora = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=list(TARGET_MODULES),
+                                           init_lora_weights=False, task_type="CAUSAL_LM"))  # B ≠ 0: a real change
+    lora.save_pretrained(tmp_path / "adapter")
+    merged_dir = merge_adapter(tmp_path / "adapter", smollm2, tmp_path / "merged")
+    assert not (merged_dir / "source.json").exists() and (merged_dir / "tokenizer.json").exists()
+    ids = torch.tensor([[1, 504, 3458, 314, 216, 33, 30, 32]])
+    with torch.no_grad():
+        plain = AutoModelForCausalLM.from_pretrained(smollm2, dtype=torch.bfloat16)(ids).logits.float()
+        fresh = AutoModelForCausalLM.from_pretrained(smollm2, dtype=torch.bfloat16)
+        adapted = PeftModel.from_pretrained(fresh, str(tmp_path / "adapter"))(ids).logits.float()
+        folded = AutoModelForCausalLM.from_pretrained(merged_dir, dtype=torch.bfloat16)(ids).logits.float()
+    change = (adapted - plain).abs().mean()
+    assert change > 0.05  # the adapter changes the function …
+    assert (folded - adapted).abs().mean() < 0.1 * change  # … and the merged weights compute that change
