@@ -10,7 +10,7 @@ Nothing here knows the simulator's exact chances. The server's own figures per m
 against outcomes, fidelity of rollouts to what happened, success) and a real Prometheus on the repo's alert
 rules (scaled down, bench/drift_prometheus.py) tell the two apart.
 
-    .venv/bin/python bench/format_gap.py            # ~15 min here; --episodes 40 for a quicker look
+    .venv/bin/python bench/format_gap.py            # ~7 min here; --episodes 40: 3.5 min
 
 Prints one table; writes the reliability diagrams of both adapters to docs/images/format_gap.png.
 """
