@@ -68,5 +68,5 @@ def test_a_search_turns_plan_is_searched_until_its_passage_returns_then_answered
     assert rate == pytest.approx(kb.plan_success(state, query, answer), abs=0.09)
     assert all(valid for *_, valid in outcomes) and world.prompt(state).startswith("<information>question: ")
     assert not any(search_plan_succeeds(kb, state, (query, "Nobody"), random.Random(i)) for i in range(30))
-    r, ok, conf, valid = score(state, "<search>no imagination</search>", random.Random(0), world)
+    r, ok, _, valid = score(state, "<search>no imagination</search>", random.Random(0), world)
     assert (r, ok, valid) == (-1.0, False, False)
