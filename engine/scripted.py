@@ -33,13 +33,14 @@ class ScriptedEngine(EngineLifecycle):
         delay_s: float = 0.0,
         start_delay_s: float = 0.0,
         cache_block: int = 0,
+        path: str | None = None,
     ) -> None:
         self.script = script
         self.cache_block = cache_block  # > 0: report cached prompt tokens as a prefix cache of such blocks
         self._seen: list[str] = []  # prompts and prompt + outputs, as a prefix cache keeps them
         self.delay_s = delay_s
         self.start_delay_s = start_delay_s
-        self._info = ModelInfo(name=name, path=f"/scripted/{name}", max_model_len=max_model_len, dtype="none")
+        self._info = ModelInfo(name=name, path=path or f"/scripted/{name}", max_model_len=max_model_len, dtype="none")
         self.running: set[str] = set()
         self.aborted: list[str] = []
         self.requests: list[GenerationRequest] = []

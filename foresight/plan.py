@@ -40,27 +40,26 @@ def _flag(param: Param) -> str:
 
 
 def _add_param(p: argparse.ArgumentParser, param: Param, prefix: str = "") -> None:
-    """One flag per plan parameter, with the default, bounds and description of ``PlanConfig``."""
+    """One flag per plan parameter, with the bounds and description of ``PlanConfig``. A flag not given is
+    not sent: the server fills it in from the model's and the algorithm's defaults (`/v1/models` shows
+    them; the knob's own default is the last resort)."""
     default = param.default.value if hasattr(param.default, "value") else param.default
-    help_text = f"{prefix}{param.knob.description} (default: %(default)s)"
+    whose = "the model's" if param.name == "algorithm" else "the model's for the algorithm"
+    help_text = f"{prefix}{param.knob.description} (default: {whose}, else {default})"
+    help_text = help_text.replace("%", "%%")
+    kw: dict[str, Any] = {"dest": param.name, "default": argparse.SUPPRESS, "help": help_text}
     if param.choices is not None:
-        p.add_argument(_flag(param), dest=param.name, choices=param.choices, default=default, help=help_text)
+        p.add_argument(_flag(param), choices=param.choices, **kw)
     elif param.base in (int, float):
-        p.add_argument(_flag(param), dest=param.name, type=param_type(param), default=default, help=help_text)
+        p.add_argument(_flag(param), type=param_type(param), **kw)
     else:
-        p.add_argument(_flag(param), dest=param.name, default=default, help=help_text)
+        p.add_argument(_flag(param), **kw)
 
 
 def _given(args: argparse.Namespace, cls: type) -> dict[str, Any]:
-    """The parameters of ``cls`` that differ from their defaults (the server fills in the rest, within
-    its own limits)."""
-    out = {}
-    for param in params(cls):
-        default = param.default.value if hasattr(param.default, "value") else param.default
-        value = getattr(args, param.name)
-        if value != default:
-            out[param.name] = value
-    return out
+    """The parameters of ``cls`` given on the command line (the server fills in the rest, within its own
+    limits)."""
+    return {p.name: getattr(args, p.name) for p in params(cls) if hasattr(args, p.name)}
 
 
 def _body(args: argparse.Namespace, prompt: str) -> dict[str, Any]:

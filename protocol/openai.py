@@ -316,6 +316,10 @@ class ModelCard(BaseModel):
     quantization: str | None = None
     dtype: str | None = None
     default: bool = Field(default=False, description="Whether a request without `model` runs on this one.")
+    planner: dict[str, Any] | None = Field(default=None, description=(
+        "What `/v1/plan` on this model does with what a request leaves out: `algorithm` (when none is named), "
+        "each algorithm's default parameters (`algorithms`), and the model's `planner.json` they came from "
+        "(`source`; null: the measured defaults alone)."))
 
 
 class ModelList(BaseModel):

@@ -89,6 +89,19 @@ class CandidateModel(BaseModel):
     tokens: int
     action: ActionModel | None
     problems: list[ProblemModel]
+    vote: str | None = Field(default=None, description=(
+        "self_consistency: the action this turn votes for, normalised (`kind:…`); turns with the same vote "
+        "chose the same action."))
+
+
+class VoteModel(BaseModel):
+    """One action of a self_consistency tally."""
+
+    key: str = Field(description="The action, normalised (`tool_call:NAME:ARGS`, `search:QUERY`, `answer:TEXT`).")
+    candidates: list[int] = Field(description="The ids of the turns that chose it.")
+    weight: float = Field(description=(
+        "Their calibrated confidences summed (where no turn claims any chance: their count)."))
+    share: float = Field(description="Its weight over all votes' weight.")
 
 
 class ConfidenceModel(BaseModel):
@@ -145,6 +158,9 @@ class PlanResponse(BaseModel):
     usage: PlanUsage
     latency_s: float
     tree: list[TreeNode] | None = None
+    votes: list[VoteModel] | None = Field(default=None, description=(
+        "self_consistency: the tally over the turns' actions, the leading action first (null for the other "
+        "algorithms)."))
     message: AssistantMessage | None = Field(default=None, description=(
         "With `tools`: the chosen action as an OpenAI assistant message (`tool_calls`, or `content`), "
         "ready to append to the chat history."))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from engine.base import Engine
 from engine.errors import EngineDeadError
 from planner.calibrate import CalibrationPolicy
+from planner.defaults import InvalidPlannerDefaults
 from server.admission import Admission
 from server.auth import KeyRing, load_secret
 from server.config import Settings
@@ -157,6 +158,12 @@ class Services:
         except Exception as exc:
             log.error("the model could not be loaded from %s: %s", self.settings.model, exc)
             self._failed(f"model load failed: {exc}")
+            return
+        try:  # a served model's planner.json is read now: a bad one stops the start, naming the file
+            for served in (self.engine.info.name, *self.engine.adapters()):
+                self.generation.models.planner_defaults(served)
+        except InvalidPlannerDefaults as exc:
+            self._failed(f"bad planner defaults: {exc}")
             return
         if self.settings.warmup:
             self.lifecycle.set(Phase.LOADING, "warming up")

@@ -11,7 +11,7 @@ import time
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from planner.format import PROBLEM_KINDS
-from planner.search.base import Usage
+from planner.search.base import Algorithm, Decision, Usage
 from server.access_log import ASGIApp, HttpMiddleware, Receive, Scope, Send, StatusRecorder, route_path
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -39,8 +39,8 @@ class Metrics:
         self.queue_depth = Gauge("foresight_queue_depth", "Engine sequences admitted beyond max_num_seqs (waiting "
                                  "for a slot).", registry=r)
         # planner
-        self.plan_decisions = Counter("foresight_plan_decisions", "Plans by how they ended.", ["decision"],
-                                      registry=r)
+        self.plan_decisions = Counter("foresight_plan_decisions", "Plans by how they ended, per algorithm.",
+                                      ["decision", "algorithm"], registry=r)
         self.plan_candidates = Histogram("foresight_plan_candidates", "Candidates sampled per plan.",
                                          buckets=(1, 2, 4, 8, 16, 32, 64), registry=r)
         self.plan_depth = Histogram("foresight_plan_depth", "Levels a plan searched.", buckets=(1, 2, 3, 4, 6, 8),
@@ -51,8 +51,9 @@ class Metrics:
                                       ["kind"], registry=r)
         for kind in PROBLEM_KINDS:  # zero series, so dashboards and alerts see the family from the start
             self.parse_problems.labels(kind)
-        for decision in ("commit", "budget_exhausted", "no_confidence"):
-            self.plan_decisions.labels(decision)
+        for decision in Decision:
+            for algorithm in Algorithm:
+                self.plan_decisions.labels(decision.value, algorithm.value)
         # cost (DESIGN §6; server/tco.py)
         self.gpu_power = Gauge("foresight_gpu_power_watts", "GPU power draw (NVML).", ["gpu"], registry=r)
         self.gpu_memory = Gauge("foresight_gpu_memory_used_bytes", "GPU memory used (NVML).", ["gpu"], registry=r)
@@ -122,9 +123,9 @@ class Metrics:
             self.plan_prefix_cache.labels(call, "queried").inc(queried)
             self.plan_prefix_cache.labels(call, "cached").inc(cached)
 
-    def count_decision(self, decision: str) -> None:
-        """A plan ended with ``decision``."""
-        self.plan_decisions.labels(decision).inc()
+    def count_decision(self, decision: str, algorithm: str) -> None:
+        """A plan of ``algorithm`` ended with ``decision``."""
+        self.plan_decisions.labels(decision, algorithm).inc()
         self.decisions_total += 1
 
     def render(self, include_engine: bool = True) -> bytes:

@@ -26,12 +26,14 @@ from planner.search.best_of_n import best_of_n
 from planner.search.branch_commit import branch_commit, largest_round
 from planner.search.greedy import greedy
 from planner.search.lookahead import lookahead
+from planner.search.self_consistency import self_consistency
 
 ALGORITHMS: dict[Algorithm, Callable[[SearchState, Context], Awaitable[PlanResult]]] = {
     Algorithm.GREEDY: greedy,
     Algorithm.BEST_OF_N: best_of_n,
     Algorithm.BRANCH_COMMIT: branch_commit,
     Algorithm.LOOKAHEAD: lookahead,
+    Algorithm.SELF_CONSISTENCY: self_consistency,
 }
 
 

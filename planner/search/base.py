@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from planner.format import ACTION_STOPS, CONFIDENCE_STOP, Turn, parse_turn
 from planner.params import SEED_MAX, SEED_MIN, check, knob
+from planner.votes import Vote
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ class Algorithm(enum.StrEnum):
     BEST_OF_N = "best_of_n"
     BRANCH_COMMIT = "branch_commit"
     LOOKAHEAD = "lookahead"
+    SELF_CONSISTENCY = "self_consistency"
 
 
 class Decision(enum.StrEnum):
@@ -151,12 +153,15 @@ class PlanConfig:
 
     algorithm: Algorithm = knob(Algorithm.BRANCH_COMMIT, "Planning algorithm.")
     budget: Budget = field(default_factory=Budget)
-    commit_threshold: float = knob(0.8, "Commit once the best calibrated confidence reaches this.", ge=0, le=1)
+    commit_threshold: float = knob(0.8, (
+        "Commit once the best calibrated confidence reaches this (self_consistency: once the leading action's "
+        "confidence-weighted share of the votes reaches this, with two turns at least)."), ge=0, le=1)
     margin: float = knob(0.0, "Commit only if the best also beats the runner-up by at least this.", ge=0, le=1)
     width: int = knob(4, "K: samples per proposal round; N of best_of_n.", ge=1, limit="max_n")
     width_growth: int = knob(1, (
-        "branch_commit: each proposal round draws this many times the previous round's spans (1: `width` every "
-        "round; 2: width, 2·width, 4·width, … — start narrow, widen fast while none is confident)."), ge=1, le=8)
+        "branch_commit, self_consistency: each proposal round draws this many times the previous round's spans "
+        "(1: `width` every round; 2: width, 2·width, 4·width, … — start narrow, widen fast while none is "
+        "confident)."), ge=1, le=8)
     branch: int = knob(2, "b: candidates lookahead deepens per level.", ge=1)
     temperature: float = knob(1.0, "Sampling temperature of every candidate.", ge=0, le=2)
     top_p: float = knob(1.0, "Nucleus sampling: the probability mass sampled from.", gt=0, le=1)
@@ -197,6 +202,7 @@ class Candidate:
     written: list[Sample] = field(default_factory=list, repr=False)  # what the engine wrote: span, continuation
     value: float | None = None  # backed-up value (lookahead); else the calibrated confidence
     children: list[int] = field(default_factory=list)
+    vote: str | None = None  # self_consistency: the action it votes for, normalised (planner.votes)
 
     @property
     def continued(self) -> bool:
@@ -235,6 +241,7 @@ class PlanResult:
     usage: Usage
     algorithm: Algorithm
     latency_s: float = 0.0
+    votes: list[Vote] = field(default_factory=list)  # self_consistency's tally, leading action first
 
 
 class SearchState:
@@ -384,11 +391,11 @@ class SearchState:
             context, carried = self.sampler.carry(context, s)
         return context, carried
 
-    def result(self, decision: Decision, chosen: Candidate | None) -> PlanResult:
+    def result(self, decision: Decision, chosen: Candidate | None, votes: list[Vote] | None = None) -> PlanResult:
         if chosen is not None and not chosen.complete:  # chosen, but never continued: its action is missing
             chosen.turn = parse_turn(chosen.text)
         return PlanResult(decision, chosen, self.candidates, self.usage, self.config.algorithm,
-                          latency_s=time.monotonic() - self.started)
+                          latency_s=time.monotonic() - self.started, votes=votes or [])
 
 
 def unconfident(cands: Sequence[Candidate]) -> bool:

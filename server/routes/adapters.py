@@ -17,10 +17,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for c
 NAME = Path(min_length=1, max_length=128)
 
 
-def _card(adapters: AdapterService, name: str, path: str) -> ModelCard:
+def _card(adapters: AdapterService, name: str, path: str, loaded: bool = True) -> ModelCard:
     info = adapters.models.engine.info
     return ModelCard(id=name, created=now(), root=path, parent=info.name, max_model_len=info.max_model_len,
-                     quantization=info.quantization, dtype=info.dtype)
+                     quantization=info.quantization, dtype=info.dtype,
+                     planner=adapters.models.planner_defaults(name).as_json() if loaded else None)
 
 
 @router.post("/adapters", response_model=ModelCard, status_code=201,
@@ -41,4 +42,4 @@ async def adapter_events(adapters: AdaptersDep, _admin: AdminDep,
                responses={**_ERRORS, 404: {"model": ErrorResponse}, 409: {"model": ErrorResponse}})
 async def unload_adapter(adapters: AdaptersDep, admin: AdminDep, name: str = NAME) -> ModelCard:
     path = await adapters.unload(name, actor=admin.name)
-    return _card(adapters, name, path)
+    return _card(adapters, name, path, loaded=False)

@@ -69,8 +69,10 @@ async def completions(body: CompletionRequest, request: Request, gen: Generation
 async def models(served: ModelsDep) -> ModelList:
     info, default = served.engine.info, served.resolve(None)
     base = ModelCard(id=info.name, created=now(), root=info.path, max_model_len=info.max_model_len,
-                     quantization=info.quantization, dtype=info.dtype, default=default == info.name)
+                     quantization=info.quantization, dtype=info.dtype, default=default == info.name,
+                     planner=served.planner_defaults(info.name).as_json())
     adapters = [ModelCard(id=name, created=now(), root=path, parent=info.name, max_model_len=info.max_model_len,
-                          quantization=info.quantization, dtype=info.dtype, default=default == name)
+                          quantization=info.quantization, dtype=info.dtype, default=default == name,
+                          planner=served.planner_defaults(name).as_json())
                 for name, path in sorted(served.adapters().items())]
     return ModelList(data=[base, *adapters])

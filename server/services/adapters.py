@@ -16,6 +16,8 @@ from pathlib import Path
 from catalog.adapters import check_adapter
 from catalog.errors import CatalogError
 from engine.errors import EngineRequestError
+from planner import defaults as planner_defaults
+from planner.defaults import InvalidPlannerDefaults
 from server.config import Settings
 from server.services.calibrations import Calibrations
 from server.services.errors import AlreadyExists, InUse, InvalidRequest, UnknownModel
@@ -45,6 +47,10 @@ class AdapterService:
             info = check_adapter(directory, self.settings.model)
         except CatalogError as exc:
             raise InvalidRequest(str(exc), param="path", code=type(exc).__name__) from None
+        try:
+            planner_defaults.load(directory)
+        except InvalidPlannerDefaults as exc:
+            raise InvalidRequest(str(exc), param="path", code="invalid_planner_defaults") from None
         try:
             await engine.load_adapter(name, str(directory.resolve()))
         except EngineRequestError as exc:

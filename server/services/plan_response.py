@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from planner.search import Candidate, PlanConfig, PlanResult
+from planner.search import Algorithm, Candidate, PlanConfig, PlanResult
 from protocol.openai import now
 from protocol.plan import (
     ActionModel,
@@ -17,6 +17,7 @@ from protocol.plan import (
     ProblemSummary,
     PromptTokensDetails,
     TreeNode,
+    VoteModel,
 )
 from server.services.tools import Tools, tool_message
 from server.services.usage import TokenUsage
@@ -34,7 +35,7 @@ def _candidate(c: Candidate) -> CandidateModel:
         id=c.id, parent=c.parent, depth=c.depth, text=c.text, complete=c.complete, continued=c.continued,
         raw_confidence=c.raw_confidence, calibrated_confidence=c.calibrated_confidence, value=c.value,
         tokens=c.tokens, action=_action(c),
-        problems=[ProblemModel(kind=p.kind, detail=p.detail) for p in c.turn.problems],
+        problems=[ProblemModel(kind=p.kind, detail=p.detail) for p in c.turn.problems], vote=c.vote,
     )
 
 
@@ -88,5 +89,7 @@ def plan_response(req: PlanInput, config: PlanConfig, result: PlanResult, tokens
                             continuation_cached_tokens=u.continuation_cached_tokens)),
         latency_s=round(result.latency_s, 6),
         tree=_tree(result) if req.return_tree else None,
+        votes=[VoteModel(key=v.key, candidates=v.turns, weight=round(v.weight, 6), share=round(v.share, 6))
+               for v in result.votes] if config.algorithm is Algorithm.SELF_CONSISTENCY else None,
         message=message, finish_reason=finish, foresight=foresight,
     )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
 from engine.base import GenerationRequest
 from engine.errors import EngineRequestError
 from engine.sampler import Constraint, EngineSampler, Run, TokenPrompt
+from planner.defaults import PlannerDefaults
 from planner.params import Param, from_mapping, params
 from planner.search import (
     Algorithm,
@@ -50,23 +52,36 @@ def _lower(data: dict[str, Any], given: set[str], knobs: list[Param], settings: 
         data[p.name] = cap
 
 
-def bounded_config(req: PlanInput, settings: Settings) -> PlanConfig:
-    """The request's plan config within this server's limits (each knob's ``limit`` setting): a value
-    asked for above its limit is a 400 naming the field; a default the caller left out is lowered."""
-    asked = from_mapping(PlanConfig, req.model_dump())  # as asked, before any limit
+def bounded_config(req: PlanInput, settings: Settings, defaults: PlannerDefaults | None = None) -> PlanConfig:
+    """The request's plan config: what it left out from ``defaults`` (the model's, else the measured ones:
+    :mod:`planner.defaults`), within this server's limits (each knob's ``limit`` setting): a value asked
+    for above its limit is a 400 naming the field; a default the caller left out is lowered."""
+    budget = getattr(req, "budget", None)
+    budget_given = budget.model_fields_set if budget is not None else set()
+    data = (defaults or PlannerDefaults()).fill(req.model_dump(), req.model_fields_set, budget_given)
+    asked = from_mapping(PlanConfig, data)  # as asked, before any limit
     if asked.temperature == 0 and asked.algorithm is not Algorithm.GREEDY and asked.width > 1:
         raise InvalidRequest("temperature 0 makes every sampled candidate the same: use temperature > 0 to branch, "
                          "or algorithm 'greedy' (or width 1)", param="temperature", code="greedy_branching")
-    data = req.model_dump()
     _lower(data, req.model_fields_set, params(PlanConfig), settings, "")
-    budget = getattr(req, "budget", None)
-    if isinstance(data.get("budget"), Mapping) and budget is not None:
-        _lower(data["budget"], budget.model_fields_set, params(Budget), settings, "budget.")
+    if isinstance(data.get("budget"), Mapping):
+        _lower(data["budget"], budget_given, params(Budget), settings, "budget.")
     config = from_mapping(PlanConfig, data)
-    if config.algorithm is Algorithm.BRANCH_COMMIT and (n := largest_round(config)) > settings.max_n:
-        raise InvalidRequest(f"width_growth {config.width_growth} would draw {n} spans in one round, above this "
-                         f"server's max_n of {settings.max_n}: lower width_growth, width or budget.max_candidates",
-                         param="width_growth", code="round_too_wide")
+    widening = (Algorithm.BRANCH_COMMIT, Algorithm.SELF_CONSISTENCY)
+    if config.algorithm not in widening or largest_round(config) <= settings.max_n:
+        return config
+    if "width_growth" not in req.model_fields_set and "max_candidates" not in budget_given:
+        return _fitted(config, settings.max_n)  # defaults only: fewer candidates, not a 400 nobody asked for
+    raise InvalidRequest(f"width_growth {config.width_growth} would draw {largest_round(config)} spans in one "
+                         f"round, above this server's max_n of {settings.max_n}: lower width_growth, width or "
+                         "budget.max_candidates", param="width_growth", code="round_too_wide")
+
+
+def _fitted(config: PlanConfig, max_n: int) -> PlanConfig:
+    """``config`` with its default candidate cap lowered until its largest round fits ``max_n``."""
+    while config.budget.max_candidates > 1 and largest_round(config) > max_n:
+        budget = dataclasses.replace(config.budget, max_candidates=config.budget.max_candidates - 1)
+        config = dataclasses.replace(config, budget=budget)
     return config
 
 
@@ -130,7 +145,9 @@ class PlanningService:
         """The request in the caller's domain, its config within this server's limits, its tools."""
         self.generation.check_model(req.model)
         req = scoped(req, principal)
-        return req, bounded_config(req, self.generation.settings), Tools.of(req)
+        models = self.generation.models
+        defaults = models.planner_defaults(models.resolve(req.model))
+        return req, bounded_config(req, self.generation.settings, defaults), Tools.of(req)
 
     def action_constraint(self, tools: Tools | None) -> Constraint | None:
         """With ``tool_choice`` ``required`` or a named function: every engine call that ends a turn in its

@@ -49,7 +49,7 @@ class PlanRecorder:
         m = self.metrics
         if m is None:
             return
-        m.count_decision(result.decision.value)
+        m.count_decision(result.decision.value, result.algorithm.value)
         m.plan_candidates.observe(result.usage.candidates)
         m.plan_depth.observe(result.usage.depth)
         m.plan_latency.observe(result.latency_s)

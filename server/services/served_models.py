@@ -4,9 +4,11 @@ means: the base by name or path, an adapter by name, omitted the ``default_model
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from engine.base import Engine
+from planner import defaults as planner_defaults
+from planner.defaults import PlannerDefaults
 from server.config import Settings
 from server.services.errors import UnknownModel
 
@@ -15,6 +17,7 @@ from server.services.errors import UnknownModel
 class ServedModels:
     engine: Engine
     settings: Settings
+    _defaults: dict[str, PlannerDefaults] = field(default_factory=dict, repr=False)  # by model directory
 
     @property
     def base(self) -> str:
@@ -38,3 +41,15 @@ class ServedModels:
     def adapter(self, served: str) -> str | None:
         """The adapter a served name runs (None: the base alone)."""
         return None if served == self.engine.info.name else served
+
+    def path(self, served: str) -> str:
+        """The directory a served name runs from (the base's, or its adapter's)."""
+        return self.engine.info.path if served == self.engine.info.name else self.engine.adapters()[served]
+
+    def planner_defaults(self, served: str) -> PlannerDefaults:
+        """The plan defaults of a served model: its directory's ``planner.json`` (read once), else the
+        measured ones. :class:`planner.defaults.InvalidPlannerDefaults` for a bad file."""
+        path = self.path(served)
+        if path not in self._defaults:
+            self._defaults[path] = planner_defaults.load(path)
+        return self._defaults[path]

@@ -1,5 +1,6 @@
 """docs/planning.md's parameter table is rendered from the one plan schema (planner.params via
-protocol.plan), so it cannot drift. After changing a knob: ``.venv/bin/python tests/unit/test_plan_docs.py``."""
+protocol.plan), and its table of each algorithm's measured defaults from ``planner.defaults.MEASURED``, so
+neither can drift. After changing a knob or a default: ``.venv/bin/python tests/unit/test_plan_docs.py``."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from annotated_types import Ge, Gt, Le, MaxLen, MinLen
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from planner.defaults import MEASURED
 from planner.params import params
 from planner.search import Budget, PlanConfig
 from protocol.plan import BudgetModel, PlanRequest
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "planning.md"
 START, END = "<!-- plan-params:start -->", "<!-- plan-params:end -->"
+DSTART, DEND = "<!-- plan-defaults:start -->", "<!-- plan-defaults:end -->"
 LIMITS = {p.name: p.knob.limit for cls in (PlanConfig, Budget) for p in params(cls) if p.knob.limit}
 
 
@@ -64,15 +67,31 @@ def rendered() -> str:
     return "\n".join([START, *head, *_rows(PlanRequest), END])
 
 
-def _current() -> str:
+def rendered_defaults() -> str:
+    """Each algorithm's measured defaults (what a request that leaves a knob out gets, unless the model's
+    ``planner.json`` says otherwise)."""
+    rows = ["| algorithm | measured defaults (the knob's own for the rest) |", "|---|---|"]
+    for algorithm, knobs in MEASURED.items():
+        flat = [f"`{k}` {v}" for k, v in knobs.items() if k != "budget"]
+        flat += [f"`budget.{k}` {v}" for k, v in knobs.get("budget", {}).items()]
+        rows.append(f"| `{algorithm.value}` | {', '.join(flat) or '—'} |")
+    return "\n".join([DSTART, *rows, DEND])
+
+
+def _current(start: str = START, end: str = END) -> str:
     text = DOC.read_text()
-    match = re.search(re.escape(START) + ".*?" + re.escape(END), text, re.S)
-    assert match, f"{DOC} has no {START} … {END} block"
+    match = re.search(re.escape(start) + ".*?" + re.escape(end), text, re.S)
+    assert match, f"{DOC} has no {start} … {end} block"
     return match.group(0)
 
 
 def test_the_plan_parameter_table_is_the_schema() -> None:
     assert _current() == rendered(), "docs/planning.md is stale: run .venv/bin/python tests/unit/test_plan_docs.py"
+
+
+def test_the_defaults_table_is_the_measured_defaults() -> None:
+    assert _current(DSTART, DEND) == rendered_defaults(), (
+        "docs/planning.md is stale: run .venv/bin/python tests/unit/test_plan_docs.py")
 
 
 def test_every_knob_has_a_row() -> None:
@@ -83,5 +102,6 @@ def test_every_knob_has_a_row() -> None:
 
 
 if __name__ == "__main__":
-    DOC.write_text(DOC.read_text().replace(_current(), rendered()))
+    DOC.write_text(DOC.read_text().replace(_current(), rendered()).replace(_current(DSTART, DEND),
+                                                                           rendered_defaults()))
     print(f"wrote {DOC}", file=sys.stderr)

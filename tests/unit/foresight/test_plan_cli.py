@@ -15,8 +15,12 @@ def test_plan_options_default_and_pass_through() -> None:
     body = _body(args, "obs")
     assert (body["discount"], body["width"], body["algorithm"], body["prompt"], body["root_rounds"]) == (
         0.85, 16, "lookahead", "obs", 3)
-    defaults = build_parser().parse_args(["plan", "--prompt-file", "p.txt"])
-    assert (defaults.discount, defaults.root_rounds) == (1.0, 1)
+    nothing = _body(build_parser().parse_args(["plan", "--prompt-file", "p.txt"]), "obs")
+    assert nothing == {"prompt": "obs"}  # the server fills in the model's and the algorithm's defaults
+    # a flag given at the knob's own default is still sent: the algorithm's default must not replace it
+    same = _body(build_parser().parse_args(["plan", "--prompt-file", "p.txt", "--width", "4",
+                                            "--max-candidates", "16"]), "obs")
+    assert same == {"prompt": "obs", "width": 4, "budget": {"max_candidates": 16}}
 
 
 @pytest.mark.parametrize(("flag", "bad", "why"), [

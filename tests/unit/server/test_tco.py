@@ -57,8 +57,8 @@ def test_monitor_estimates_energy_from_busy_time_and_costs_tokens() -> None:
     busy = [1]
     mon = Monitor(metrics, CFG, None, lambda: busy[0], waiting=lambda: 0, clock=lambda: clock[0])
     metrics.count_tokens("completion", 500)
-    metrics.count_decision("commit")
-    metrics.count_decision("commit")
+    metrics.count_decision("commit", "branch_commit")
+    metrics.count_decision("commit", "branch_commit")
     clock[0] = 5.0
     mon.tick()
     busy[0] = 0
