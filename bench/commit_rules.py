@@ -1,4 +1,5 @@
-"""How cheaply can branch_commit stop? Commit rules replayed offline on recorded samples.
+"""How cheaply can branch_commit (and self_consistency) stop? Stopping rules replayed offline on recorded
+samples; where each algorithm's measured default (``planner.defaults.MEASURED``) comes from.
 
 ``bench/planners.py`` measures each planner configuration by playing episodes — minutes per
 configuration, and its success rates differ by noise of a few points. This benchmark asks the
@@ -20,8 +21,13 @@ on held-out states, which stopping rule gets best-of-8's decision quality for th
 3. Print the frontier: the rules whose loss is no worse than best-of-8's, cheapest first, and the
    cheapest rule at 50% of best-of-8's tokens; plus how often a sampled plan hits, by the length
    of the shortest hitting plan (where the model's proposals run out).
+4. Candidate defaults per algorithm (best_of_n's N, branch_commit's and self_consistency's rounds and
+   thresholds — self_consistency replayed as the planner votes: actions weighted by confidence, whole
+   turns paid for), each paired with best-of-8 decision by decision; the cheapest within one paired
+   standard error is marked. ``--world search`` records the search world's held-out states instead (each
+   turn scored by the exact value of its search or answer).
 
-    .venv/bin/python bench/commit_rules.py [--states 300] [--samples 16] [--seed 11]
+    .venv/bin/python bench/commit_rules.py [--world search] [--states 300] [--samples 16] [--seed 11]
 """
 
 from __future__ import annotations
@@ -35,8 +41,11 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from planner.format import ACTION_STOPS, CONFIDENCE_STOP, parse_turn
+from planner.search.self_consistency import agreed
+from planner.votes import Vote, tally, vote_key
 from reference import data
 from reference import numberreach as env
 from reference.evaluate import TURN_MAX_TOKENS, action_op
@@ -55,19 +64,26 @@ class Drawn:
     span_tokens: int  # world-model span, up to and including </confidence>
     turn_tokens: int  # the whole turn
     plan: str = ""  # the imagined rollout, whitespace-normalized: which proposals are the same plan
+    vote: str | None = None  # the action, normalised as self_consistency votes (planner.votes.vote_key)
+    value: float | None = None  # the action's exact value, where the world has no op table (search)
 
 
 @dataclass(frozen=True)
 class Row:
-    state: env.State
-    q: dict[str, float]  # exact success probability of each op now, optimal play after
+    state: Any
+    q: dict[str, float]  # exact success probability of each op now, optimal play after (NumberReach)
     drawn: list[Drawn]
+    best: float | None = None  # the state's exact value, where there is no op table (search)
+    hit_length: int | None = None  # NumberReach: the shortest hitting plan's length (None: none hits)
 
     def loss(self, d: Drawn) -> float:
+        if self.best is not None:
+            return self.best - (d.value or 0.0)
         return max(self.q.values()) - (self.q.get(d.op, 0.0) if d.op else 0.0)
 
 
 Rule = Callable[[list[Drawn]], list[Drawn]]  # the samples a rule draws before it stops
+Pick = Callable[[list[Drawn]], Drawn]  # which of them it chooses
 
 
 def chosen(drawn: list[Drawn]) -> Drawn:
@@ -78,6 +94,51 @@ def chosen(drawn: list[Drawn]) -> Drawn:
 
     order = sorted(range(len(drawn)), key=key)
     return drawn[order[0]]
+
+
+@dataclass(frozen=True)
+class _Voter:
+    id: int
+    calibrated_confidence: float | None
+
+
+def _votes(drawn: list[Drawn], counts: bool = False) -> list[Vote]:
+    """The tally of ``drawn`` as the planner makes it (``counts``: every turn weighs 1, as its_hub's and
+    optillm's votes do)."""
+    return tally([(_Voter(i, 1.0 if counts else d.confidence), d.vote or (f"op:{d.op}" if d.op else None))
+                  for i, d in enumerate(drawn)])
+
+
+def voted(drawn: list[Drawn], counts: bool = False) -> Drawn:
+    """self_consistency's choice: the leading action's most confident turn (``planner.search.self_consistency``);
+    ``counts``: the leading action by count, its first turn (a peer's: it knows no confidence)."""
+    votes = _votes(drawn, counts)
+    if not votes:
+        return chosen(drawn)
+    if counts:
+        return drawn[votes[0].turns[0]]
+    return chosen([drawn[i] for i in votes[0].turns])
+
+
+def counted(drawn: list[Drawn]) -> Drawn:
+    return voted(drawn, counts=True)
+
+
+def self_consistency(width: int, threshold: float, cap: int, growth: int = 1, margin: float = 0.0,
+                     counts: bool = False) -> Rule:
+    """The planner's self_consistency loop: rounds of whole turns, widening by ``growth``, until the leading
+    action (two turns at least) has a confidence-weighted share of ``threshold`` (``counts``: a share of the
+    turns, as its_hub's adaptive self-consistency stops)."""
+    def rule(drawn: list[Drawn]) -> list[Drawn]:
+        used: list[Drawn] = []
+        k = width
+        while len(used) < cap:
+            used = drawn[: min(len(used) + k, cap)]
+            k *= growth
+            if agreed(_votes(used, counts), threshold, margin):
+                break
+        return used
+    return rule
 
 
 def best_of(n: int) -> Rule:
@@ -117,12 +178,12 @@ def score(rows: list[Row], rule: Rule, whole_turns: bool) -> tuple[float, float]
     return sum(losses) / len(rows), tokens
 
 
-def scores(rows: list[Row], rule: Rule, whole_turns: bool) -> tuple[list[float], float]:
+def scores(rows: list[Row], rule: Rule, whole_turns: bool, pick_by: Pick | None = None) -> tuple[list[float], float]:
     """Each decision's exact loss, and the mean generated tokens per decision."""
     losses, tokens = [], 0.0
     for row in rows:
         used = rule(row.drawn)
-        pick = chosen(used)
+        pick = (pick_by or chosen)(used)
         losses.append(row.loss(pick))
         if whole_turns:
             tokens += sum(d.turn_tokens for d in used)
@@ -131,15 +192,17 @@ def scores(rows: list[Row], rule: Rule, whole_turns: bool) -> tuple[list[float],
     return losses, tokens / len(rows)
 
 
-def rounds(rows: list[Row], width: int, threshold: float, cap: int, growth: int) -> float:
-    """Mean engine calls a decision of branch_commit makes: its proposal rounds and one continuation."""
+def rounds(rows: list[Row], width: int, threshold: float, cap: int, growth: int, voting: bool = False) -> float:
+    """Mean engine calls a decision makes: branch_commit's proposal rounds and one continuation, or
+    self_consistency's rounds (``voting``: whole turns, nothing to continue)."""
     total = 0
     for row in rows:
         used, k, calls = 0, width, 0
-        drawn = branch_commit(width, threshold, cap, growth=growth)(row.drawn)
+        rule = self_consistency if voting else branch_commit
+        drawn = rule(width, threshold, cap, growth=growth)(row.drawn)
         while used < len(drawn):
             used, k, calls = used + k, k * growth, calls + 1
-        total += calls + 1
+        total += calls + (0 if voting else 1)
     return total / len(rows)
 
 
@@ -167,6 +230,47 @@ def adaptive(rows: list[Row]) -> None:
               f"{tok:>9.1f}{tok / b8_tokens:>7.2f}{rounds(rows, width, threshold, cap, growth):>7.2f}")
 
 
+CANDIDATES: dict[str, list[tuple[str, Rule, bool, Pick | None, tuple[int, float, int, int] | None]]] = {
+    "best_of_n": [(f"N={n}", best_of(n), True, None, None) for n in (1, 2, 4, 8)],
+    "branch_commit": [(f"K{w} x{g} >={t} <={c}", branch_commit(w, t, c, growth=g), False, None, (w, t, c, g))
+                      for w, g, t, c in ((2, 1, 0.5, 16), (2, 2, 0.5, 14), (2, 2, 0.5, 8), (1, 2, 0.5, 15),
+                                         (2, 2, 0.35, 14), (2, 2, 0.7, 14), (4, 1, 0.8, 16))],
+    "self_consistency": [(f"K{w} x{g} share>={t} <={c}", self_consistency(w, t, c, growth=g), True, voted,
+                          (w, t, c, g))
+                         for w, g, t, c in ((2, 2, 0.5, 14), (2, 2, 0.6, 14), (2, 2, 0.7, 14), (2, 2, 0.8, 14),
+                                            (2, 2, 0.6, 8), (3, 2, 0.6, 15), (4, 2, 0.6, 12), (2, 1, 0.6, 8),
+                                            (8, 1, 0.0, 8))],
+    # the peers' rules, for comparison (never a default of ours): a count vote over 8 (its_hub's
+    # self-consistency, optillm's majority vote), and its_hub's adaptive one (2, doubling, share 0.75)
+    "count vote (peers)": [("over 8", best_of(8), True, counted, None),
+                           ("adaptive 2 x2 share>=0.75 <=8", self_consistency(2, 0.75, 8, growth=2, counts=True),
+                            True, counted, None)],
+}
+
+
+def defaults(rows: list[Row]) -> None:
+    """Each algorithm's candidate defaults, paired with best_of_8 decision by decision: loss difference ±
+    paired SE, tokens against best-of-8's, engine calls; the cheapest within one paired SE is marked."""
+    b8, b8_tokens = scores(rows, best_of(8), whole_turns=True)
+    print("candidate defaults, paired with best_of_8 (loss diff <= its SE: as good):")
+    print(f"{'algorithm / rule':<44}{'loss':>8}{'Δ vs b8':>10}{'± SE':>8}{'tokens':>9}{'x b8':>7}{'calls':>7}")
+    n = len(rows)
+    for algorithm, configs in CANDIDATES.items():
+        found = []
+        for name, rule, whole, pick_by, shape in configs:
+            if shape is not None and shape[2] > len(rows[0].drawn):
+                continue
+            losses, tok = scores(rows, rule, whole_turns=whole, pick_by=pick_by)
+            diff, se = sum(losses) / n - sum(b8) / n, paired_se(losses, b8)
+            calls = (rounds(rows, shape[0], shape[1], shape[2], shape[3], voting=algorithm == "self_consistency")
+                     if shape else 1.0)
+            found.append((tok, name, diff <= se + 1e-12))
+            print(f"  {algorithm + ' ' + name:<42}{sum(losses) / n:>8.4f}{diff:>+10.4f}{se:>8.4f}{tok:>9.1f}"
+                  f"{tok / b8_tokens:>7.2f}{calls:>7.2f}")
+        good = sorted((t, name) for t, name, ok in found if ok)
+        print(f"  -> {algorithm}: cheapest as good as best_of_8: {good[0][1] if good else '(none)'}")
+
+
 def oracle_spans(rows: list[Row], n: int = 8) -> float:
     """Mean spans drawn by a rule that knew when its choice was already as good as best-of-n's."""
     total = 0
@@ -176,18 +280,21 @@ def oracle_spans(rows: list[Row], n: int = 8) -> float:
     return total / len(rows)
 
 
-async def record(model: Path, states: int, samples: int, seed: int) -> list[Row]:
+async def record(model: Path, states: int, samples: int, seed: int, world: str = "numberreach") -> list[Row]:
     from engine.sampler import local_sampler
 
     async with local_sampler(model) as sampler:
         engine = sampler.engine
-        visited = data.visited_states(random.Random(seed), heldout=True)
+        search = _search_world() if world == "search" else None
+        rng = random.Random(seed)
+        visited = data.visited_states(rng, heldout=True) if search is None else search.visited(rng)
         todo = [next(visited) for _ in range(states)]
         sem = asyncio.Semaphore(16)
 
-        async def one(k: int, s: env.State) -> Row:
+        async def one(k: int, s: Any) -> Row:
+            prompt = data.prompt_for(s) if search is None else search.prompt(s)
             async with sem:
-                batch = await sampler.sample(sampler.start(data.prompt_for(s)), samples, stop=ACTION_STOPS,
+                batch = await sampler.sample(sampler.start(prompt), samples, stop=ACTION_STOPS,
                                              max_tokens=TURN_MAX_TOKENS, temperature=1.0, seed=seed * 100_003 + k)
             drawn = []
             for smp in batch.samples:
@@ -195,20 +302,54 @@ async def record(model: Path, states: int, samples: int, seed: int) -> list[Row]
                 cut = smp.text.find(CONFIDENCE_STOP)
                 span = smp.text[: cut + len(CONFIDENCE_STOP)] if cut >= 0 else smp.text
                 span_tokens = min(len(engine.encode(span, add_special_tokens=False)), smp.tokens)
+                value = search.value_of(s, turn) if search is not None else None
                 drawn.append(Drawn(turn.confidence, turn.action is not None, len(turn.problems), action_op(turn),
-                                   span_tokens, smp.tokens, " ".join((turn.imaginary or "").split())))
-            return Row(s, {op: env.q_value(s.x, s.t, s.n, op) for op in env.OPS}, drawn)
+                                   span_tokens, smp.tokens, " ".join((turn.imaginary or "").split()),
+                                   vote_key(turn.action), value))
+            if search is not None:
+                return Row(repr(s), {}, drawn, best=search.world.value(s))
+            plans = env.shortest_plans(s.x, s.t, s.n)
+            return Row(s, {op: env.q_value(s.x, s.t, s.n, op) for op in env.OPS}, drawn,
+                       hit_length=len(plans[0]) if plans else None)
 
         rows = await asyncio.gather(*(one(k, s) for k, s in enumerate(todo)))
     return list(rows)
+
+
+@dataclass(frozen=True)
+class _SearchWorld:
+    """The search world as the replay needs it: held-out states, prompts, and each turn's exact value."""
+
+    world: Any
+
+    def visited(self, rng: random.Random) -> Any:
+        from reference.search import env as search_env
+
+        return search_env.visited_states(self.world, rng, heldout=True)
+
+    def prompt(self, state: Any) -> str:
+        from reference.search import data as search_data
+
+        return search_data.prompt_for(state)
+
+    def value_of(self, state: Any, turn: Any) -> float:
+        from reference.search.evaluate import turn_action
+
+        action = turn_action(turn)
+        return 0.0 if action is None else float(self.world.q_value(state, action))
+
+
+def _search_world() -> _SearchWorld:
+    from reference.search import env as search_env
+
+    return _SearchWorld(search_env.World())
 
 
 def coverage(rows: list[Row]) -> dict[int | None, tuple[int, float]]:
     """By the length of the shortest hitting plan: states, and the share of samples that plan a hit."""
     by: dict[int | None, list[int]] = defaultdict(lambda: [0, 0, 0])
     for row in rows:
-        plans = env.shortest_plans(row.state.x, row.state.t, row.state.n)
-        cell = by[len(plans[0]) if plans else None]
+        cell = by[row.hit_length]
         cell[0] += 1
         cell[1] += sum((d.confidence or 0.0) > 0 for d in row.drawn)
         cell[2] += len(row.drawn)
@@ -251,17 +392,32 @@ def report(rows: list[Row]) -> None:
     for loss, ratio, name in as_good[:3] or [(float("nan"), float("nan"), "(none)")]:
         print(f"  {name:<34}{loss:>8.4f}{ratio:>9.2f}")
     adaptive(rows)
+    defaults(rows)
     blind = sum(row.loss(chosen(row.drawn[:8])) for row in rows if not chosen(row.drawn[:8]).confidence) / len(rows)
     print(f"best_of_8's loss from decisions where none of its 8 plans claims any chance: {blind:.4f} of {b8_loss:.4f}")
     print(f"oracle stopping (knows when its choice equals best_of_8's): {oracle_spans(rows):.2f} spans a decision")
+    if all(r.best is not None for r in rows):  # the search world: no op table, no plan lengths
+        return
     print("share of sampled plans that hit, by the shortest hitting plan's length (None: no plan hits):")
     for length, (count, share) in sorted(coverage(rows).items(), key=lambda kv: (kv[0] is not None, kv[0] or 0)):
         print(f"  length {length}: {count} states, {share:.3f}")
 
 
+def _saved(row: Row) -> dict[str, Any]:
+    state = [row.state.x, row.state.t, row.state.n] if isinstance(row.state, env.State) else row.state
+    return {"state": state, "q": row.q, "best": row.best, "hit_length": row.hit_length,
+            "drawn": [asdict(d) for d in row.drawn]}
+
+
+def _loaded(r: dict[str, Any]) -> Row:
+    state = env.State(*r["state"]) if isinstance(r["state"], list) else r["state"]
+    return Row(state, r["q"], [Drawn(**d) for d in r["drawn"]], r.get("best"), r.get("hit_length"))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=str(REPO / "models" / "foresight-numberreach"))
+    ap.add_argument("--world", choices=("numberreach", "search"), default="numberreach")
+    ap.add_argument("--model", help="default: the world's reference model (models/foresight-WORLD)")
     ap.add_argument("--states", type=int, default=300)
     ap.add_argument("--samples", type=int, default=16)
     ap.add_argument("--seed", type=int, default=11)
@@ -272,15 +428,14 @@ def main() -> int:
         ap.error("--states must be >= 1 and --samples >= 8 (best_of_8 is the yardstick)")
     if args.load:
         try:
-            raw = json.loads(Path(args.load).read_text())
-            rows = [Row(env.State(*r["state"]), r["q"], [Drawn(**d) for d in r["drawn"]]) for r in raw]
-        except (OSError, ValueError, TypeError, KeyError) as exc:
+            rows = [_loaded(r) for r in json.loads(Path(args.load).read_text())]
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
             ap.error(f"--load {args.load}: not samples written by --save ({exc})")
     else:
-        rows = asyncio.run(record(Path(args.model), args.states, args.samples, args.seed))
+        model = Path(args.model or REPO / "models" / f"foresight-{args.world}")
+        rows = asyncio.run(record(model, args.states, args.samples, args.seed, args.world))
     if args.save:
-        Path(args.save).write_text(json.dumps([{"state": [r.state.x, r.state.t, r.state.n], "q": r.q,
-                                                "drawn": [asdict(d) for d in r.drawn]} for r in rows]))
+        Path(args.save).write_text(json.dumps([_saved(r) for r in rows]))
     report(rows)
     return 0
 

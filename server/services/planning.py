@@ -60,14 +60,17 @@ def bounded_config(req: PlanInput, settings: Settings, defaults: PlannerDefaults
     budget_given = budget.model_fields_set if budget is not None else set()
     data = (defaults or PlannerDefaults()).fill(req.model_dump(), req.model_fields_set, budget_given)
     asked = from_mapping(PlanConfig, data)  # as asked, before any limit
-    if asked.temperature == 0 and asked.algorithm is not Algorithm.GREEDY and asked.width > 1:
+    widening = (Algorithm.BRANCH_COMMIT, Algorithm.SELF_CONSISTENCY)
+    redraws = asked.width > 1 or (asked.algorithm in widening and asked.budget.max_candidates > asked.width)
+    if asked.temperature == 0 and asked.algorithm is not Algorithm.GREEDY and redraws:
         raise InvalidRequest("temperature 0 makes every sampled candidate the same: use temperature > 0 to branch, "
-                         "or algorithm 'greedy' (or width 1)", param="temperature", code="greedy_branching")
+                             "or algorithm 'greedy' (or one candidate: width 1 and, for branch_commit and "
+                             "self_consistency, budget.max_candidates 1)", param="temperature",
+                             code="greedy_branching")
     _lower(data, req.model_fields_set, params(PlanConfig), settings, "")
     if isinstance(data.get("budget"), Mapping):
         _lower(data["budget"], budget_given, params(Budget), settings, "budget.")
     config = from_mapping(PlanConfig, data)
-    widening = (Algorithm.BRANCH_COMMIT, Algorithm.SELF_CONSISTENCY)
     if config.algorithm not in widening or largest_round(config) <= settings.max_n:
         return config
     if "width_growth" not in req.model_fields_set and "max_candidates" not in budget_given:

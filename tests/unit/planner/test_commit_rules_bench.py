@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from planner.format import CONFIDENCE_STOP, parse_turn
+from planner.votes import vote_key
 from planner.search import Algorithm, Budget, PlanConfig, Sample, SampleBatch, TextSampler, plan
 from reference import data
 from reference import numberreach as env
@@ -131,3 +132,30 @@ def test_novelty_stop_ends_widening_once_the_model_repeats_itself() -> None:
     assert len(bench.branch_commit(2, 0.9, 16, novelty=0.0)(repeating)) == 2  # "a", "a": nothing new
     assert len(bench.branch_commit(2, 0.9, 16, novelty=0.0)(novel)) == 16  # every plan new: up to the cap
     assert len(bench.branch_commit(2, 0.9, 16)(repeating)) == 16  # off by default
+
+
+@pytest.mark.parametrize(("width", "growth", "threshold", "cap"),
+                         [(2, 2, 0.6, 14), (2, 1, 0.5, 8), (3, 2, 0.8, 15), (8, 1, 0.0, 8), (2, 2, 1.0, 14)])
+def test_self_consistency_replay_matches_the_planner(width: int, growth: int, threshold: float, cap: int) -> None:
+    rng = random.Random(width * 10 + cap)
+    starts = env.start_states(heldout=True)
+    commits = 0
+    for _ in range(30):
+        start = rng.choice(starts)
+        state = env.State(start.x, start.t, rng.randint(1, 6))
+        turns = recorded(state, 16, rng)
+        cfg = PlanConfig(algorithm=Algorithm.SELF_CONSISTENCY, width=width, width_growth=growth,
+                         commit_threshold=threshold, budget=Budget(max_candidates=cap, max_tokens=100_000),
+                         max_tokens_per_turn=1000)
+        result = asyncio.run(plan(Replay(turns), data.prompt_for(state), cfg))
+        d = [bench.Drawn(x.confidence, x.has_action, x.problems, x.op, x.span_tokens, x.turn_tokens,
+                         vote=vote_key(parse_turn(t).action)) for x, t in zip(drawn(turns), turns, strict=True)]
+        used = bench.self_consistency(width, threshold, cap, growth=growth)(d)
+        pick = bench.voted(used)
+        assert result.chosen is not None and action_op(result.chosen.turn) == pick.op
+        assert result.usage.candidates == len(used)
+        assert result.usage.completion_tokens == sum(x.turn_tokens for x in used)
+        assert result.usage.engine_calls == bench.rounds([bench.Row(state, {}, d)], width, threshold, cap, growth,
+                                                         voting=True)
+        commits += result.decision.value == "commit"
+    assert commits or threshold == 1.0  # a share of 1.0 commits only on unanimity

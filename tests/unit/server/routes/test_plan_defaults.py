@@ -38,8 +38,8 @@ async def test_a_plan_that_names_nothing_gets_branch_commits_measured_defaults()
         assert r.status_code == 200, r.text
         assert r.json()["algorithm"] == "branch_commit"
         bc = MEASURED[Algorithm.BRANCH_COMMIT]
-        assert (bc["width"], bc["width_growth"], bc["budget"]["max_candidates"]) == (2, 2, 14)
-        assert rounds(engine) == [2, 4, 8, 1]  # 2, 4, 8 spans (14), then the best one continued
+        assert (bc["width"], bc["width_growth"], bc["budget"]["max_candidates"]) == (1, 2, 15)
+        assert rounds(engine) == [1, 2, 4, 8, 1]  # 1, 2, 4, 8 spans (15), then the best one continued
         engine.requests.clear()
         asked = await client.post("/v1/plan", json={"prompt": "obs", "width": 4, "budget": {"max_candidates": 8}})
         assert asked.status_code == 200 and rounds(engine) == [4, 4, 1]  # what is given wins; growth stays 2: 4, 8→4
@@ -50,8 +50,8 @@ async def test_the_defaults_fit_a_small_max_n_instead_of_refusing_a_request_that
     async with running_app(engine, max_n=4, warmup=False) as client:
         r = await client.post("/v1/plan", json={"prompt": "obs"})
         assert r.status_code == 200, r.text
-        # the largest default cap whose rounds fit: 2, 4, then the last cut to 4 (10), not a 400
-        assert rounds(engine) == [2, 4, 4, 1] and r.json()["usage"]["candidates"] == 10
+        # the largest default cap whose rounds fit: 1, 2, 4, then the last cut to 4 (11), not a 400
+        assert rounds(engine) == [1, 2, 4, 4, 1] and r.json()["usage"]["candidates"] == 11
 
 
 async def test_the_models_planner_json_wins_over_the_measured_defaults_and_is_shown(tmp_path: Path) -> None:
@@ -67,6 +67,7 @@ async def test_the_models_planner_json_wins_over_the_measured_defaults_and_is_sh
         assert card["planner"]["source"] == str(base / "planner.json")
         assert card["planner"]["algorithms"]["branch_commit"] == {
             "width": 3, "width_growth": 1, "commit_threshold": 0.5, "budget": {"max_candidates": 6}}
+        assert card["planner"]["algorithms"]["self_consistency"] == MEASURED[Algorithm.SELF_CONSISTENCY]
         plan = await client.post("/v1/plan", json={"prompt": "obs"})
         assert plan.json()["algorithm"] == "self_consistency"
         engine.requests.clear()
