@@ -110,10 +110,12 @@ class Engine(Protocol):
     def decode(self, ids: Sequence[int]) -> str:
         """Token ids as text, the way generated texts show them (special tokens left out)."""
 
-    def render_chat(self, messages: Sequence[dict[str, Any]],
-                    tools: Sequence[dict[str, Any]] | None = None) -> list[int]:
+    def render_chat(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None,
+                    *, continue_final: bool = False, generation_prompt: bool = True) -> list[int]:
         """The chat template's prompt as token ids (``tools``: OpenAI tool definitions, for templates that use
-        them): every chat, response and plan is rendered once, here."""
+        them): every chat, response and plan is rendered once, here. ``continue_final``: the last message (the
+        assistant's) is left open for the model to continue, no new turn begun (vLLM's
+        ``continue_final_message``); ``generation_prompt`` False: no new turn begun either."""
         ...
 
     def check_request(self, request: GenerationRequest) -> None:

@@ -65,7 +65,8 @@ class ScriptedEngine(EngineLifecycle):
     def decode(self, ids: Sequence[int]) -> str:
         return "".join(chr(i) for i in ids)
 
-    def _chat_text(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None) -> str:
+    def _chat_text(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None,
+                   continue_final: bool = False, generation_prompt: bool = True) -> str:
         parts = [f"tools: {', '.join(t['function']['name'] for t in tools)}\n"] if tools else []
         for m in messages:
             content = m.get("content") or ""
@@ -75,11 +76,13 @@ class ScriptedEngine(EngineLifecycle):
                             for c in m.get("tool_calls") or [])
             answers = f" (to {m['tool_call_id']})" if m.get("tool_call_id") else ""
             parts.append(f"{m['role']}{answers}: {content}{calls}\n")
-        return "".join(parts) + "assistant: "
+        if continue_final:  # the last message left open, as a template's continue_final_message leaves it
+            return "".join(parts)[:-1]
+        return "".join(parts) + ("assistant: " if generation_prompt else "")
 
-    def render_chat(self, messages: Sequence[dict[str, Any]],
-                    tools: Sequence[dict[str, Any]] | None = None) -> list[int]:
-        return self.encode(self._chat_text(messages, tools))
+    def render_chat(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None,
+                    *, continue_final: bool = False, generation_prompt: bool = True) -> list[int]:
+        return self.encode(self._chat_text(messages, tools, continue_final, generation_prompt))
 
     def _complete(self, prompt: str, index: int, request: GenerationRequest) -> tuple[str, str, str | None]:
         """(text, finish_reason, stop_reason) as vLLM would give them: the earliest stop string within

@@ -269,7 +269,8 @@ class VllmEngine(EngineLifecycle):
         # as vLLM's output texts: special tokens left out, spaces not "cleaned up"
         return str(self._tokenizer.decode(list(ids), skip_special_tokens=True, clean_up_tokenization_spaces=False))
 
-    def _chat_text(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None) -> str:
+    def _chat_text(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None,
+                   continue_final: bool = False, generation_prompt: bool = True) -> str:
         own = getattr(self._tokenizer, "chat_template", None)
         # a checkpoint may name several templates (e.g. "default" and "tool_use"): the tokenizer picks one
         template = self._tokenizer.get_chat_template(None, list(tools) if tools else None) if own else \
@@ -278,15 +279,16 @@ class VllmEngine(EngineLifecycle):
             messages, tools = with_tools_block(messages, tools), None
         try:
             return str(self._tokenizer.apply_chat_template(
-                list(messages), tokenize=False, add_generation_prompt=True, chat_template=template,
-                tools=list(tools) if tools else None,
+                list(messages), tokenize=False, add_generation_prompt=generation_prompt and not continue_final,
+                chat_template=template, tools=list(tools) if tools else None, continue_final_message=continue_final,
             ))
         except Exception as exc:  # a template error is the request's fault, not ours
             raise EngineRequestError(f"the chat template cannot render these messages: {exc}") from exc
 
-    def render_chat(self, messages: Sequence[dict[str, Any]],
-                    tools: Sequence[dict[str, Any]] | None = None) -> list[int]:
-        return self.encode(self._chat_text(messages, tools), add_special_tokens=False)
+    def render_chat(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None,
+                    *, continue_final: bool = False, generation_prompt: bool = True) -> list[int]:
+        text = self._chat_text(messages, tools, continue_final, generation_prompt)
+        return self.encode(text, add_special_tokens=False)
 
     async def generate(self, request: GenerationRequest, request_id: str) -> AsyncIterator[GenerationChunk]:
         llm = self._require()

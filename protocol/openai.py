@@ -191,6 +191,21 @@ class ChatCompletionRequest(_Sampling, ToolFields):
     logprobs: bool = False
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     response_format: ResponseFormat | None = None
+    add_generation_prompt: bool = Field(default=True, description=(
+        "vLLM's extension: begin the assistant's turn after the messages (false: the template's text alone, as "
+        "with continue_final_message)."))
+    continue_final_message: bool = Field(default=False, description=(
+        "vLLM's extension: the last message, the assistant's, is continued where it stops instead of a new turn "
+        "(a prefill); needs add_generation_prompt false."))
+
+    @model_validator(mode="after")
+    def _continuation(self) -> ChatCompletionRequest:
+        if self.continue_final_message and self.add_generation_prompt:
+            raise ValueError("continue_final_message needs add_generation_prompt: false (a turn is either "
+                             "continued or begun)")
+        if self.continue_final_message and self.messages[-1].role != "assistant":
+            raise ValueError("continue_final_message continues the last message, which must be the assistant's")
+        return self
 
     @property
     def wanted_max_tokens(self) -> int | None:

@@ -120,7 +120,9 @@ class GenerationService:
         check_messages(req.messages)
         try:
             ids = self.engine.render_chat([m.as_template_dict() for m in req.messages],
-                                          tools.template_tools(req) if tools else None)
+                                          tools.template_tools(req) if tools else None,
+                                          continue_final=req.continue_final_message,
+                                          generation_prompt=req.add_generation_prompt)
         except EngineRequestError as exc:
             raise InvalidRequest(str(exc), param="messages") from exc
         logprobs = (req.top_logprobs or 0) if req.logprobs else None

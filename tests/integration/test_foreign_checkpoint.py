@@ -160,3 +160,21 @@ def test_a_plan_works_where_a_few_shot_prompt_gives_the_format(smol: ServerProce
     assert all(c["raw_confidence"] is not None for c in body["candidates"])
     assert body["action"] is not None and body["action"]["kind"] == "answer"  # continued from the span's tokens
     assert body["text"].count("</confidence><answer>") == 1 and body["problems"] == []
+
+
+def test_a_prefilled_assistant_message_is_continued_as_vllm_serves_it(smol: ServerProcess, smollm2: Path) -> None:
+    """its_hub continues an assistant-final conversation with ``add_generation_prompt: false`` and
+    ``continue_final_message: true`` (vLLM's chat extensions): the prompt is the template's, left open."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(smollm2)
+    messages = [*PARIS, {"role": "assistant", "content": "The capital of France is"}]
+    want = tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=False, continue_final_message=True)
+    want_ids = want["input_ids"] if isinstance(want, dict) else want
+    body = {"messages": messages, "max_tokens": 4, "temperature": 0, "add_generation_prompt": False,
+            "continue_final_message": True, "extra_body": {}}
+    out = post(smol, "chat/completions", body)
+    assert out["usage"]["prompt_tokens"] == len(want_ids)
+    assert "Paris" in (out["choices"][0]["message"]["content"] or "")
+    fresh = post(smol, "chat/completions", {"messages": messages, "max_tokens": 4, "temperature": 0})
+    assert fresh["usage"]["prompt_tokens"] > len(want_ids)  # closed, and a new assistant turn begun
