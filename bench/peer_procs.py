@@ -6,6 +6,8 @@ virtual environment (``scripts/peers-env.sh``), in front of our server with its 
   ``regex_patterns``: the vote is the pattern's first group, the action). It calls our chat endpoint
   ``budget`` times with n = 1, concurrently (32 at most per gateway), and forwards neither ``max_tokens``
   nor ``temperature``.
+- its_hub 1.2.0's library: ``AdaptiveSelfConsistency`` and ``BetaSelfConsistency`` (not in its gateway), behind
+  ``bench/peer_plugins/its_hub_library.py``'s small chat endpoint, in its_hub's environment, one key each.
 - optillm 0.4.0: ``optillm --base-url OUR/v1 --port P`` with ``OPENAI_API_KEY`` its key (and
   ``OPTILLM_API_KEY`` unset: set, it would switch to a local torch engine), started in
   ``bench/peer_plugins`` so that it loads our plugin from ``./optillm/plugins/`` (read once, at start).
@@ -27,6 +29,7 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 ITS_HUB = REPO / ".venv-peer-its-hub" / "bin" / "its-iaas"
 OPTILLM = REPO / ".venv-peer-optillm" / "bin" / "optillm"
+ITS_HUB_PYTHON = REPO / ".venv-peer-its-hub" / "bin" / "python"
 PLUGINS = REPO / "bench" / "peer_plugins"
 
 
@@ -39,6 +42,7 @@ def _free_port() -> int:
 @dataclass
 class Peers:
     its_hub: str = ""  # base URLs ("" when not started)
+    its_hub_lib: str = ""
     optillm: str = ""
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -90,7 +94,7 @@ def start_peers(kinds: set[str], server_url: str, model: str, keys: dict[str, st
     """Start the peers named in ``kinds`` (``its_hub``, ``optillm``) against ``server_url``; each uses the key
     of its method (``keys`` by method name)."""
     peers = Peers()
-    key_of = {m.kind: keys[m.name] for m in methods if m.kind in kinds}
+    key_of = {m.kind: keys[m.name] for m in methods if m.kind in kinds and m.kind != "its_hub_lib"}
     env = {k: v for k, v in os.environ.items() if k not in ("OPTILLM_API_KEY", "VIRTUAL_ENV", "PYTHONPATH")}
     try:
         if "its_hub" in kinds:
@@ -106,6 +110,19 @@ def start_peers(kinds: set[str], server_url: str, model: str, keys: dict[str, st
                 "alg": "self-consistency", "budget": budget, "regex_patterns": [pattern]})
             if r.status_code >= 400:
                 raise RuntimeError(f"its_hub /configure answered {r.status_code}: {r.text}")
+        if "its_hub_lib" in kinds:
+            port = _free_port()
+            log = work / "its_hub_library.log"
+            peers.procs["its_hub_lib"] = subprocess.Popen(
+                [str(ITS_HUB_PYTHON), str(PLUGINS / "its_hub_library.py"), "--port", str(port)], cwd=work, env=env,
+                stdout=log.open("wb"), stderr=subprocess.STDOUT)
+            peers.its_hub_lib = f"http://127.0.0.1:{port}"
+            _wait(f"{peers.its_hub_lib}/health", peers.procs["its_hub_lib"], log)
+            lib_keys = {m.body["alg"]: keys[m.name] for m in methods if m.kind == "its_hub_lib"}
+            r = httpx.post(f"{peers.its_hub_lib}/configure", timeout=30, json={
+                "endpoint": f"{server_url}/v1", "model": model, "pattern": pattern, "keys": lib_keys})
+            if r.status_code >= 400:
+                raise RuntimeError(f"its_hub's library endpoint /configure answered {r.status_code}: {r.text}")
         if "optillm" in kinds:
             port = _free_port()
             log = work / "optillm.log"

