@@ -40,7 +40,8 @@ PANELS: list[tuple[str, str, str, list[tuple[str, str]]]] = [
         ("engine generated", f"sum(rate(vllm:generation_tokens_total{M}[5m]))")]),
     ("Engine", "KV-cache use", "percentunit", [("KV cache", f"max(vllm:kv_cache_usage_perc{M})")]),
     ("Planner", "Plan decisions per second", "short", [
-        ("{{decision}}", f"sum by (decision) (rate(foresight_plan_decisions_total{I}[5m]))")]),
+        ("{{algorithm}} {{decision}}",
+         f"sum by (algorithm, decision) (rate(foresight_plan_decisions_total{I}[5m]))")]),
     ("Planner", "Plan depth and candidates (mean)", "short", [
         ("depth", f"sum(rate(foresight_plan_depth_sum{I}[5m])) / sum(rate(foresight_plan_depth_count{I}[5m]))"),
         ("candidates", f"sum(rate(foresight_plan_candidates_sum{I}[5m])) / "
