@@ -63,6 +63,9 @@ class Principal:
     tokens_per_minute: int | None = None
     role: str = "app"
     domains: tuple[str, ...] = ("*",)
+    priority_class: str = "interactive"
+    share_weight: float = 1.0
+    app: str | None = None  # the app it counts as: its key's sharing group, else its name
 
     @property
     def is_admin(self) -> bool:
@@ -130,7 +133,7 @@ class KeyRing:
 def principal_of(record: KeyRecord) -> Principal:
     """The principal of a stored key (whether it may still be used: :func:`usable`)."""
     return Principal(record.name, record.requests_per_minute, record.tokens_per_minute, record.role,
-                     record.domains)
+                     record.domains, record.priority_class, record.share_weight, record.app)
 
 
 def usable(record: KeyRecord) -> bool:

@@ -6,7 +6,15 @@ from typing import Any
 
 from fastapi import APIRouter, Path, Query
 
-from protocol.keys import KeyCreateRequest, KeyEventList, KeyInfo, KeyList, KeyRotateRequest, KeySecret
+from protocol.keys import (
+    KeyCreateRequest,
+    KeyEventList,
+    KeyInfo,
+    KeyList,
+    KeyRotateRequest,
+    KeySecret,
+    KeyUpdateRequest,
+)
 from protocol.openai import ErrorResponse
 from server.deps import KeysDep
 from server.guards import AdminDep
@@ -37,6 +45,12 @@ async def key_events(keys: KeysDep, _admin: AdminDep,
 async def rotate_key(keys: KeysDep, admin: AdminDep, body: KeyRotateRequest | None = None,
                      name: str = NAME) -> KeySecret:
     return await keys.rotate(name, (body or KeyRotateRequest()).grace_s, actor=admin.name)
+
+
+@router.patch("/keys/{name}", response_model=KeyInfo, responses={**_ERRORS, 404: {"model": ErrorResponse}})
+async def update_key(body: KeyUpdateRequest, keys: KeysDep, admin: AdminDep, name: str = NAME) -> KeyInfo:
+    """Change a key's class, share weight, sharing group, domains, limits or expiry without rotating its secret."""
+    return await keys.update(name, body, actor=admin.name)
 
 
 @router.delete("/keys/{name}", response_model=KeyInfo, responses={**_ERRORS, 404: {"model": ErrorResponse}})

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from protocol.keys import KeyCreateRequest, KeyEventInfo, KeyEventList, KeyInfo, KeyList, KeySecret
+from protocol.keys import (
+    KeyCreateRequest,
+    KeyEventInfo,
+    KeyEventList,
+    KeyInfo,
+    KeyList,
+    KeySecret,
+    KeyUpdateRequest,
+)
 from server.auth import display_prefix, generate_key, hash_key
 from server.services.audit import utc
 from server.services.errors import AlreadyExists, UnknownResource
@@ -15,7 +23,8 @@ from server.store import KeyExists, KeyRecord, Store
 def key_info(k: KeyRecord) -> KeyInfo:
     return KeyInfo(name=k.name, prefix=k.prefix, role=k.role, domains=list(k.domains), created_at=k.created_at,
                    expires_at=k.expires_at, revoked_at=k.revoked_at, requests_per_minute=k.requests_per_minute,
-                   tokens_per_minute=k.tokens_per_minute)
+                   tokens_per_minute=k.tokens_per_minute, priority_class=k.priority_class,
+                   share_weight=k.share_weight, sharing_group=k.sharing_group)
 
 
 class KeyService:
@@ -33,7 +42,8 @@ class KeyService:
             record = await self.store.create_key(
                 req.name, display_prefix(key), hash_key(key, self._secret), role=req.role, domains=req.domains,
                 requests_per_minute=req.requests_per_minute, tokens_per_minute=req.tokens_per_minute,
-                expires_at=expires, actor=actor)
+                expires_at=expires, actor=actor, priority_class=req.priority_class, share_weight=req.share_weight,
+                sharing_group=req.sharing_group)
         except KeyExists as exc:
             raise AlreadyExists(str(exc), param="name", code="key_exists") from None
         return KeySecret(key=key, info=key_info(record))
@@ -46,6 +56,17 @@ class KeyService:
             raise UnknownResource(f"no active key named {name!r}", param="name", code="key_not_found")
         self._on_change()
         return KeySecret(key=key, info=key_info(record))
+
+    async def update(self, name: str, req: KeyUpdateRequest, actor: str | None) -> KeyInfo:
+        """Change a key in place (its secret untouched); the key as it now is."""
+        changes = req.changes()
+        if "expires_at" in changes:
+            changes["expires_at"] = utc(changes["expires_at"], "expires_at")
+        record = await self.store.update_key(name, changes, actor=actor)
+        if record is None:
+            raise UnknownResource(f"no active key named {name!r}", param="name", code="key_not_found")
+        self._on_change()
+        return key_info(record)
 
     async def revoke(self, name: str, actor: str | None) -> KeyInfo:
         """Revoke; the key as it now is (with ``revoked_at``)."""

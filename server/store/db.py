@@ -246,11 +246,13 @@ class Store(AuditQueries, UsageQueries, MapQueries, ModelEventQueries):
     async def create_key(self, name: str, prefix: str, key_hash: str, *, requests_per_minute: int | None = None,
                          tokens_per_minute: int | None = None, role: str = "app",
                          domains: Sequence[str] | None = None, expires_at: dt.datetime | None = None,
-                         actor: str | None = None) -> KeyRecord:
+                         actor: str | None = None, priority_class: str = "interactive", share_weight: float = 1.0,
+                         sharing_group: str | None = None) -> KeyRecord:
         """A new key; ``domains`` default to one named after the key. Logged as ``created``."""
         row = {"name": name, "prefix": prefix, "key_hash": key_hash, "created_at": _now(), "revoked_at": None,
                "requests_per_minute": requests_per_minute, "tokens_per_minute": tokens_per_minute, "role": role,
-               "domains": list(domains) if domains else [name], "expires_at": expires_at}
+               "domains": list(domains) if domains else [name], "expires_at": expires_at,
+               "priority_class": priority_class, "share_weight": share_weight, "sharing_group": sharing_group}
         try:
             async with self._tx(write=True) as conn:
                 if (await conn.execute(select(api_keys.c.id).where(api_keys.c.name == name))).first():
@@ -300,6 +302,26 @@ class Store(AuditQueries, UsageQueries, MapQueries, ModelEventQueries):
             row = (await conn.execute(select(api_keys).where(api_keys.c.name == name))).mappings().first()
         return _key(row)
 
+    async def update_key(self, name: str, changes: dict[str, Any], actor: str | None = None) -> KeyRecord | None:
+        """Change an active key's ``UPDATABLE`` fields in place, its secret untouched; None when no active key
+        has that name. Logged as ``updated`` with each changed field's old and new value (nothing changed:
+        nothing logged)."""
+        unknown = set(changes) - set(UPDATABLE)
+        if unknown:
+            raise ValueError(f"not updatable: {sorted(unknown)}")
+        async with self._tx(write=True) as conn:
+            row = (await conn.execute(select(api_keys).where(api_keys.c.name == name,
+                                                             api_keys.c.revoked_at.is_(None)))).mappings().first()
+            if row is None:
+                return None
+            values = {k: list(v) if k == "domains" else v for k, v in changes.items()}
+            diff = {k: {"from": _plain(row[k]), "to": _plain(v)} for k, v in values.items() if row[k] != v}
+            if diff:
+                await conn.execute(update(api_keys).where(api_keys.c.name == name).values(**values))
+                await _log(conn, actor, "updated", name, diff)
+            row = (await conn.execute(select(api_keys).where(api_keys.c.name == name))).mappings().first()
+        return _key(row)
+
     async def revoke_key(self, name: str, actor: str | None = None) -> bool:
         """Revoke by name; False when no active key has that name. Logged as ``revoked``."""
         async with self._tx(write=True) as conn:
@@ -335,6 +357,19 @@ class KeyRecord:
     role: str = "app"
     domains: tuple[str, ...] = ("*",)
     expires_at: dt.datetime | None = None
+    priority_class: str = "interactive"
+    share_weight: float = 1.0
+    sharing_group: str | None = None
+
+    @property
+    def app(self) -> str:
+        """The app the key counts as: its sharing group, else its own name."""
+        return self.sharing_group or self.name
+
+
+# what ``update_key`` may change (the secret, name and role only by rotation, never, and a new key)
+UPDATABLE = ("priority_class", "share_weight", "sharing_group", "domains", "requests_per_minute",
+             "tokens_per_minute", "expires_at")
 
 
 @dataclass(frozen=True)
@@ -354,9 +389,16 @@ async def _log(conn: AsyncConnection, actor: str | None, action: str, name: str,
                                                   detail=detail))
 
 
+def _plain(value: Any) -> Any:
+    """A value as a JSON event detail keeps it (times as ISO 8601)."""
+    return value.isoformat() if isinstance(value, dt.datetime) else value
+
+
 def _key(row: Any) -> KeyRecord:
     return KeyRecord(row["name"], row["prefix"], row["created_at"], row["revoked_at"], row["requests_per_minute"],
-                     row["tokens_per_minute"], row["role"], tuple(row["domains"] or ()), row["expires_at"])
+                     row["tokens_per_minute"], row["role"], tuple(row["domains"] or ()), row["expires_at"],
+                     row.get("priority_class") or "interactive", float(row.get("share_weight") or 1.0),
+                     row.get("sharing_group"))
 
 
 def _plan(row: Any) -> PlanRecord:

@@ -114,6 +114,9 @@ api_keys = Table(
     Column("expires_at", UtcDateTime(), nullable=True),
     Column("previous_hash", String(64), nullable=True),  # the secret before a rotation, valid for a grace
     Column("previous_valid_until", UtcDateTime(), nullable=True),
+    Column("priority_class", String(16), nullable=False, server_default="interactive"),  # or "batch"
+    Column("share_weight", Float, nullable=False, server_default="1.0"),  # its app's share within its class
+    Column("sharing_group", String(128), nullable=True),  # the app it counts as (None: its own name)
 )
 
 key_events = Table(
@@ -122,7 +125,7 @@ key_events = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("at", UtcDateTime(), nullable=False),
     Column("actor", String(128), nullable=True),  # the admin key, or None for the command line
-    Column("action", String(32), nullable=False),  # created, rotated, revoked
+    Column("action", String(32), nullable=False),  # created, rotated, revoked, updated
     Column("key_name", String(128), nullable=False),
     Column("detail", JSON, nullable=True),
 )

@@ -42,3 +42,29 @@ def test_create_rotate_revoke_and_the_log(tmp_path: Path) -> None:
 def test_bad_flags_are_named(tmp_path: Path, args: tuple[str, ...], says: str) -> None:
     r = keys(tmp_path, "create", "--name", "x", *args)
     assert r.returncode == 2 and says in r.stderr
+
+
+def test_update_changes_a_key_in_place_and_logs_it(tmp_path: Path) -> None:
+    made = keys(tmp_path, "create", "--name", "reports", "--priority-class", "batch", "--sharing-group", "bi")
+    assert made.returncode == 0, made.stderr
+    assert "batch" in keys(tmp_path, "list").stdout
+    done = keys(tmp_path, "update", "reports", "--share-weight", "2.5", "--own-app", "--domains", "bi,ops")
+    assert done.returncode == 0, done.stderr
+    row = next(line for line in keys(tmp_path, "list").stdout.splitlines() if line.startswith("reports"))
+    assert "batch" in row and "2.5" in row and "bi,ops" in row
+    log = keys(tmp_path, "events").stdout.splitlines()
+    assert "updated" in log[-1] and "share_weight: 1.0 -> 2.5" in log[-1] and "sharing_group: bi -> None" in log[-1]
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (("update", "reports"), "nothing to change"),
+    (("update", "nobody", "--share-weight", "2"), "no active key named 'nobody'"),
+    (("update", "reports", "--share-weight", "0"), "--share-weight must be above 0"),
+    (("update", "reports", "--priority-class", "urgent"), "invalid choice"),
+    (("update", "reports", "--sharing-group", "x", "--own-app"), "not both"),
+    (("create", "--name", "x", "--sharing-group", "a b"), "--sharing-group must be"),
+])
+def test_bad_updates_are_cli_errors_naming_the_problem(tmp_path: Path, args: tuple[str, ...], says: str) -> None:
+    assert keys(tmp_path, "create", "--name", "reports").returncode == 0
+    out = keys(tmp_path, *args)
+    assert out.returncode != 0 and says in out.stderr

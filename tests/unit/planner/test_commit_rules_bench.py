@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from planner.format import CONFIDENCE_STOP, parse_turn
-from planner.votes import vote_key
 from planner.search import Algorithm, Budget, PlanConfig, Sample, SampleBatch, TextSampler, plan
+from planner.votes import vote_key
 from reference import data
 from reference import numberreach as env
 from reference.evaluate import action_op

@@ -153,3 +153,22 @@ async def test_usage_rows_are_per_key_day_and_model_and_add_up(store: Store) -> 
     rows = await store.usage_rows(key_name="app")
     assert [(r.model, r.requests, r.prompt_tokens, r.cost) for r in rows] == [("base", 1, 4, 0.0),
                                                                               ("shop", 5, 0, 0.75)]
+
+
+async def test_a_key_is_updated_in_place_and_each_change_logged(store: Store) -> None:
+    import datetime as dt
+
+    await store.create_key("shop", "fsk-abcd", "h1", domains=["shop"], priority_class="batch", share_weight=2.0)
+    until = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
+    key = await store.update_key("shop", {"sharing_group": "retail", "domains": ["shop", "returns"],
+                                          "expires_at": until, "share_weight": 2.0}, actor="ops")
+    assert key is not None and (key.app, key.domains, key.share_weight) == ("retail", ("shop", "returns"), 2.0)
+    assert key.expires_at is not None and key.expires_at.replace(tzinfo=dt.UTC) == until
+    [event, _created] = await store.key_events()
+    assert event.action == "updated" and event.actor == "ops" and event.detail is not None
+    assert set(event.detail) == {"sharing_group", "domains", "expires_at"}  # share_weight did not change
+    assert event.detail["expires_at"]["to"].startswith("2027-01-01")
+    with pytest.raises(ValueError, match="not updatable"):
+        await store.update_key("shop", {"key_hash": "stolen"})
+    await store.revoke_key("shop")
+    assert await store.update_key("shop", {"share_weight": 3.0}) is None
