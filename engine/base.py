@@ -42,6 +42,8 @@ class GenerationRequest:
     min_tokens: int = 0
     structured: StructuredOutput | None = None
     adapter: str | None = None  # a loaded LoRA adapter's name (None: the base alone)
+    # only requests with the same salt share prefix-cache blocks (vLLM's cache_salt; None: the shared cache)
+    cache_salt: str | None = None
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,7 @@ class EngineSampler:
     run: Run | None = None
     constrain_action: Constraint | None = None
     adapter: str | None = None
+    cache_salt: str | None = None  # every request's (the caller's app's: only its own calls share cache blocks)
 
     @staticmethod
     def prompt(ids: Sequence[int]) -> TokenPrompt:
@@ -155,7 +156,7 @@ class EngineSampler:
         request = GenerationRequest(ids, n=n, max_tokens=max_tokens, temperature=temperature, top_p=top_p,
                                     seed=seed, stop=tuple(stop), include_stop_str_in_output=True,
                                     structured=constrain(max_tokens) if constrain is not None else None,
-                                    adapter=self.adapter)
+                                    adapter=self.adapter, cache_salt=self.cache_salt)
         request_id = f"plan-{uuid.uuid4().hex}"
         if self.run is not None:
             return await self.run(request, request_id)

@@ -37,7 +37,8 @@ class ScriptedEngine(EngineLifecycle):
     ) -> None:
         self.script = script
         self.cache_block = cache_block  # > 0: report cached prompt tokens as a prefix cache of such blocks
-        self._seen: list[str] = []  # prompts and prompt + outputs, as a prefix cache keeps them
+        # prompts and prompt + outputs, as a prefix cache keeps them: per cache salt (only the same salt shares)
+        self._seen: dict[str | None, list[str]] = {}
         self.delay_s = delay_s
         self.start_delay_s = start_delay_s
         self._info = ModelInfo(name=name, path=path or f"/scripted/{name}", max_model_len=max_model_len, dtype="none")
@@ -106,9 +107,9 @@ class ScriptedEngine(EngineLifecycle):
         self.running.add(request_id)
         prompt = self.decode(request.prompt_token_ids)
         outs = [self._complete(prompt, i, request) for i in range(request.n)]
-        cached = self._cached(prompt)
+        cached = self._cached(prompt, request.cache_salt)
         if self.cache_block:
-            self._seen.extend([prompt, *(prompt + text for text, _, _ in outs)])
+            self._seen.setdefault(request.cache_salt, []).extend([prompt, *(prompt + text for text, _, _ in outs)])
         try:
             longest = max((len(t) for t, _, _ in outs), default=0)
             for pos in range(max(longest, 1)):
@@ -136,14 +137,14 @@ class ScriptedEngine(EngineLifecycle):
         finally:
             self.running.discard(request_id)
 
-    def _cached(self, prompt: str) -> int:
-        """Whole blocks of ``prompt`` an earlier prompt or output began with (never the last token: an
-        engine computes at least one)."""
+    def _cached(self, prompt: str, salt: str | None = None) -> int:
+        """Whole blocks of ``prompt`` an earlier prompt or output of the same cache salt began with (never the
+        last token: an engine computes at least one)."""
         if not self.cache_block:
             return 0
         best = max((next((i for i, (a, b) in enumerate(zip(prompt, s, strict=False)) if a != b), min(len(prompt),
                                                                                                      len(s)))
-                    for s in self._seen), default=0)
+                    for s in self._seen.get(salt, [])), default=0)
         return min(best, len(prompt) - 1) // self.cache_block * self.cache_block
 
     def check_request(self, request: GenerationRequest) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from vllm import AsyncEngineArgs, SamplingParams
 from vllm.config import StructuredOutputsConfig
+from vllm.inputs import TokensPrompt
 from vllm.lora.request import LoRARequest
 from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 from vllm.v1.engine.async_llm import AsyncLLM
@@ -299,7 +300,10 @@ class VllmEngine(EngineLifecycle):
         try:
             # rendered here (token ids need no tokenizing): a raw prompt would be processed in vLLM's thread
             # pool, a thread hop per request (py-spy: 18% of the server's busy time was in add_request)
-            (prompt,) = llm.renderer.render_cmpl([{"prompt_token_ids": list(request.prompt_token_ids)}])
+            tokens: TokensPrompt = {"prompt_token_ids": list(request.prompt_token_ids)}
+            if request.cache_salt:  # only requests with the same salt share prefix-cache blocks
+                tokens["cache_salt"] = request.cache_salt
+            (prompt,) = llm.renderer.render_cmpl([tokens])
         except _REQUEST_ERRORS as exc:
             raise EngineRequestError(str(exc)) from exc
         lora = None

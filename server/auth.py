@@ -102,6 +102,15 @@ class KeyRing:
         self._clock = clock
         self._cache: dict[str, tuple[float, Principal | None]] = {}
 
+    def cache_salt(self, principal: Principal) -> str | None:
+        """The prefix-cache salt of the caller's app (its key's sharing group, else its name), keyed with the
+        server secret so no client can compute another app's: only requests of one app share cache blocks.
+        None with auth off (one trust domain: one shared cache). A client's own ``cache_salt`` is never used."""
+        app = principal.app or principal.name
+        if app is None:
+            return None
+        return hmac.new(self._secret, b"prefix-cache:" + app.encode(), hashlib.sha256).hexdigest()[:32]
+
     def forget_all(self) -> None:
         """Drop every verified key (after a revocation or rotation here: it takes effect at once)."""
         self._cache.clear()

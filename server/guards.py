@@ -54,6 +54,14 @@ async def account(request: Request, services: ServicesDep, principal: PrincipalD
         services.usage.request(principal.name, tokens.model if tokens is not None else state.get("model"))
 
 
+async def cache_salt(services: ServicesDep, principal: PrincipalDep) -> str | None:
+    """The salt every engine call of this request carries: its app's (:meth:`server.auth.KeyRing.cache_salt`)."""
+    return services.keyring.cache_salt(principal)
+
+
+CacheSaltDep = Annotated[str | None, Depends(cache_salt)]
+
+
 async def require_admin(principal: PrincipalDep) -> Principal:
     """The caller, if its key is an admin key; else 403."""
     if not principal.is_admin:

@@ -129,7 +129,7 @@ class PlanningService:
         return self.calibrations.of(served) if self.calibrations is not None else self.calibrator
 
     async def run(self, req: PlanInput, usage: TokenUsage | None = None,
-                  principal: Principal = ANONYMOUS) -> Planned:
+                  principal: Principal = ANONYMOUS, salt: str | None = None) -> Planned:
         """Plan for ``principal`` (in its domain: :func:`scoped`); the tokens spent are added to ``usage`` as
         they are spent, whether the plan ends or fails, and the response's ``usage`` is rendered from it."""
         usage = usage if usage is not None else TokenUsage()
@@ -137,7 +137,8 @@ class PlanningService:
         gen = self.generation
         served = usage.model = gen.models.resolve(req.model)
         sampler = EngineSampler(gen.engine, add_special_tokens=req.messages is None, run=metered(gen, usage),
-                                constrain_action=self.action_constraint(tools), adapter=gen.models.adapter(served))
+                                constrain_action=self.action_constraint(tools), adapter=gen.models.adapter(served),
+                                cache_salt=salt)
         prompt = self.render(req, tools, sampler)
         gen.check_prompt_length(len(prompt.ids), "messages" if req.messages is not None else "prompt")
         result = await self.search(sampler, prompt, config, self.calibrator_of(served))

@@ -1,0 +1,54 @@
+"""A prefix cache per app on vLLM itself (CPU, the reference model): app B, sending app A's prompt, is told 0 cached
+tokens on chat, completions and plans, while A's own repeat is served from the cache (the positive control)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import REFERENCE_MODEL
+from tests.integration.server_process import ServerProcess, start_server
+
+# a long history (whole blocks of it can be cached), in the reference model's own words
+PROMPT = "".join(f"<information>x={x} target=90 steps=6</information>\n" for x in range(2, 14))
+
+
+@pytest.fixture(scope="module")
+def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, dict[str, dict[str, str]]]]:
+    srv = start_server(REFERENCE_MODEL, tmp_path_factory.mktemp("salt-server"),
+                       env={"FORESIGHT_AUTH_ENABLED": "true", "FORESIGHT_BLOCK_SIZE": "16"})
+    auth = {}
+    for name in ("alpha", "beta"):
+        made = srv.cli("keys", "create", "--name", name)
+        assert made.returncode == 0, made.stderr
+        auth[name] = {"authorization": f"Bearer {made.stdout.strip()}"}
+    yield srv, auth
+    srv.stop()
+
+
+def cached(body: dict[str, Any]) -> int:
+    return int(body["usage"]["prompt_tokens_details"]["cached_tokens"])
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/v1/completions", {"model": "foresight-numberreach", "prompt": PROMPT, "max_tokens": 4}),
+    ("/v1/chat/completions", {"model": "foresight-numberreach", "messages": [{"role": "user", "content": PROMPT}],
+                              "max_tokens": 4}),
+    ("/v1/plan", {"prompt": PROMPT, "algorithm": "best_of_n", "width": 2, "max_tokens_per_turn": 64}),
+])
+def test_another_app_gets_no_cached_tokens_its_own_repeat_does(keyed: tuple[ServerProcess, dict[str, dict[str, str]]],
+                                                              path: str, body: dict[str, Any]) -> None:
+    srv, auth = keyed
+
+    def post(who: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        r = httpx.post(f"{srv.url}{path}", json={**body, **(extra or {})}, headers=auth[who], timeout=120)
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    first = post("alpha")
+    assert first["usage"]["prompt_tokens"] > 64
+    assert cached(post("beta", {"cache_salt": "anything"})) == 0  # a client's own salt changes nothing
+    assert cached(post("alpha")) >= 48  # the positive control: whole blocks of its own prompt
