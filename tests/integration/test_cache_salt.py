@@ -12,14 +12,17 @@ import pytest
 from tests.conftest import REFERENCE_MODEL
 from tests.integration.server_process import ServerProcess, start_server
 
-# a long history (whole blocks of it can be cached), in the reference model's own words
-PROMPT = "".join(f"<information>x={x} target=90 steps=6</information>\n" for x in range(2, 14))
+
+def history(target: int) -> str:
+    """A long history (whole blocks of it can be cached), in the reference model's own words; one target per
+    case, so that no case finds another's blocks (the chat template renders the same text as the raw prompt)."""
+    return "".join(f"<information>x={x} target={target} steps=6</information>\n" for x in range(2, 14))
 
 
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, dict[str, dict[str, str]]]]:
     srv = start_server(REFERENCE_MODEL, tmp_path_factory.mktemp("salt-server"),
-                       env={"FORESIGHT_AUTH_ENABLED": "true", "FORESIGHT_BLOCK_SIZE": "16"})
+                       env={"FORESIGHT_AUTH_ENABLED": "true", "FORESIGHT_BLOCK_SIZE": "32"})
     auth = {}
     for name in ("alpha", "beta"):
         made = srv.cli("keys", "create", "--name", name)
@@ -34,10 +37,10 @@ def cached(body: dict[str, Any]) -> int:
 
 
 @pytest.mark.parametrize(("path", "body"), [
-    ("/v1/completions", {"model": "foresight-numberreach", "prompt": PROMPT, "max_tokens": 4}),
-    ("/v1/chat/completions", {"model": "foresight-numberreach", "messages": [{"role": "user", "content": PROMPT}],
-                              "max_tokens": 4}),
-    ("/v1/plan", {"prompt": PROMPT, "algorithm": "best_of_n", "width": 2, "max_tokens_per_turn": 64}),
+    ("/v1/completions", {"model": "foresight-numberreach", "prompt": history(90), "max_tokens": 4}),
+    ("/v1/chat/completions", {"model": "foresight-numberreach",
+                              "messages": [{"role": "user", "content": history(91)}], "max_tokens": 4}),
+    ("/v1/plan", {"prompt": history(92), "algorithm": "best_of_n", "width": 2, "max_tokens_per_turn": 64}),
 ])
 def test_another_app_gets_no_cached_tokens_its_own_repeat_does(keyed: tuple[ServerProcess, dict[str, dict[str, str]]],
                                                               path: str, body: dict[str, Any]) -> None:
@@ -51,4 +54,4 @@ def test_another_app_gets_no_cached_tokens_its_own_repeat_does(keyed: tuple[Serv
     first = post("alpha")
     assert first["usage"]["prompt_tokens"] > 64
     assert cached(post("beta", {"cache_salt": "anything"})) == 0  # a client's own salt changes nothing
-    assert cached(post("alpha")) >= 48  # the positive control: whole blocks of its own prompt
+    assert cached(post("alpha")) >= 32  # the positive control: whole blocks of its own prompt

@@ -169,8 +169,9 @@ def test_a_prefilled_assistant_message_is_continued_as_vllm_serves_it(smol: Serv
 
     tok = AutoTokenizer.from_pretrained(smollm2)
     messages = [*PARIS, {"role": "assistant", "content": "The capital of France is"}]
-    want = tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=False, continue_final_message=True)
-    want_ids = want["input_ids"] if isinstance(want, dict) else want
+    text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=False, continue_final_message=True)
+    assert text.endswith("The capital of France is")
+    want_ids = tok(text, add_special_tokens=False)["input_ids"]
     body = {"messages": messages, "max_tokens": 4, "temperature": 0, "add_generation_prompt": False,
             "continue_final_message": True, "extra_body": {}}
     out = post(smol, "chat/completions", body)
