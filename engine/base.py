@@ -44,6 +44,16 @@ class GenerationRequest:
     adapter: str | None = None  # a loaded LoRA adapter's name (None: the base alone)
     # only requests with the same salt share prefix-cache blocks (vLLM's cache_salt; None: the shared cache)
     cache_salt: str | None = None
+    priority: int = 0  # lower runs first (vLLM's priority scheduling; 0: interactive)
+
+
+@dataclass(frozen=True)
+class Tenancy:
+    """Whose a request is, as every engine call of it says so: its app's prefix-cache salt and its class's
+    engine priority (:func:`server.guards.tenancy` makes it from the caller's key)."""
+
+    cache_salt: str | None = None
+    priority: int = 0
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.base import Engine, GenerationRequest, StructuredOutput
+from engine.base import Engine, GenerationRequest, StructuredOutput, Tenancy
 from planner.format import ACTION_STOPS
 from planner.search import Sample, SampleBatch
 
@@ -84,7 +84,7 @@ class EngineSampler:
     run: Run | None = None
     constrain_action: Constraint | None = None
     adapter: str | None = None
-    cache_salt: str | None = None  # every request's (the caller's app's: only its own calls share cache blocks)
+    tenancy: Tenancy = field(default_factory=Tenancy)  # every request's salt and priority (its app's, class's)
 
     @staticmethod
     def prompt(ids: Sequence[int]) -> TokenPrompt:
@@ -156,7 +156,8 @@ class EngineSampler:
         request = GenerationRequest(ids, n=n, max_tokens=max_tokens, temperature=temperature, top_p=top_p,
                                     seed=seed, stop=tuple(stop), include_stop_str_in_output=True,
                                     structured=constrain(max_tokens) if constrain is not None else None,
-                                    adapter=self.adapter, cache_salt=self.cache_salt)
+                                    adapter=self.adapter, cache_salt=self.tenancy.cache_salt,
+                                    priority=self.tenancy.priority)
         request_id = f"plan-{uuid.uuid4().hex}"
         if self.run is not None:
             return await self.run(request, request_id)

@@ -79,6 +79,8 @@ class VllmEngineConfig:
     enable_lora: bool = False
     max_loras: int = 4
     max_lora_rank: int = 16
+    # "priority": the engine takes each request's priority (lower first) when it orders its waiting queue
+    scheduling_policy: str = "priority"
 
 
 def resolve_dtype(dtype: str, model: str, on_cpu: bool, reference_wna16: bool, native_bf16: bool = True) -> str:
@@ -193,6 +195,7 @@ class VllmEngine(EngineLifecycle):
             # xgrammar without free whitespace: with vLLM's default a tiny model ran a json_schema
             # answer's whitespace to max_tokens (DESIGN §5.1)
             structured_outputs_config=StructuredOutputsConfig(backend="xgrammar", disable_any_whitespace=True),
+            scheduling_policy=cfg.scheduling_policy,  # type: ignore[arg-type]
             **self._lora_args(),
         )
         self._llm = await asyncio.to_thread(AsyncLLM.from_engine_args, args)
@@ -312,7 +315,7 @@ class VllmEngine(EngineLifecycle):
             if lora is None:
                 raise EngineRequestError(f"no adapter named {request.adapter!r} is loaded")
         try:
-            async for out in llm.generate(prompt, params, request_id, lora_request=lora):
+            async for out in llm.generate(prompt, params, request_id, lora_request=lora, priority=request.priority):
                 yield GenerationChunk(
                     prompt_tokens=len(out.prompt_token_ids or request.prompt_token_ids),
                     deltas=[self._delta(o) for o in out.outputs],

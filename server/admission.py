@@ -29,27 +29,35 @@ async def _send_json(send: Send, status: int, body: dict[str, Any], headers: lis
 class Admission:
     """Counts the engine sequences that admitted requests hold, in all and per key; the queue is what runs
     beyond the engine's ``running`` slots. A request is admitted while its sequences fit in ``running +
-    queue`` (one that alone is larger is admitted when nothing else runs: it can never fit otherwise)."""
+    queue`` (one that alone is larger is admitted when nothing else runs: it can never fit otherwise). A batch
+    request also only while the batch class holds at most ``batch_share`` of the ``running`` slots: the rest
+    stays free for interactive work, which the engine's priority then runs first."""
 
-    def __init__(self, running: int, queue: int) -> None:
+    def __init__(self, running: int, queue: int, batch_share: float = 1.0) -> None:
         self.running = running
         self.capacity = running + queue
+        self.batch_cap = max(1, int(batch_share * running))
         self.active = 0
+        self.batch_active = 0
         self.by_key: dict[str, int] = {}
 
     @property
     def waiting(self) -> int:
         return max(0, self.active - self.running)
 
-    def admit(self, key: str, sequences: int) -> bool:
+    def admit(self, key: str, sequences: int, batch: bool = False) -> bool:
         if self.active and self.active + sequences > self.capacity:
             return False
+        if batch and self.batch_active and self.batch_active + sequences > self.batch_cap:
+            return False
         self.active += sequences
+        self.batch_active += sequences if batch else 0
         self.by_key[key] = self.by_key.get(key, 0) + sequences
         return True
 
-    def release(self, key: str, sequences: int) -> None:
+    def release(self, key: str, sequences: int, batch: bool = False) -> None:
         self.active -= sequences
+        self.batch_active -= sequences if batch else 0
         left = self.by_key.get(key, 0) - sequences
         if left > 0:
             self.by_key[key] = left

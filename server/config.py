@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     kv_cache_blocks: int | None = Field(default=None, ge=1, description=(
         "A fixed KV cache size in blocks (vLLM's num_gpu_blocks_override); default: what memory allows."))
     max_num_seqs: int = Field(default=64, ge=1, description="Most sequences the engine runs at once.")
+    scheduling_policy: Literal["priority", "fcfs"] = Field(default="priority", description=(
+        "How the engine orders its waiting requests: `priority` by each request's class (interactive before "
+        "batch, then first come), `fcfs` first come first served."))
+    batch_max_share: float = Field(default=0.5, gt=0, le=1, description=(
+        "The share of the engine's sequences (max_num_seqs) that requests of batch-class keys may hold at "
+        "once: the rest stays free for interactive work (past it, a batch request gets 429 batch_share_full)."))
     enforce_eager: bool = Field(default=True, description="Skip graph capture/compilation (faster start-up).")
     seed: int = Field(default=0, description="Engine seed.")
 

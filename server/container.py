@@ -63,7 +63,7 @@ def build_engine(settings: Settings) -> Engine:
         kv_cache_blocks=settings.kv_cache_blocks, block_size=settings.block_size, max_num_seqs=settings.max_num_seqs,
         enforce_eager=settings.enforce_eager, seed=settings.seed, log_stats=settings.metrics_enabled,
         adapters=tuple(settings.adapters.items()), enable_lora=settings.lora, max_loras=settings.max_loras,
-        max_lora_rank=settings.max_lora_rank,
+        max_lora_rank=settings.max_lora_rank, scheduling_policy=settings.scheduling_policy,
     )
 
 
@@ -232,7 +232,7 @@ def build_services(settings: Settings, engine: Engine | None = None,
     calibration = Calibrations(lambda model: CalibrationService(
         store, model, metrics, policy=policy, refit_interval_s=settings.calibration_refit_interval_s,
     ), settings.model_name)
-    admission = Admission(settings.max_num_seqs, settings.max_queue)
+    admission = Admission(settings.max_num_seqs, settings.max_queue, settings.batch_max_share)
     try:
         power = detect_power(settings.power_source)
     except RuntimeError as exc:  # power_source=nvml where NVML is not usable: a setting to fix, not a crash

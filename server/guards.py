@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from engine.base import Tenancy
 from server.auth import ANONYMOUS, Principal
 from server.deps import ServicesDep
 from server.errors import Forbidden, TooManyRequests, Unauthorized
@@ -54,12 +55,17 @@ async def account(request: Request, services: ServicesDep, principal: PrincipalD
         services.usage.request(principal.name, tokens.model if tokens is not None else state.get("model"))
 
 
-async def cache_salt(services: ServicesDep, principal: PrincipalDep) -> str | None:
-    """The salt every engine call of this request carries: its app's (:meth:`server.auth.KeyRing.cache_salt`)."""
-    return services.keyring.cache_salt(principal)
+# the engine priority of each class (vLLM runs lower first)
+PRIORITY = {"interactive": 0, "batch": 10}
 
 
-CacheSaltDep = Annotated[str | None, Depends(cache_salt)]
+async def tenancy(services: ServicesDep, principal: PrincipalDep) -> Tenancy:
+    """What every engine call of this request carries: its app's prefix-cache salt
+    (:meth:`server.auth.KeyRing.cache_salt`) and its key's class's engine priority."""
+    return Tenancy(services.keyring.cache_salt(principal), PRIORITY.get(principal.priority_class, 0))
+
+
+TenancyDep = Annotated[Tenancy, Depends(tenancy)]
 
 
 async def require_admin(principal: PrincipalDep) -> Principal:
@@ -90,14 +96,20 @@ def admission(count: SequenceCount) -> Any:
         admission = services.admission
         sequences = min(count(body, services.settings.max_n), admission.capacity)
         key = principal.name or ANONYMOUS_KEY
-        if not admission.admit(key, sequences):
+        batch = principal.priority_class == "batch"
+        if not admission.admit(key, sequences, batch):
+            if batch and admission.active + sequences <= admission.capacity:
+                raise TooManyRequests(f"batch-class keys hold {admission.batch_active} of the engine's "
+                                      f"{admission.running} sequences, their share (batch_max_share) is "
+                                      f"{admission.batch_cap}; retry shortly", retry_after=1,
+                                      code="batch_share_full")
             raise TooManyRequests(f"the server is at capacity ({admission.running} sequences running, "
                                   f"{admission.capacity - admission.running} queued); retry shortly",
                                   retry_after=1, code="queue_full")
         try:
             yield
         finally:
-            admission.release(key, sequences)
+            admission.release(key, sequences, batch)
 
     admitted.admission = True  # type: ignore[attr-defined]  # (how tests find it in a route's dependencies)
     return Depends(admitted)

@@ -19,7 +19,7 @@ from protocol.openai import (
 from server.admission import chat_sequences, completion_sequences
 from server.cancellation import with_cancellation
 from server.deps import GenerationDep, ModelsDep, TokensDep
-from server.guards import CacheSaltDep, admission
+from server.guards import TenancyDep, admission
 from server.services.response_bodies import PLAIN_CHAT, chat_response, completion_response
 from server.services.tools import Tools
 from server.streaming import stream_chat, stream_completion
@@ -35,9 +35,9 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
              dependencies=[admission(chat_sequences)])
 @with_cancellation
 async def chat_completions(body: ChatCompletionRequest, request: Request, gen: GenerationDep,
-                           usage: TokensDep, salt: CacheSaltDep) -> Response:
+                           usage: TokensDep, tenancy: TenancyDep) -> Response:
     tools = Tools.of(body)
-    greq = gen.prepare_chat(body, tools, salt)
+    greq = gen.prepare_chat(body, tools, tenancy)
     rid = new_id("chatcmpl")
     model = usage.model = gen.models.resolve(body.model)
     if body.stream:
@@ -53,8 +53,8 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, gen: G
              dependencies=[admission(completion_sequences)])
 @with_cancellation
 async def completions(body: CompletionRequest, request: Request, gen: GenerationDep, usage: TokensDep,
-                      salt: CacheSaltDep) -> Response:
-    greqs = gen.prepare_completion(body, salt)
+                      tenancy: TenancyDep) -> Response:
+    greqs = gen.prepare_completion(body, tenancy)
     rid = new_id("cmpl")
     model = usage.model = gen.models.resolve(body.model)
     if body.stream:

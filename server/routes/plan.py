@@ -9,7 +9,7 @@ from protocol.plan import PlanRequest, PlanResponse
 from server.admission import plan_sequences
 from server.cancellation import with_cancellation
 from server.deps import PlanningDep, RecorderDep, TokensDep
-from server.guards import CacheSaltDep, PrincipalDep, admission
+from server.guards import PrincipalDep, TenancyDep, admission
 
 router = APIRouter(prefix="/v1")
 
@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1")
              dependencies=[admission(plan_sequences)])
 @with_cancellation
 async def create_plan(body: PlanRequest, request: Request, planning: PlanningDep, usage: TokensDep,
-                      principal: PrincipalDep, recorder: RecorderDep, salt: CacheSaltDep) -> PlanResponse:
-    planned = await planning.run(body, usage, principal, salt)
+                      principal: PrincipalDep, recorder: RecorderDep, tenancy: TenancyDep) -> PlanResponse:
+    planned = await planning.run(body, usage, principal, tenancy)
     await recorder.record(planned, principal)
     return planned.response

@@ -12,7 +12,7 @@ from protocol.responses import ResponseObject, ResponsesRequest
 from server.admission import chat_sequences
 from server.cancellation import with_cancellation
 from server.deps import GenerationDep, TokensDep
-from server.guards import CacheSaltDep, admission
+from server.guards import TenancyDep, admission
 from server.responses_stream import stream_response
 from server.routes.openai import SSE_HEADERS
 from server.services.errors import InvalidRequest
@@ -28,11 +28,11 @@ router = APIRouter(prefix="/v1")
              dependencies=[admission(chat_sequences)])
 @with_cancellation
 async def create_response(body: ResponsesRequest, request: Request, gen: GenerationDep,
-                          usage: TokensDep, salt: CacheSaltDep) -> Response:
+                          usage: TokensDep, tenancy: TenancyDep) -> Response:
     chat = to_chat(body)
     try:
         tools = Tools.of(chat)
-        greq = gen.prepare_chat(chat, tools, salt)
+        greq = gen.prepare_chat(chat, tools, tenancy)
     except InvalidRequest as exc:  # named as the chat request names it: say it as this request does
         exc.param = responses_param(exc.param)
         raise

@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 
-from engine.base import Engine, GenerationChunk, GenerationRequest, TokenLogprob
+from engine.base import Engine, GenerationChunk, GenerationRequest, Tenancy, TokenLogprob
 from engine.errors import EngineDeadError, EngineRequestError
 from protocol.openai import ChatCompletionRequest, CompletionRequest, _Sampling
 from server.config import Settings
@@ -25,6 +25,7 @@ from server.services.tools import Tools, check_messages
 from server.services.usage import TokenUsage
 
 log = logging.getLogger("foresight.generation")
+SHARED = Tenancy()  # auth off, or a caller the service does not know: the shared cache, interactive
 
 
 @dataclass
@@ -78,7 +79,7 @@ class GenerationService:
                              param=param, code="context_length_exceeded")
 
     def _sampling(self, req: _Sampling, prompt_ids: list[int], max_tokens: int | None,
-                  default_max: int | None, logprobs: int | None, salt: str | None = None) -> GenerationRequest:
+                  default_max: int | None, logprobs: int | None, tenancy: Tenancy = SHARED) -> GenerationRequest:
         served = self.models.resolve(req.model)
         if req.unknown_fields:
             log.debug("ignoring unknown request fields: %s", ", ".join(req.unknown_fields))
@@ -112,13 +113,14 @@ class GenerationService:
             ignore_eos=req.ignore_eos,
             min_tokens=min(req.min_tokens, wanted),
             adapter=self.models.adapter(served),
-            cache_salt=salt,
+            cache_salt=tenancy.cache_salt,
+            priority=tenancy.priority,
         )
 
     def prepare_chat(self, req: ChatCompletionRequest, tools: Tools | None = None,
-                     salt: str | None = None) -> GenerationRequest:
-        """The engine request of a chat; ``tools``: the request's declared tools (:meth:`Tools.of`); ``salt``:
-        the caller's app's prefix-cache salt (:meth:`server.auth.KeyRing.cache_salt`)."""
+                     tenancy: Tenancy = SHARED) -> GenerationRequest:
+        """The engine request of a chat; ``tools``: the request's declared tools (:meth:`Tools.of`); ``tenancy``:
+        the caller's app's prefix-cache salt and its class's priority (:func:`server.guards.tenancy`)."""
         self.check_model(req.model)
         check_messages(req.messages)
         try:
@@ -131,7 +133,7 @@ class GenerationService:
         logprobs = (req.top_logprobs or 0) if req.logprobs else None
         if req.top_logprobs and not req.logprobs:
             raise InvalidRequest("top_logprobs needs logprobs: true", param="top_logprobs")
-        greq = self._sampling(req, ids, req.wanted_max_tokens, None, logprobs, salt)
+        greq = self._sampling(req, ids, req.wanted_max_tokens, None, logprobs, tenancy)
         structured = structured_output(req.response_format)
         required = tools.required_call(greq.max_tokens) if tools else None
         if required is not None and structured is not None:
@@ -147,7 +149,7 @@ class GenerationService:
             raise InvalidRequest(str(exc), param="tools" if required is not None else SCHEMA_PARAM) from exc
         return greq
 
-    def prepare_completion(self, req: CompletionRequest, salt: str | None = None) -> list[GenerationRequest]:
+    def prepare_completion(self, req: CompletionRequest, tenancy: Tenancy = SHARED) -> list[GenerationRequest]:
         self.check_model(req.model)
         prompts: list[list[int]]
         if isinstance(req.prompt, str):
@@ -159,7 +161,7 @@ class GenerationService:
             prompts = [list(req.prompt)]  # type: ignore[arg-type]
         else:
             prompts = [self.engine.encode(str(p)) for p in req.prompt]
-        return [self._sampling(req, ids, req.max_tokens, 16, req.logprobs, salt) for ids in prompts]
+        return [self._sampling(req, ids, req.max_tokens, 16, req.logprobs, tenancy) for ids in prompts]
 
     # ------------------------------------------------------------------ running
 

@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from engine.base import GenerationRequest
+from engine.base import GenerationRequest, Tenancy
 from engine.errors import EngineRequestError
 from engine.sampler import Constraint, EngineSampler, Run, TokenPrompt
 from planner.defaults import PlannerDefaults
@@ -31,7 +31,7 @@ from server.auth import ANONYMOUS, Principal
 from server.config import Settings
 from server.services.calibrations import Calibrations
 from server.services.errors import DeadlineExceeded, InvalidRequest, NotAllowed
-from server.services.generation import GenerationService
+from server.services.generation import SHARED, GenerationService
 from server.services.plan_response import plan_response
 from server.services.recorder import Planned
 from server.services.tools import Tools, check_messages
@@ -129,7 +129,7 @@ class PlanningService:
         return self.calibrations.of(served) if self.calibrations is not None else self.calibrator
 
     async def run(self, req: PlanInput, usage: TokenUsage | None = None,
-                  principal: Principal = ANONYMOUS, salt: str | None = None) -> Planned:
+                  principal: Principal = ANONYMOUS, tenancy: Tenancy = SHARED) -> Planned:
         """Plan for ``principal`` (in its domain: :func:`scoped`); the tokens spent are added to ``usage`` as
         they are spent, whether the plan ends or fails, and the response's ``usage`` is rendered from it."""
         usage = usage if usage is not None else TokenUsage()
@@ -138,7 +138,7 @@ class PlanningService:
         served = usage.model = gen.models.resolve(req.model)
         sampler = EngineSampler(gen.engine, add_special_tokens=req.messages is None, run=metered(gen, usage),
                                 constrain_action=self.action_constraint(tools), adapter=gen.models.adapter(served),
-                                cache_salt=salt)
+                                tenancy=tenancy)
         prompt = self.render(req, tools, sampler)
         gen.check_prompt_length(len(prompt.ids), "messages" if req.messages is not None else "prompt")
         result = await self.search(sampler, prompt, config, self.calibrator_of(served))

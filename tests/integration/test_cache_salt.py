@@ -1,5 +1,6 @@
 """A prefix cache per app on vLLM itself (CPU, the reference model): app B, sending app A's prompt, is told 0 cached
-tokens on chat, completions and plans, while A's own repeat is served from the cache (the positive control)."""
+tokens on chat, completions and plans, while A's own repeat is served from the cache (the positive control); and
+a batch-class key's requests run at the engine's lower priority (vLLM's priority scheduling takes them)."""
 
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProc
     srv = start_server(REFERENCE_MODEL, tmp_path_factory.mktemp("salt-server"),
                        env={"FORESIGHT_AUTH_ENABLED": "true", "FORESIGHT_BLOCK_SIZE": "32"})
     auth = {}
-    for name in ("alpha", "beta"):
-        made = srv.cli("keys", "create", "--name", name)
+    for name, extra in (("alpha", ()), ("beta", ()), ("bulk", ("--priority-class", "batch"))):
+        made = srv.cli("keys", "create", "--name", name, *extra)
         assert made.returncode == 0, made.stderr
         auth[name] = {"authorization": f"Bearer {made.stdout.strip()}"}
     yield srv, auth
@@ -55,3 +56,12 @@ def test_another_app_gets_no_cached_tokens_its_own_repeat_does(keyed: tuple[Serv
     assert first["usage"]["prompt_tokens"] > 64
     assert cached(post("beta", {"cache_salt": "anything"})) == 0  # a client's own salt changes nothing
     assert cached(post("alpha")) >= 32  # the positive control: whole blocks of its own prompt
+
+
+def test_a_batch_keys_requests_run_at_the_engines_lower_priority(
+        keyed: tuple[ServerProcess, dict[str, dict[str, str]]]) -> None:
+    srv, auth = keyed
+    for path, body in (("/v1/completions", {"model": "foresight-numberreach", "prompt": history(93), "max_tokens": 4}),
+                       ("/v1/plan", {"prompt": history(93), "algorithm": "branch_commit"})):
+        r = httpx.post(f"{srv.url}{path}", json=body, headers=auth["bulk"], timeout=120)
+        assert r.status_code == 200, r.text

@@ -91,3 +91,17 @@ async def test_an_unauthenticated_request_is_401_before_admission_counts_it() ->
         admission = services_of(client.app).admission  # type: ignore[attr-defined]
         r = await client.post("/v1/completions", json={"prompt": "x", "max_tokens": 2})
         assert r.status_code == 401 and admission.active == 0 and admission.by_key == {}
+
+
+def test_the_batch_class_holds_at_most_its_share_of_the_running_slots() -> None:
+    a = Admission(running=8, queue=8, batch_share=0.5)  # batch may hold 4 of the 8 running slots
+    assert a.batch_cap == 4
+    assert a.admit("bulk", 3, batch=True) and not a.admit("bulk", 2, batch=True)
+    assert a.admit("bulk", 1, batch=True) and not a.admit("bulk2", 1, batch=True)
+    assert a.admit("chat", 8) and a.admit("chat", 4)  # interactive work still finds room, up to the queue
+    assert not a.admit("chat", 1)  # 16 of 16: full
+    a.release("bulk", 3, batch=True)
+    assert a.batch_active == 1 and not a.admit("bulk", 4, batch=True)  # 1 + 4 is past the share
+    assert a.admit("bulk", 3, batch=True) and a.batch_active == 4 and a.active == 16
+    solo = Admission(running=4, queue=0, batch_share=0.25)
+    assert solo.batch_cap == 1 and solo.admit("bulk", 3, batch=True)  # alone, an oversized batch request runs
