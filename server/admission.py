@@ -11,7 +11,9 @@ Retry-After past it, before any work is done. Each generating route says how its
 from __future__ import annotations
 
 import json
-from collections.abc import MutableMapping
+import time
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 from server.access_log import ASGIApp, HttpMiddleware, Receive, Scope, Send
@@ -26,43 +28,105 @@ async def _send_json(send: Send, status: int, body: dict[str, Any], headers: lis
     await send({"type": "http.response.body", "body": payload})
 
 
-class Admission:
-    """Counts the engine sequences that admitted requests hold, in all and per key; the queue is what runs
-    beyond the engine's ``running`` slots. A request is admitted while its sequences fit in ``running +
-    queue`` (one that alone is larger is admitted when nothing else runs: it can never fit otherwise). A batch
-    request also only while the batch class holds at most ``batch_share`` of the ``running`` slots: the rest
-    stays free for interactive work, which the engine's priority then runs first."""
+@dataclass(frozen=True)
+class Claim:
+    """What one request asks of admission: its engine sequences, whose they are (key, app, class) and its app's
+    share weight within the class."""
 
-    def __init__(self, running: int, queue: int, batch_share: float = 1.0) -> None:
+    key: str
+    sequences: int
+    app: str = ""
+    batch: bool = False
+    weight: float = 1.0
+
+    @property
+    def slot(self) -> tuple[bool, str]:
+        return self.batch, self.app or self.key
+
+
+class Admission:
+    """Counts the engine sequences that admitted requests hold, in all, per key and per (class, app); the queue is
+    what runs beyond the engine's ``running`` slots. :meth:`admit` says why a request does not fit, or None:
+
+    - ``queue_full``: its sequences do not fit in ``running + queue`` (one that alone is larger is admitted when
+      nothing else runs: it can never fit otherwise);
+    - ``batch_share_full``: a batch request past ``batch_share`` of the ``running`` slots (the rest stays free
+      for interactive work, which the engine's priority then runs first);
+    - ``fair_share_full``: while another app of its class is active (holds sequences, or was refused within
+      ``recent_s``), an app holds at most ``weight / the active apps' weights summed`` of its class's slots
+      (``running``, or the batch share); an app's first request is always a candidate, so none starves.
+
+    Hand-written, 60 lines: admission here refuses (429 with Retry-After) rather than queues, and no maintained
+    library does weighted concurrency caps inside one ASGI process (``limits`` counts rates, not holdings)."""
+
+    def __init__(self, running: int, queue: int, batch_share: float = 1.0, recent_s: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.running = running
         self.capacity = running + queue
         self.batch_cap = max(1, int(batch_share * running))
         self.active = 0
         self.batch_active = 0
         self.by_key: dict[str, int] = {}
+        self.by_app: dict[tuple[bool, str], int] = {}
+        self.weights: dict[tuple[bool, str], float] = {}
+        self.refused: dict[tuple[bool, str], float] = {}  # when each app was last refused
+        self.recent_s = recent_s
+        self.clock = clock
 
     @property
     def waiting(self) -> int:
         return max(0, self.active - self.running)
 
-    def admit(self, key: str, sequences: int, batch: bool = False) -> bool:
-        if self.active and self.active + sequences > self.capacity:
-            return False
-        if batch and self.batch_active and self.batch_active + sequences > self.batch_cap:
-            return False
-        self.active += sequences
-        self.batch_active += sequences if batch else 0
-        self.by_key[key] = self.by_key.get(key, 0) + sequences
-        return True
+    def fair_cap(self, claim: Claim) -> int | None:
+        """The most sequences the claim's app may hold now (None: no other app of its class is active)."""
+        now = self.clock()
+        others = {slot for slot in (*self.by_app, *self.refused) if slot[0] == claim.batch and slot != claim.slot
+                  and (self.by_app.get(slot, 0) > 0 or now - self.refused.get(slot, -1e9) < self.recent_s)}
+        if not others:
+            return None
+        total = claim.weight + sum(self.weights.get(slot, 1.0) for slot in others)
+        slots = self.batch_cap if claim.batch else self.running
+        return max(1, int(claim.weight / total * slots))
 
-    def release(self, key: str, sequences: int, batch: bool = False) -> None:
-        self.active -= sequences
-        self.batch_active -= sequences if batch else 0
-        left = self.by_key.get(key, 0) - sequences
-        if left > 0:
-            self.by_key[key] = left
-        else:
-            self.by_key.pop(key, None)
+    def admit(self, claim: Claim) -> str | None:
+        """Hold the claim's sequences, or say why not (see the class's doc)."""
+        reason = self._refusal(claim)
+        if reason is not None:
+            self.refused[claim.slot] = self.clock()
+            self.weights[claim.slot] = claim.weight
+            return reason
+        self.active += claim.sequences
+        self.batch_active += claim.sequences if claim.batch else 0
+        self.by_key[claim.key] = self.by_key.get(claim.key, 0) + claim.sequences
+        self.by_app[claim.slot] = self.by_app.get(claim.slot, 0) + claim.sequences
+        self.weights[claim.slot] = claim.weight
+        return None
+
+    def _refusal(self, claim: Claim) -> str | None:
+        n = claim.sequences
+        if self.active and self.active + n > self.capacity:
+            return "queue_full"
+        if claim.batch and self.batch_active and self.batch_active + n > self.batch_cap:
+            return "batch_share_full"
+        held = self.by_app.get(claim.slot, 0)
+        cap = self.fair_cap(claim)
+        if held and cap is not None and held + n > cap:
+            return "fair_share_full"
+        return None
+
+    def release(self, claim: Claim) -> None:
+        self.active -= claim.sequences
+        self.batch_active -= claim.sequences if claim.batch else 0
+        _take(self.by_key, claim.key, claim.sequences)
+        _take(self.by_app, claim.slot, claim.sequences)
+
+
+def _take(table: dict[Any, int], name: Any, sequences: int) -> None:
+    left = table.get(name, 0) - sequences
+    if left > 0:
+        table[name] = left
+    else:
+        table.pop(name, None)
 
 
 def _whole(body: dict[str, Any], name: str, default: int, limit: int) -> int | None:

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from engine.base import Tenancy
+from server.admission import Claim
 from server.auth import ANONYMOUS, Principal
 from server.deps import ServicesDep
 from server.errors import Forbidden, TooManyRequests, Unauthorized
@@ -96,20 +97,25 @@ def admission(count: SequenceCount) -> Any:
         admission = services.admission
         sequences = min(count(body, services.settings.max_n), admission.capacity)
         key = principal.name or ANONYMOUS_KEY
-        batch = principal.priority_class == "batch"
-        if not admission.admit(key, sequences, batch):
-            if batch and admission.active + sequences <= admission.capacity:
-                raise TooManyRequests(f"batch-class keys hold {admission.batch_active} of the engine's "
-                                      f"{admission.running} sequences, their share (batch_max_share) is "
-                                      f"{admission.batch_cap}; retry shortly", retry_after=1,
-                                      code="batch_share_full")
+        claim = Claim(key, sequences, principal.app or key, principal.priority_class == "batch",
+                      principal.share_weight)
+        refused = admission.admit(claim)
+        if refused == "batch_share_full":
+            raise TooManyRequests(f"batch-class keys hold {admission.batch_active} of the engine's "
+                                  f"{admission.running} sequences, their share (batch_max_share) is "
+                                  f"{admission.batch_cap}; retry shortly", retry_after=1, code=refused)
+        if refused == "fair_share_full":
+            raise TooManyRequests(f"app {claim.slot[1]!r} holds its fair share ({admission.fair_cap(claim)} "
+                                  "sequences, by share weight) while other apps of its class wait; retry shortly",
+                                  retry_after=1, code=refused)
+        if refused is not None:
             raise TooManyRequests(f"the server is at capacity ({admission.running} sequences running, "
                                   f"{admission.capacity - admission.running} queued); retry shortly",
                                   retry_after=1, code="queue_full")
         try:
             yield
         finally:
-            admission.release(key, sequences, batch)
+            admission.release(claim)
 
     admitted.admission = True  # type: ignore[attr-defined]  # (how tests find it in a route's dependencies)
     return Depends(admitted)

@@ -10,7 +10,7 @@ from fastapi.routing import APIRoute
 
 from engine.scripted import ScriptedEngine
 from planner.search import Budget, PlanConfig, largest_round
-from server.admission import Admission, chat_sequences, completion_sequences, plan_sequences
+from server.admission import Admission, Claim, chat_sequences, completion_sequences, plan_sequences
 from server.app import create_app, services_of
 from server.deps import get_generation, get_planning
 from server.guards import SequenceCount
@@ -42,16 +42,17 @@ def test_the_plan_count_is_the_planners_own_largest_round() -> None:
 
 def test_admission_counts_sequences_per_key_and_admits_an_oversized_request_alone() -> None:
     a = Admission(running=4, queue=2)
-    assert a.admit("app", 4) and a.admit("other", 2)
+    app4, other2 = Claim("app", 4), Claim("other", 2)
+    assert a.admit(app4) is None and a.admit(other2) is None
     assert (a.active, a.waiting, a.by_key) == (6, 2, {"app": 4, "other": 2})
-    assert not a.admit("app", 1)
-    a.release("app", 4)
-    assert a.by_key == {"other": 2} and a.admit("app", 3)
-    a.release("app", 3)
-    a.release("other", 2)
-    assert a.admit("big", 10) and not a.admit("app", 1)  # alone it runs; nothing fits beside it
-    a.release("big", 10)
-    assert (a.active, a.by_key) == (0, {})
+    assert a.admit(Claim("app", 1)) == "queue_full"
+    a.release(app4)
+    assert a.by_key == {"other": 2} and a.admit(Claim("app", 3)) is None
+    a.release(Claim("app", 3))
+    a.release(other2)
+    assert a.admit(Claim("big", 10)) is None and a.admit(Claim("app", 1)) == "queue_full"  # alone it runs
+    a.release(Claim("big", 10))
+    assert (a.active, a.by_key, a.by_app) == (0, {}, {})
 
 
 def test_every_generating_route_declares_admission() -> None:
@@ -96,12 +97,46 @@ async def test_an_unauthenticated_request_is_401_before_admission_counts_it() ->
 def test_the_batch_class_holds_at_most_its_share_of_the_running_slots() -> None:
     a = Admission(running=8, queue=8, batch_share=0.5)  # batch may hold 4 of the 8 running slots
     assert a.batch_cap == 4
-    assert a.admit("bulk", 3, batch=True) and not a.admit("bulk", 2, batch=True)
-    assert a.admit("bulk", 1, batch=True) and not a.admit("bulk2", 1, batch=True)
-    assert a.admit("chat", 8) and a.admit("chat", 4)  # interactive work still finds room, up to the queue
-    assert not a.admit("chat", 1)  # 16 of 16: full
-    a.release("bulk", 3, batch=True)
-    assert a.batch_active == 1 and not a.admit("bulk", 4, batch=True)  # 1 + 4 is past the share
-    assert a.admit("bulk", 3, batch=True) and a.batch_active == 4 and a.active == 16
+
+    def bulk(n: int) -> Claim:
+        return Claim("bulk", n, batch=True)
+
+    assert a.admit(bulk(3)) is None and a.admit(bulk(2)) == "batch_share_full"
+    assert a.admit(bulk(1)) is None
+    assert a.admit(Claim("chat", 8)) is None and a.admit(Claim("chat", 4)) is None  # interactive still fits
+    assert a.admit(Claim("chat", 1)) == "queue_full"  # 16 of 16
+    a.release(bulk(3))
+    assert a.batch_active == 1 and a.admit(bulk(3)) is None and (a.batch_active, a.active) == (4, 16)
     solo = Admission(running=4, queue=0, batch_share=0.25)
-    assert solo.batch_cap == 1 and solo.admit("bulk", 3, batch=True)  # alone, an oversized batch request runs
+    assert solo.batch_cap == 1 and solo.admit(Claim("bulk", 3, batch=True)) is None  # alone, it runs
+
+
+def test_while_another_app_of_its_class_is_active_an_app_holds_its_weighted_share() -> None:
+    now = [0.0]
+    a = Admission(running=8, queue=56, recent_s=1.0, clock=lambda: now[0])
+    assert all(a.admit(Claim("flood", 1, "flood")) is None for _ in range(20))  # alone, it takes what there is
+    assert a.admit(Claim("small", 1, "small")) is None  # an app's first request is always a candidate
+    assert a.fair_cap(Claim("flood", 1, "flood")) == 4  # 1 / (1 + 1) of the 8 running slots
+    assert a.admit(Claim("flood", 1, "flood")) == "fair_share_full"
+    assert a.admit(Claim("small", 1, "small")) is None  # far below its share
+    a.release(Claim("small", 2, "small"))
+    assert a.admit(Claim("flood", 1, "flood")) is None  # nobody else is active: no cap
+    assert a.admit(Claim("gold", 1, "gold", weight=3.0)) is None
+    assert a.fair_cap(Claim("gold", 1, "gold", weight=3.0)) == 6  # 3 / (3 + 1) of 8
+    assert a.fair_cap(Claim("flood", 1, "flood")) == 2
+    # an app refused a moment ago still counts as waiting, for recent_s
+    b = Admission(running=4, queue=0, recent_s=1.0, clock=lambda: now[0])
+    assert b.admit(Claim("x", 4, "x")) is None and b.admit(Claim("y", 1, "y")) == "queue_full"
+    b.release(Claim("x", 4, "x"))
+    assert b.admit(Claim("x", 1, "x")) is None and b.fair_cap(Claim("x", 1, "x")) == 2
+    now[0] = 2.0
+    assert b.fair_cap(Claim("x", 1, "x")) is None  # y has not come back
+    assert b.fair_cap(Claim("z", 1, "z", batch=True)) is None  # classes do not share
+
+
+def test_keys_of_one_sharing_group_are_one_app() -> None:
+    a = Admission(running=4, queue=12)
+    assert a.admit(Claim("k1", 3, "shop")) is None and a.admit(Claim("k2", 1, "shop")) is None
+    assert a.by_app == {(False, "shop"): 4} and a.by_key == {"k1": 3, "k2": 1}
+    assert a.admit(Claim("other", 1, "other")) is None
+    assert a.admit(Claim("k1", 1, "shop")) == "fair_share_full"  # the group holds 4 of its 2

@@ -66,3 +66,31 @@ async def test_batch_work_past_its_share_gets_a_429_while_interactive_work_is_ad
         assert (await first).status_code == 200
         again = await client.post("/v1/completions", json=body, headers=auth["bulk"])
         assert again.status_code == 200  # the share is free again
+
+
+async def test_an_app_past_its_fair_share_gets_a_429_while_another_app_of_its_class_is_served(tmp_path: Path) -> None:
+    store = tmp_path / "s.db"
+    auth = await _classes(store)  # "chat" and "bulk"; make bulk interactive again: two interactive apps
+    s = Store(default_url(store))
+    await s.open()
+    try:
+        await s.update_key("bulk", {"priority_class": "interactive"})
+    finally:
+        await s.close()
+    engine = ScriptedEngine(turn, max_model_len=2048, delay_s=0.1)  # each request runs 2 s
+    async with running_app(engine, store_path=str(store), auth_enabled=True, warmup=False, max_num_seqs=4,
+                           max_queue=12) as client:
+        body = {"prompt": PROMPT, "max_tokens": 20}
+        flood = [asyncio.create_task(client.post("/v1/completions", json=body, headers=auth["bulk"]))
+                 for _ in range(3)]
+        await asyncio.sleep(0.2)
+        small = asyncio.create_task(client.post("/v1/completions", json=body, headers=auth["chat"]))
+        await asyncio.sleep(0.2)
+        admission = client.app.state.services.admission  # type: ignore[attr-defined]
+        held = dict(admission.by_app)
+        refused = await client.post("/v1/completions", json=body, headers=auth["bulk"])
+        assert refused.status_code == 429, (held, refused.text)
+        err = refused.json()["error"]
+        assert err["code"] == "fair_share_full" and "'bulk'" in err["message"] and "2 sequences" in err["message"]
+        assert (await small).status_code == 200
+        assert [(await f).status_code for f in flood] == [200, 200, 200]
