@@ -69,9 +69,9 @@ async def test_revoked_key_is_refused_after_the_cache(tmp_path: Path) -> None:
     now = [0.0]
     store = Store(default_url(store_path))
     ring = KeyRing(store, load_secret(None, s.secret_path), ttl_s=10, clock=lambda: now[0])
-    assert (await ring.verify(key)) == Principal("temp", domains=("temp",))  # its own domain, by default
+    assert (await ring.verify(key)) == Principal("temp", domains=("temp",), app="temp")  # its own domain and app
     await store.revoke_key("temp")
-    assert (await ring.verify(key)) == Principal("temp", domains=("temp",))  # cached
+    assert (await ring.verify(key)) == Principal("temp", domains=("temp",), app="temp")  # cached
     now[0] = 11.0
     assert await ring.verify(key) is None
     await store.close()
