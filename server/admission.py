@@ -54,7 +54,9 @@ class Admission:
       for interactive work, which the engine's priority then runs first);
     - ``fair_share_full``: while another app of its class is active (holds sequences, or was refused within
       ``recent_s``), an app holds at most ``weight / the active apps' weights summed`` of its class's slots
-      (``running``, or the batch share); an app's first request is always a candidate, so none starves.
+      (``running + queue`` for interactive work, the batch share for batch work: a plan claims its largest
+      round for its whole life, so a share of ``running`` alone would hold a few plans to one at a time);
+      an app's first request is always a candidate, so none starves.
 
     Hand-written, 60 lines: admission here refuses (429 with Retry-After) rather than queues, and no maintained
     library does weighted concurrency caps inside one ASGI process (``limits`` counts rates, not holdings)."""
@@ -85,7 +87,7 @@ class Admission:
         if not others:
             return None
         total = claim.weight + sum(self.weights.get(slot, 1.0) for slot in others)
-        slots = self.batch_cap if claim.batch else self.running
+        slots = self.batch_cap if claim.batch else self.capacity
         return max(1, int(claim.weight / total * slots))
 
     def admit(self, claim: Claim) -> str | None:

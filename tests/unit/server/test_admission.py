@@ -113,17 +113,17 @@ def test_the_batch_class_holds_at_most_its_share_of_the_running_slots() -> None:
 
 def test_while_another_app_of_its_class_is_active_an_app_holds_its_weighted_share() -> None:
     now = [0.0]
-    a = Admission(running=8, queue=56, recent_s=1.0, clock=lambda: now[0])
+    a = Admission(running=8, queue=24, recent_s=1.0, clock=lambda: now[0])
     assert all(a.admit(Claim("flood", 1, "flood")) is None for _ in range(20))  # alone, it takes what there is
     assert a.admit(Claim("small", 1, "small")) is None  # an app's first request is always a candidate
-    assert a.fair_cap(Claim("flood", 1, "flood")) == 4  # 1 / (1 + 1) of the 8 running slots
+    assert a.fair_cap(Claim("flood", 1, "flood")) == 16  # 1 / (1 + 1) of the 32 slots (running and queue)
     assert a.admit(Claim("flood", 1, "flood")) == "fair_share_full"
     assert a.admit(Claim("small", 1, "small")) is None  # far below its share
     a.release(Claim("small", 2, "small"))
     assert a.admit(Claim("flood", 1, "flood")) is None  # nobody else is active: no cap
     assert a.admit(Claim("gold", 1, "gold", weight=3.0)) is None
-    assert a.fair_cap(Claim("gold", 1, "gold", weight=3.0)) == 6  # 3 / (3 + 1) of 8
-    assert a.fair_cap(Claim("flood", 1, "flood")) == 2
+    assert a.fair_cap(Claim("gold", 1, "gold", weight=3.0)) == 24  # 3 / (3 + 1) of 32
+    assert a.fair_cap(Claim("flood", 1, "flood")) == 8
     # an app refused a moment ago still counts as waiting, for recent_s
     b = Admission(running=4, queue=0, recent_s=1.0, clock=lambda: now[0])
     assert b.admit(Claim("x", 4, "x")) is None and b.admit(Claim("y", 1, "y")) == "queue_full"
@@ -135,8 +135,8 @@ def test_while_another_app_of_its_class_is_active_an_app_holds_its_weighted_shar
 
 
 def test_keys_of_one_sharing_group_are_one_app() -> None:
-    a = Admission(running=4, queue=12)
+    a = Admission(running=4, queue=2)
     assert a.admit(Claim("k1", 3, "shop")) is None and a.admit(Claim("k2", 1, "shop")) is None
     assert a.by_app == {(False, "shop"): 4} and a.by_key == {"k1": 3, "k2": 1}
     assert a.admit(Claim("other", 1, "other")) is None
-    assert a.admit(Claim("k1", 1, "shop")) == "fair_share_full"  # the group holds 4 of its 2
+    assert a.admit(Claim("k1", 1, "shop")) == "fair_share_full"  # the group holds 4 of its 3

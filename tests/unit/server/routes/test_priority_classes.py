@@ -79,7 +79,7 @@ async def test_an_app_past_its_fair_share_gets_a_429_while_another_app_of_its_cl
         await s.close()
     engine = ScriptedEngine(turn, max_model_len=2048, delay_s=0.1)  # each request runs 2 s
     async with running_app(engine, store_path=str(store), auth_enabled=True, warmup=False, max_num_seqs=4,
-                           max_queue=12) as client:
+                           max_queue=2) as client:  # 6 slots: 3 each while both apps are active
         body = {"prompt": PROMPT, "max_tokens": 20}
         flood = [asyncio.create_task(client.post("/v1/completions", json=body, headers=auth["bulk"]))
                  for _ in range(3)]
@@ -91,6 +91,6 @@ async def test_an_app_past_its_fair_share_gets_a_429_while_another_app_of_its_cl
         refused = await client.post("/v1/completions", json=body, headers=auth["bulk"])
         assert refused.status_code == 429, (held, refused.text)
         err = refused.json()["error"]
-        assert err["code"] == "fair_share_full" and "'bulk'" in err["message"] and "2 sequences" in err["message"]
+        assert err["code"] == "fair_share_full" and "'bulk'" in err["message"] and "3 sequences" in err["message"]
         assert (await small).status_code == 200
         assert [(await f).status_code for f in flood] == [200, 200, 200]
