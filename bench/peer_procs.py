@@ -96,44 +96,43 @@ def start_peers(kinds: set[str], server_url: str, model: str, keys: dict[str, st
     peers = Peers()
     key_of = {m.kind: keys[m.name] for m in methods if m.kind in kinds and m.kind != "its_hub_lib"}
     env = {k: v for k, v in os.environ.items() if k not in ("OPTILLM_API_KEY", "VIRTUAL_ENV", "PYTHONPATH")}
+    backend = f"{server_url}/v1"
     try:
         if "its_hub" in kinds:
-            port = _free_port()
-            log = work / "its_hub.log"
-            peers.procs["its_hub"] = subprocess.Popen(
-                [str(ITS_HUB), "--host", "127.0.0.1", "--port", str(port)], cwd=work, env=env,
-                stdout=log.open("wb"), stderr=subprocess.STDOUT)
-            peers.its_hub = f"http://127.0.0.1:{port}"
-            _wait(f"{peers.its_hub}/docs", peers.procs["its_hub"], log)
-            r = httpx.post(f"{peers.its_hub}/configure", timeout=30, json={
-                "endpoint": f"{server_url}/v1", "api_key": key_of["its_hub"], "model": model,
-                "alg": "self-consistency", "budget": budget, "regex_patterns": [pattern]})
-            if r.status_code >= 400:
-                raise RuntimeError(f"its_hub /configure answered {r.status_code}: {r.text}")
+            peers.its_hub = _start(peers, "its_hub", [str(ITS_HUB), "--host", "127.0.0.1", "--port", "{port}"],
+                                   "/docs", work, env)
+            _configure(peers.its_hub, {"endpoint": backend, "api_key": key_of["its_hub"], "model": model,
+                                       "alg": "self-consistency", "budget": budget, "regex_patterns": [pattern]})
         if "its_hub_lib" in kinds:
-            port = _free_port()
-            log = work / "its_hub_library.log"
-            peers.procs["its_hub_lib"] = subprocess.Popen(
-                [str(ITS_HUB_PYTHON), str(PLUGINS / "its_hub_library.py"), "--port", str(port)], cwd=work, env=env,
-                stdout=log.open("wb"), stderr=subprocess.STDOUT)
-            peers.its_hub_lib = f"http://127.0.0.1:{port}"
-            _wait(f"{peers.its_hub_lib}/health", peers.procs["its_hub_lib"], log)
+            peers.its_hub_lib = _start(peers, "its_hub_lib", [str(ITS_HUB_PYTHON), str(PLUGINS / "its_hub_library.py"),
+                                                              "--port", "{port}"], "/health", work, env)
             lib_keys = {m.body["alg"]: keys[m.name] for m in methods if m.kind == "its_hub_lib"}
-            r = httpx.post(f"{peers.its_hub_lib}/configure", timeout=30, json={
-                "endpoint": f"{server_url}/v1", "model": model, "pattern": pattern, "keys": lib_keys})
-            if r.status_code >= 400:
-                raise RuntimeError(f"its_hub's library endpoint /configure answered {r.status_code}: {r.text}")
+            _configure(peers.its_hub_lib, {"endpoint": backend, "model": model, "pattern": pattern, "keys": lib_keys})
         if "optillm" in kinds:
-            port = _free_port()
-            log = work / "optillm.log"
-            peers.procs["optillm"] = subprocess.Popen(
-                [str(OPTILLM), "--base-url", f"{server_url}/v1", "--port", str(port)], cwd=PLUGINS,
-                env={**env, "OPENAI_API_KEY": key_of["optillm"]}, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-            peers.optillm = f"http://127.0.0.1:{port}"
-            _wait(f"{peers.optillm}/health", peers.procs["optillm"], log)
-            if "action_vote" not in log.read_text(errors="replace"):
-                raise RuntimeError(f"optillm did not load bench/peer_plugins' action_vote plugin; see {log}")
+            peers.optillm = _start(peers, "optillm", [str(OPTILLM), "--base-url", backend, "--port", "{port}"],
+                                   "/health", work, {**env, "OPENAI_API_KEY": key_of["optillm"]}, cwd=PLUGINS)
+            if "action_vote" not in (work / "optillm.log").read_text(errors="replace"):
+                raise RuntimeError(f"optillm did not load bench/peer_plugins' action_vote plugin; see {work}")
     except BaseException:
         peers.stop()
         raise
     return peers
+
+
+def _start(peers: Peers, kind: str, argv: list[str], ready: str, work: Path, env: dict[str, str],
+           cwd: Path | None = None) -> str:
+    """Start one peer on a free port (``{port}`` in ``argv``), logging to ``work/KIND.log``; its base URL once
+    ``ready`` answers."""
+    port = _free_port()
+    log = work / f"{kind}.log"
+    peers.procs[kind] = subprocess.Popen([a.replace("{port}", str(port)) for a in argv], cwd=cwd or work, env=env,
+                                         stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    _wait(f"{url}{ready}", peers.procs[kind], log)
+    return url
+
+
+def _configure(url: str, body: dict[str, Any]) -> None:
+    r = httpx.post(f"{url}/configure", timeout=30, json=body)
+    if r.status_code >= 400:
+        raise RuntimeError(f"{url}/configure answered {r.status_code}: {r.text}")
