@@ -129,13 +129,18 @@ def self_consistency(width: int, threshold: float, cap: int, growth: int = 1, ma
     """The planner's self_consistency loop: rounds of whole turns, widening by ``growth``, until the leading
     action (two turns at least) has a confidence-weighted share of ``threshold`` (``counts``: a share of the
     turns, as its_hub's adaptive self-consistency stops)."""
+    return _rounds(width, cap, growth, lambda used: agreed(_votes(used, counts), threshold, margin))
+
+
+def _rounds(width: int, cap: int, growth: int, stop: Callable[[list[Drawn]], bool]) -> Rule:
+    """Rounds of ``width`` samples, times ``growth`` each round, up to ``cap``, until ``stop`` says so."""
     def rule(drawn: list[Drawn]) -> list[Drawn]:
         used: list[Drawn] = []
         k = width
         while len(used) < cap:
             used = drawn[: min(len(used) + k, cap)]
             k *= growth
-            if agreed(_votes(used, counts), threshold, margin):
+            if stop(used):
                 break
         return used
     return rule
@@ -157,19 +162,12 @@ def branch_commit(width: int, threshold: float, cap: int, novelty: float | None 
     ``novelty``, it also stops widening once the chance of a plan not yet drawn (:func:`unseen_share`)
     is at most ``novelty`` — a stopping signal that needs no knowledge of the world, only whether the
     model keeps proposing the same plans."""
-    def rule(drawn: list[Drawn]) -> list[Drawn]:
-        used: list[Drawn] = []
-        k = width
-        while len(used) < cap:
-            used = drawn[: min(len(used) + k, cap)]
-            k *= growth
-            best = chosen(used).confidence
-            if best is not None and best >= threshold:  # no confidence never commits, as in the planner
-                break
-            if novelty is not None and unseen_share(used) <= novelty:
-                break
-        return used
-    return rule
+    def stop(used: list[Drawn]) -> bool:
+        best = chosen(used).confidence
+        if best is not None and best >= threshold:  # no confidence never commits, as in the planner
+            return True
+        return novelty is not None and unseen_share(used) <= novelty
+    return _rounds(width, cap, growth, stop)
 
 
 def score(rows: list[Row], rule: Rule, whole_turns: bool) -> tuple[float, float]:
