@@ -16,6 +16,8 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from planner.defaults import MEASURED
+from planner.search import Algorithm, Budget, PlanConfig, largest_round
 from server.access_log import ASGIApp, HttpMiddleware, Receive, Scope, Send
 from server.errors import error_body
 
@@ -153,28 +155,30 @@ def completion_sequences(body: Any, max_n: int) -> int:
 
 
 def plan_sequences(body: Any, max_n: int) -> int:
-    """A plan holds its widest round at once: greedy one; best_of_n ``width``; branch_commit (the default)
-    its largest round (``width`` times ``width_growth`` per round, within ``budget.max_candidates``);
-    lookahead ``width`` roots, then ``branch`` branches of ``width`` side by side."""
+    """A plan holds its widest round at once: greedy one; best_of_n ``width``; branch_commit (the default) and
+    self_consistency their largest round (:func:`planner.search.largest_round`); lookahead ``width`` roots, then
+    ``branch`` branches of ``width`` side by side. What the body leaves out is the algorithm's measured default
+    (:data:`planner.defaults.MEASURED`; a model's own ``planner.json`` is not known before the route resolves
+    the model), else the knob's."""
     if not isinstance(body, dict):
         return 1
-    algorithm = body.get("algorithm", "branch_commit")
-    width = _whole(body, "width", 4, max_n)
-    if algorithm == "greedy" or width is None:
+    try:
+        algorithm = Algorithm(body.get("algorithm", Algorithm.BRANCH_COMMIT.value))
+    except ValueError:
+        return 1  # the route answers 400
+    knobs, base = MEASURED.get(algorithm, {}), PlanConfig()
+    width = _whole(body, "width", knobs.get("width", base.width), max_n)
+    if algorithm is Algorithm.GREEDY or width is None:
         return 1
-    if algorithm == "lookahead":
-        return width * (_whole(body, "branch", 2, max_n) or 1)
-    if algorithm != "branch_commit":
+    if algorithm is Algorithm.LOOKAHEAD:
+        return width * (_whole(body, "branch", base.branch, max_n) or 1)
+    if algorithm not in (Algorithm.BRANCH_COMMIT, Algorithm.SELF_CONSISTENCY):
         return width
-    growth = _whole(body, "width_growth", 1, 8) or 1
+    growth = _whole(body, "width_growth", knobs.get("width_growth", base.width_growth), 8) or 1
+    default_cap = knobs.get("budget", {}).get("max_candidates", base.budget.max_candidates)
     budget = body.get("budget")
-    cap = (_whole(budget, "max_candidates", 16, 1 << 20) if isinstance(budget, dict) else 16) or 16
-    if growth == 1:
-        return min(width, cap)
-    drawn, largest, n = 0, 0, width
-    while drawn < cap:  # as planner.search.largest_round, on the raw body
-        step = min(n, cap - drawn)
-        largest, drawn, n = max(largest, step), drawn + step, n * growth
+    cap = (_whole(budget, "max_candidates", default_cap, 1 << 20) if isinstance(budget, dict) else default_cap)
+    largest = largest_round(PlanConfig(width=width, width_growth=growth, budget=Budget(max_candidates=cap or 1)))
     return largest if largest <= max_n else 1  # wider than max_n: the route answers 400 (round_too_wide)
 
 

@@ -22,7 +22,11 @@ from tests.unit.server.conftest import running_app, settings
     (completion_sequences, {"prompt": ["a", "b"], "n": 2}, 2), (completion_sequences, {"prompt": [1, 2]}, 1),
     (chat_sequences, {"n": "many"}, 1), (chat_sequences, {"n": True}, 1), (chat_sequences, None, 1),
     (chat_sequences, {"n": 500}, 1),  # above max_n: the route's 400 must come first, not a 429
-    (plan_sequences, {"prompt": "x"}, 4),  # the default: branch_commit, width 4
+    (plan_sequences, {"prompt": "x"}, 8),  # the default: branch_commit, measured 1 doubling to 15: 1, 2, 4, 8
+    (plan_sequences, {"algorithm": "self_consistency"}, 8),  # measured: 8 in one round
+    (plan_sequences, {"algorithm": "self_consistency", "width": 2, "width_growth": 2, "budget": {"max_candidates": 8}},
+     4),  # 2, 4, then the 2 left
+    (plan_sequences, {"algorithm": "mcts"}, 1),
     (plan_sequences, {"algorithm": "best_of_n", "width": 8}, 8), (plan_sequences, {"algorithm": "greedy"}, 1),
     (plan_sequences, {"algorithm": "lookahead", "width": 3, "branch": 2}, 6),
     (plan_sequences, {"width": 2, "width_growth": 2, "budget": {"max_candidates": 14}}, 8),  # 2, 4, 8
