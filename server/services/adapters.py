@@ -48,13 +48,14 @@ class AdapterService:
         except CatalogError as exc:
             raise InvalidRequest(str(exc), param="path", code=type(exc).__name__) from None
         try:
-            planner_defaults.load(directory)
+            defaults = planner_defaults.load(directory)
         except InvalidPlannerDefaults as exc:
             raise InvalidRequest(str(exc), param="path", code="invalid_planner_defaults") from None
         try:
             await engine.load_adapter(name, str(directory.resolve()))
         except EngineRequestError as exc:
             raise InvalidRequest(str(exc), param="path", code="adapter_refused") from None
+        self.models.remember_planner_defaults(str(directory.resolve()), defaults)
         detail = {"path": str(directory.resolve()), "rank": info.rank, "base_sha256": info.base_sha256}
         await self._record(actor, "adapter_loaded", name, detail, undo=lambda: engine.unload_adapter(name))
         self.calibrations.of(name)

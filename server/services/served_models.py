@@ -46,6 +46,11 @@ class ServedModels:
         """The directory a served name runs from (the base's, or its adapter's)."""
         return self.engine.info.path if served == self.engine.info.name else self.engine.adapters()[served]
 
+    def remember_planner_defaults(self, path: str, defaults: PlannerDefaults) -> None:
+        """The defaults of the model directory ``path``, as just read (an adapter loaded, or loaded again after its
+        file changed)."""
+        self._defaults[path] = defaults
+
     def planner_defaults(self, served: str) -> PlannerDefaults:
         """The plan defaults of a served model: its directory's ``planner.json`` (read once), else the
         measured ones. :class:`planner.defaults.InvalidPlannerDefaults` for a bad file."""

@@ -1,6 +1,7 @@
 """A prefix cache per app on vLLM itself (CPU, the reference model): app B, sending app A's prompt, is told 0 cached
 tokens on chat, completions and plans, while A's own repeat is served from the cache (the positive control); and
-a batch-class key's requests run at the engine's lower priority (vLLM's priority scheduling takes them)."""
+vLLM's priority scheduling takes a batch-class key's requests, each at the lower priority (that every engine
+call carries it: tests/unit/server/routes/test_priority_classes.py)."""
 
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ def test_another_app_gets_no_cached_tokens_its_own_repeat_does(keyed: tuple[Serv
     assert cached(post("alpha")) >= 32  # the positive control: whole blocks of its own prompt
 
 
-def test_a_batch_keys_requests_run_at_the_engines_lower_priority(
+def test_vllm_takes_a_batch_keys_lower_priority_on_completions_and_plans(
         keyed: tuple[ServerProcess, dict[str, dict[str, str]]]) -> None:
     srv, auth = keyed
     for path, body in (("/v1/completions", {"model": "foresight-numberreach", "prompt": history(93), "max_tokens": 4}),

@@ -101,6 +101,15 @@ async def test_an_adapter_with_a_bad_planner_json_is_refused_on_load(tmp_path: P
         loaded = await client.post("/v1/adapters", json={"name": "good", "path": str(good)}, headers=auth["root"])
         assert loaded.status_code == 201
         assert loaded.json()["planner"]["algorithms"]["self_consistency"]["commit_threshold"] == 0.9
+        plan = await client.post("/v1/plan", json={"model": "good", "prompt": "obs"}, headers=auth["root"])
+        assert plan.status_code == 200  # the defaults in use now
+        # a new file in the same directory, loaded again: its defaults, not the ones read the first time
+        assert (await client.delete("/v1/adapters/good", headers=auth["root"])).status_code == 200
+        (good / "planner.json").write_text(json.dumps({"self_consistency": {"commit_threshold": 0.7}}))
+        again = await client.post("/v1/adapters", json={"name": "good", "path": str(good)}, headers=auth["root"])
+        assert again.json()["planner"]["algorithms"]["self_consistency"]["commit_threshold"] == 0.7
+        listed = {m["id"]: m for m in (await client.get("/v1/models", headers=auth["root"])).json()["data"]}
+        assert listed["good"]["planner"]["algorithms"]["self_consistency"]["commit_threshold"] == 0.7
 
 
 async def test_self_consistency_answers_with_its_tally_audited_and_counted(tmp_path: Path) -> None:
